@@ -1,0 +1,15 @@
+"""seg2vid: video generation from a single semantic label map (Pan et al., CVPR 2019).
+
+The package behind the course notebooks. Public API by module:
+
+- :mod:`seg2vid.data.labels`    -- the Cityscapes label table, one-hot and colour helpers.
+- :mod:`seg2vid.data.synthetic` -- procedural street clips with EXACT labels, flow and occlusion.
+- :mod:`seg2vid.flow`           -- pixel-unit backward warping, flow colours, ``.flo`` files.
+- :mod:`seg2vid.viz`            -- frame/flow/mask grids, inline videos, GIF and MP4 files.
+- :mod:`seg2vid.exercises`      -- the self-checks used by the notebooks' exercise cells.
+- :mod:`seg2vid.cli`            -- the ``seg2vid`` console script.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
