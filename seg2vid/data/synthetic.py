@@ -1,0 +1,828 @@
+"""Procedural street clips with EXACT label maps, optical flow and occlusion: the course's default data.
+
+The world is a tiny 2.5-D street, built so that everything about a pixel can be computed from
+the scene geometry instead of estimated:
+
+* a pinhole camera at height ``CAMERA_HEIGHT`` that drives forward along +Z, drifts sideways and
+  pans (a horizontal image shift), looking down the street;
+* a ground plane (road with lane marks, sidewalks, grass verges), two facade planes parallel to
+  the street (buildings, walls, fences, hedges) and two backdrop planes behind them, the sky at
+  infinity;
+* upright "billboards" (planar objects facing the camera) standing on the ground: poles with signs
+  or traffic lights, trees, and independently moving cars, trucks, buses, cyclists and people.
+
+Each surface ("layer") maps a pixel of frame t to its own 2-D surface coordinates and back, in
+closed form. A frame is rendered by finding the nearest layer at every pixel centre (a z-buffer)
+and shading its surface point; textures are box-filtered with the pixel's footprint so that they
+do not alias. Because the maps are exact:
+
+* ``flow_fwd[t-1](p) = p - q``, where q is where the surface point seen at pixel p of frame t
+  was in frame 0 (the warp convention of :mod:`seg2vid.flow`: ``warp(frame_0, flow_fwd[t-1])``
+  rebuilds frame t);
+* ``visible_fwd[t-1](p) = 1`` exactly when that point was inside frame 0 AND the nearest surface
+  there, evaluated at the continuous position q (not a rounded pixel);
+* ``flow_bwd`` / ``visible_bwd`` are the same from frame 0's pixels to frame t.
+
+Shapes and units (T = ``SceneConfig.frames`` future frames, H x W pixels):
+
+========== ====================== =====================================================
+key        shape, dtype           meaning
+========== ====================== =====================================================
+frames     (T+1, 3, H, W) float32 RGB in [0, 1]; frames[0] is the given first frame
+labels     (T+1, H, W) int64      Cityscapes train ids (see :data:`SYNTHETIC_CLASSES`)
+flow_fwd   (T, 2, H, W) float32   pixels, frame 0 -> frame t, on frame t's grid
+flow_bwd   (T, 2, H, W) float32   pixels, frame t -> frame 0, on frame 0's grid
+visible_fwd (T, 1, H, W) float32  1 where frame t's pixel was visible in frame 0, else 0
+visible_bwd (T, 1, H, W) float32  1 where frame 0's pixel is still visible in frame t
+========== ====================== =====================================================
+
+Index ``[t-1]`` of the flow and mask tensors belongs to ``frames[t]``, t = 1..T.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seg2vid.data.labels import CITYSCAPES
+
+__all__ = [
+    "SYNTHETIC_CLASSES",
+    "SceneConfig",
+    "SyntheticStreets",
+    "render_clip",
+]
+
+# ----------------------------------------------------------------------------- constants
+
+CAMERA_HEIGHT = 1.4  # metres above the ground
+ROAD_HALF_WIDTH = 4.0  # the road spans X in [-4, 4] m; lanes are 4 m wide
+SIDEWALK_WIDTH = 3.0
+FACADE_X = ROAD_HALF_WIDTH + SIDEWALK_WIDTH  # facades stand at X = +-7 m
+BACKDROP_X = FACADE_X + 14.0  # a second row of buildings, seen over low walls and fences
+NEAR_CLIP = 0.3  # metres: surfaces closer than this to the camera are not drawn
+FAR_CLIP = 400.0
+SKY_DEPTH = np.float32(1e9)
+
+_ID = {name: CITYSCAPES.id_of(name) for name in CITYSCAPES.names}
+
+#: The Cityscapes classes this generator draws (train ids, in table order). Every one of them
+#: appears in a few dozen clips at the default settings (``tests/test_synthetic.py`` checks 100).
+SYNTHETIC_CLASSES: tuple[str, ...] = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "bicycle",
+)
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Settings of the synthetic street generator.
+
+    Args:
+        height, width: frame size in pixels (any size; the field of view scales with the width).
+        frames: T, the number of FUTURE frames; a clip holds T + 1 frames.
+        max_cars: at most this many vehicles (cars, trucks, buses) per clip (at least one).
+        max_people: at most this many pedestrians and cyclists per clip.
+        motion: scales every speed (camera and objects); 0 gives a still scene, 2 twice the motion.
+        focal: focal length as a fraction of the width (0.7 W pixels: about 71 degrees across).
+        horizon: height of the horizon as a fraction of H from the top.
+    """
+
+    height: int = 64
+    width: int = 64
+    frames: int = 8
+    max_cars: int = 4
+    max_people: int = 3
+    motion: float = 1.0
+    focal: float = 0.7
+    horizon: float = 0.42
+
+    def __post_init__(self) -> None:
+        if self.height < 8 or self.width < 8:
+            raise ValueError(f"frames must be at least 8x8 pixels, got {self.height}x{self.width}")
+        if self.frames < 1:
+            raise ValueError(f"frames (T future frames) must be >= 1, got {self.frames}")
+        if self.max_cars < 1 or self.max_people < 0:
+            raise ValueError("max_cars must be >= 1 and max_people >= 0")
+        if self.motion < 0:
+            raise ValueError(f"motion must be >= 0, got {self.motion}")
+
+
+# ----------------------------------------------------------------------------- textures
+
+
+def _fract(x):
+    return x - np.floor(x)
+
+
+def _hash2(i, j, salt: float):
+    """Pseudo-random value in [0, 1) for each lattice point (i, j); float-only for speed."""
+    p = _fract(i * np.float32(0.1031) + salt * np.float32(0.37))
+    q = _fract(j * np.float32(0.1030) + salt * np.float32(0.61))
+    s = p * (p + np.float32(33.33)) + q * (q + np.float32(19.19))
+    return _fract((p + q) * s)
+
+
+def _noise(u, v, scale: float, salt: float):
+    """Smooth value noise in [0, 1) with lattice spacing ``scale`` (surface units)."""
+    u = u / np.float32(scale)
+    v = v / np.float32(scale)
+    i, j = np.floor(u), np.floor(v)
+    fu, fv = u - i, v - j
+    fu = fu * fu * (3 - 2 * fu)
+    fv = fv * fv * (3 - 2 * fv)
+    a = _hash2(i, j, salt)
+    b = _hash2(i + 1, j, salt)
+    c = _hash2(i, j + 1, salt)
+    d = _hash2(i + 1, j + 1, salt)
+    return a + (b - a) * fu + (c - a) * fv + (a - b - c + d) * fu * fv
+
+
+def _pulse(x, period: float, width: float, footprint):
+    """Box-filtered pulse train: 1 on [k*period, k*period + width), 0 elsewhere.
+
+    Averaged over a window of size ``footprint`` (the pixel's extent in surface units), which
+    turns far-away stripes into their mean grey instead of aliasing noise.
+    """
+    fp = np.maximum(footprint, np.float32(1e-4))
+
+    def integral(z):
+        k = np.floor(z / period)
+        return k * width + np.minimum(z - k * period, width)
+
+    return (integral(x + fp / 2) - integral(x - fp / 2)) / fp
+
+
+def _rgb(*c) -> np.ndarray:
+    return np.asarray(c, dtype=np.float32) / 255.0
+
+
+def _mix(a, b, w):
+    """Blend colour arrays a (..., 3) and b (..., 3) with weight w (...) of b."""
+    return a + (b - a) * w[..., None]
+
+
+# ----------------------------------------------------------------------------- camera
+
+
+@dataclass
+class _Camera:
+    f: float  # focal length in pixels
+    cx: float  # principal point x (pixels)
+    horizon: float  # row of the horizon (pixels)
+    z: np.ndarray  # (T+1,) forward position (m)
+    x: np.ndarray  # (T+1,) lateral position (m)
+    pan: np.ndarray  # (T+1,) horizontal image shift (pixels)
+
+
+# ----------------------------------------------------------------------------- layers
+# Every layer offers:
+#   locate(t, x, y) -> (a, b, depth) with depth = inf where the layer does not cover the point;
+#                      t: int array broadcastable to x (frame index); (a, b) are surface coords.
+#   project(t, a, b) -> (x, y, depth): where surface point (a, b) appears in frame t.
+#   shade(a, b, depth, t) -> (rgb (n, 3), label (n,)) for 1-D arrays of points it owns.
+
+
+class _Sky:
+    def __init__(self, cam: _Camera, rng: np.random.Generator, width: int, height: int):
+        self.cam = cam
+        self.salt = float(rng.uniform(0, 100))
+        self.width, self.height = width, height
+        self.top = _rgb(*rng.uniform([60, 110, 170], [110, 150, 210]))
+        self.low = _rgb(*rng.uniform([170, 190, 210], [215, 225, 235]))
+
+    def locate(self, t, x, y):
+        # At infinity only the pan moves the sky.
+        a = x - self.cam.pan[t]
+        depth = np.full(np.broadcast_shapes(np.shape(a), np.shape(y)), SKY_DEPTH, np.float32)
+        return a, y + 0 * a, depth
+
+    def project(self, t, a, b):
+        return a + self.cam.pan[t], b, np.full(np.shape(a), SKY_DEPTH, np.float32)
+
+    def shade(self, a, b, depth, t):
+        h = np.clip(b / max(self.cam.horizon, 1.0), 0, 1)
+        rgb = _mix(self.top[None], self.low[None], h.astype(np.float32))
+        clouds = _noise(a / self.width * 64, b / self.width * 64, 9.0, self.salt)
+        rgb = _mix(rgb, np.ones(3, np.float32)[None], np.clip(clouds * 1.6 - 0.8, 0, 0.7))
+        return rgb, np.full(a.shape, _ID["sky"], np.int64)
+
+
+class _Segments:
+    """Random runs along the street (Z): building / wall / fence / hedge segments of one side."""
+
+    KINDS = ("building", "wall", "fence", "vegetation")
+
+    def __init__(self, rng: np.random.Generator, n: int = 48, backdrop: bool = False):
+        # Segment starts snap to a 0.25 m grid so that a lookup table replaces a binary search.
+        lengths = np.round(rng.uniform(6.0, 18.0, n) * 4) / 4
+        self.start = np.concatenate([[-20.0], -20.0 + np.cumsum(lengths)]).astype(np.float32)
+        bins = (self.start[-1] + 20.0) * 4 + 1
+        self._table = np.clip(
+            np.searchsorted(self.start, -20.0 + np.arange(int(bins)) / 4, side="right") - 1, 0, n - 1
+        )
+        if backdrop:
+            kind = np.zeros(n, np.int64)
+            height = rng.uniform(8.0, 30.0, n)
+        else:
+            kind = rng.choice(4, size=n, p=[0.62, 0.12, 0.1, 0.16])
+            height = np.where(
+                kind == 0, rng.uniform(5.0, 22.0, n),
+                np.where(kind == 3, rng.uniform(2.0, 5.0, n), rng.uniform(1.0, 2.2, n)),
+            )
+        self.kind = kind
+        self.height = height.astype(np.float32)
+        base = np.array([[200, 190, 170], [170, 160, 150], [150, 140, 130], [190, 150, 120],
+                         [140, 150, 160], [210, 200, 185], [120, 110, 105]], np.float32)
+        self.color = (base[rng.integers(0, len(base), n)] * rng.uniform(0.85, 1.1, (n, 1))) / 255.0
+        self.window_period = rng.uniform(2.6, 3.6, n).astype(np.float32)
+
+    def index(self, z):
+        """Segment index of street positions z (metres); non-finite z gives segment 0."""
+        with np.errstate(invalid="ignore"):
+            k = np.floor((z + np.float32(20.0)) * 4)
+            k = np.nan_to_num(np.clip(k, 0, len(self._table) - 1), nan=0.0)
+        return self._table[k.astype(np.int64)]
+
+
+class _Facade:
+    """Vertical plane X = side * plane_x along the street; surface coords (a, b) = (Z, Y)."""
+
+    def __init__(self, cam: _Camera, rng, side: int, plane_x: float, segments: _Segments):
+        self.cam, self.side, self.plane_x, self.seg = cam, side, float(side * plane_x), segments
+        self.salt = float(rng.uniform(0, 100))
+
+    def locate(self, t, x, y):
+        cam = self.cam
+        dx = x - cam.cx - cam.pan[t]
+        lateral = self.plane_x - cam.x[t]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = np.float32(cam.f) * lateral / dx
+        height_above = CAMERA_HEIGHT - (y - cam.horizon) * depth / cam.f
+        z = cam.z[t] + depth
+        seg_h = self.seg.height[self.seg.index(z)]
+        ok = (depth > NEAR_CLIP) & (depth < FAR_CLIP) & (height_above >= 0) & (height_above < seg_h)
+        return z, height_above, np.where(ok, depth, np.inf).astype(np.float32)
+
+    def project(self, t, a, b):
+        cam = self.cam
+        depth = a - cam.z[t]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = cam.cx + cam.pan[t] + cam.f * (self.plane_x - cam.x[t]) / depth
+            y = cam.horizon + cam.f * (CAMERA_HEIGHT - b) / depth
+        return x, y, depth
+
+    def shade(self, a, b, depth, t):
+        seg = self.seg
+        k = seg.index(a)
+        kind = seg.kind[k]
+        # Footprint of one pixel on the plane: vertical d/f, along the street d^2/(f * lateral).
+        lateral = np.abs(self.plane_x - self.cam.x[t]).astype(np.float32)
+        fp_y = depth / self.cam.f
+        fp_z = depth * depth / (self.cam.f * np.maximum(lateral, 0.5))
+        base = seg.color[k]
+        n = _noise(a, b, 0.7, self.salt)
+        rgb = base * (0.92 + 0.12 * n)[:, None]
+
+        per = seg.window_period[k]
+        zoff = a - seg.start[k]
+        win = _pulse(zoff + per * 0.3, per, per * 0.5, fp_z) * _pulse(b - 0.9, 3.0, 1.5, fp_y)
+        win = win * (b > 2.5) * (kind == 0)
+        glass = np.stack([0.25 + 0.1 * n, 0.3 + 0.1 * n, 0.38 + 0.12 * n], -1).astype(np.float32)
+        rgb = _mix(rgb, glass, win.astype(np.float32))
+
+        bars = _pulse(zoff, 0.35, 0.12, fp_z) * (kind == 2)
+        rgb = _mix(rgb, np.full_like(rgb, 0.35), bars.astype(np.float32))
+        bricks = _pulse(b, 0.3, 0.05, fp_y) * (kind == 1)
+        rgb = _mix(rgb, np.full_like(rgb, 0.45), 0.6 * bricks.astype(np.float32))
+        leaf = _noise(a, b, 0.45, self.salt + 7)
+        green = np.stack([0.2 + 0.15 * leaf, 0.38 + 0.2 * leaf, 0.12 + 0.08 * leaf], -1)
+        rgb = np.where((kind == 3)[:, None], green.astype(np.float32), rgb)
+
+        names = np.array([_ID["building"], _ID["wall"], _ID["fence"], _ID["vegetation"]])
+        return np.clip(rgb, 0, 1), names[kind]
+
+
+class _Ground:
+    """The plane Y = 0; surface coords (a, b) = (X, Z)."""
+
+    def __init__(self, cam: _Camera, rng, segments: tuple[_Segments, _Segments]):
+        self.cam, self.segments = cam, segments
+        self.salt = float(rng.uniform(0, 100))
+        self.road = _rgb(*rng.uniform([70, 70, 75], [105, 100, 105]))
+        self.walk = _rgb(*rng.uniform([150, 140, 135], [190, 180, 175]))
+        self.dash = float(rng.uniform(2.0, 4.0))
+
+    def locate(self, t, x, y):
+        cam = self.cam
+        below = y - cam.horizon
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = np.float32(cam.f * CAMERA_HEIGHT) / below
+        X = cam.x[t] + (x - cam.cx - cam.pan[t]) * depth / cam.f
+        ok = (below > 0) & (depth > NEAR_CLIP) & (depth < FAR_CLIP)
+        return X, cam.z[t] + depth, np.where(ok, depth, np.inf).astype(np.float32)
+
+    def project(self, t, a, b):
+        cam = self.cam
+        depth = b - cam.z[t]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = cam.cx + cam.pan[t] + cam.f * (a - cam.x[t]) / depth
+            y = cam.horizon + cam.f * CAMERA_HEIGHT / depth
+        return x, y, depth
+
+    def shade(self, a, b, depth, t):
+        fp_x = depth / self.cam.f
+        fp_z = depth * depth / (self.cam.f * CAMERA_HEIGHT)
+        absx = np.abs(a)
+        n = _noise(a, b, 0.5, self.salt)
+        on_road = absx < ROAD_HALF_WIDTH
+        rgb = np.where(on_road[:, None], self.road[None], self.walk[None]) * (0.9 + 0.2 * n)[:, None]
+        # lane marks: dashed centre line, solid edge lines (filtered so they fade with distance)
+        centre = _pulse(a + 0.08, 1e3, 0.16, fp_x) * _pulse(b, self.dash * 2, self.dash, fp_z)
+        edge = _pulse(absx - ROAD_HALF_WIDTH + 0.35, 1e3, 0.15, fp_x)
+        mark = np.clip(centre + edge, 0, 1) * on_road
+        rgb = _mix(rgb, np.full_like(rgb, 0.92), mark.astype(np.float32))
+        tiles = np.maximum(_pulse(a, 0.8, 0.06, fp_x), _pulse(b, 0.8, 0.06, fp_z)) * ~on_road
+        rgb = _mix(rgb, np.full_like(rgb, 0.5), 0.5 * tiles.astype(np.float32))
+        label = np.where(on_road, _ID["road"], _ID["sidewalk"])
+        # grass verge in front of hedges: the outer 1.6 m of the sidewalk
+        side = (a > 0).astype(np.int64)
+        verge = np.zeros(a.shape, bool)
+        for s, seg in enumerate(self.segments):
+            here = (side == s) & (absx > FACADE_X - 1.6)
+            verge |= here & (seg.kind[seg.index(b)] == 3)
+        grass = _noise(a, b, 0.3, self.salt + 3)
+        green = np.stack([0.35 + 0.1 * grass, 0.55 + 0.15 * grass, 0.25 + 0.05 * grass], -1)
+        rgb = np.where(verge[:, None], green.astype(np.float32), rgb)
+        label = np.where(verge, _ID["terrain"], label)
+        return np.clip(rgb, 0, 1), label
+
+
+# Billboard shapes: (u, v) in metres, u across (0 = centre), v up from the ground.
+
+
+def _rect(u, v, u0, u1, v0, v1):
+    return (u >= u0) & (u < u1) & (v >= v0) & (v < v1)
+
+
+def _ellipse(u, v, cu, cv, ru, rv):
+    return ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 < 1
+
+
+class _Billboard:
+    """An upright plane facing the camera, standing on the ground, moving at constant velocity.
+
+    Subclasses define ``half_width``, ``top`` (metres) and ``paint(u, v, fp) -> (cover, rgb, label)``.
+    """
+
+    half_width = 1.0
+    top = 2.0
+
+    def __init__(self, cam: _Camera, x0: float, z0: float, vx: float = 0.0, vz: float = 0.0):
+        self.cam = cam
+        t = np.arange(len(cam.z), dtype=np.float32)
+        self.x = (x0 + vx * t).astype(np.float32)  # (T+1,) centre X
+        self.depth = (z0 + vz * t - cam.z).astype(np.float32)  # (T+1,) distance to the camera
+
+    def _uv(self, t, x, y):
+        cam, d = self.cam, self.depth[t]
+        u = cam.x[t] + (x - cam.cx - cam.pan[t]) * d / cam.f - self.x[t]
+        v = CAMERA_HEIGHT - (y - cam.horizon) * d / cam.f
+        return u, v, d
+
+    def locate(self, t, x, y):
+        u, v, d = self._uv(t, x, y)
+        cover = self.covers(u, v) & (d > NEAR_CLIP)
+        return u, v, np.where(cover, d, np.inf).astype(np.float32)
+
+    def project(self, t, a, b):
+        cam, d = self.cam, self.depth[t]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = cam.cx + cam.pan[t] + cam.f * (a + self.x[t] - cam.x[t]) / d
+            y = cam.horizon + cam.f * (CAMERA_HEIGHT - b) / d
+        return x, y, d + 0 * a
+
+    def covers(self, u, v):
+        box = (np.abs(u) < self.half_width) & (v >= 0) & (v < self.top)
+        inside = np.nonzero(box)
+        if inside[0].size:  # the detailed shape only where the bounding box hits (usually few)
+            box[inside] = self.paint(u[inside], v[inside], None)[0]
+        return box
+
+    def shade(self, a, b, depth, t):
+        _, rgb, label = self.paint(a, b, depth / self.cam.f)
+        return np.clip(rgb, 0, 1), label
+
+    def on_screen(self, t_count: int, width: int, height: int) -> np.ndarray:
+        """(T+1,) bool: whether the bounding box can touch the frame (to skip work)."""
+        cam, d = self.cam, self.depth
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = cam.cx + cam.pan + cam.f * (self.x - cam.x) / d
+            half = cam.f * self.half_width / d
+            ytop = cam.horizon + cam.f * (CAMERA_HEIGHT - self.top) / d
+            ybot = cam.horizon + cam.f * CAMERA_HEIGHT / d
+        return (d > NEAR_CLIP) & (xc + half > -1) & (xc - half < width) & (ybot > -1) & (ytop < height)
+
+
+class _Car(_Billboard):
+    """Car / truck / bus seen from behind (``side=False``) or from the side (crossing)."""
+
+    def __init__(self, cam, rng, kind: str, side_view: bool, **motion):
+        self.kind, self.side_view = kind, side_view
+        dims = {"car": (1.8, 4.3, 1.5), "truck": (2.4, 7.0, 3.2), "bus": (2.5, 11.0, 3.1)}[kind]
+        w_back, length, self.top = dims
+        self.half_width = (length if side_view else w_back) / 2
+        palette = np.array([[180, 30, 30], [30, 60, 160], [230, 230, 230], [40, 40, 45],
+                            [150, 150, 160], [200, 170, 40], [40, 120, 70]], np.float32) / 255
+        self.body = palette[rng.integers(len(palette))] * np.float32(rng.uniform(0.85, 1.1))
+        super().__init__(cam, **motion)
+
+    def paint(self, u, v, fp):
+        hw, top = self.half_width, self.top
+        au = np.abs(u)
+        wheel_r = 0.33 if self.kind == "car" else 0.5
+        if self.kind == "car":
+            body = _rect(u, v, -hw, hw, wheel_r * 0.9, top * 0.6)
+            cabin_hw = hw * (0.85 - 0.35 * np.clip((v - top * 0.6) / (top * 0.4), 0, 1))
+            if self.side_view:
+                cabin = (np.abs(u + 0.2) < cabin_hw * 0.62) & (v >= top * 0.6) & (v < top)
+            else:
+                cabin = (au < cabin_hw) & (v >= top * 0.6) & (v < top)
+            shape = body | cabin
+        else:
+            shape = _rect(u, v, -hw, hw, wheel_r * 0.9, top)
+            if self.kind == "truck" and self.side_view:  # lower cab in front
+                shape &= ~_rect(u, v, hw - 2.0, hw, top * 0.65, top)
+        if self.side_view:
+            wheels = _ellipse(u, v, -hw * 0.7, wheel_r, wheel_r, wheel_r) | _ellipse(
+                u, v, hw * 0.7, wheel_r, wheel_r, wheel_r)
+        else:
+            wheels = _rect(u, v, -hw + 0.05, -hw + 0.45, 0, wheel_r * 1.2) | _rect(
+                u, v, hw - 0.45, hw - 0.05, 0, wheel_r * 1.2)
+        cover = shape | wheels
+        if fp is None:
+            return cover, None, None
+        fp = np.asarray(fp, np.float32)
+        rgb = np.broadcast_to(self.body, u.shape + (3,)).copy()
+        shine = np.clip(1.05 - 0.25 * (v / top), 0.7, 1.1)[:, None]
+        rgb *= shine
+        glass = np.array([0.15, 0.2, 0.28], np.float32)
+        if self.kind == "car":
+            win = (v > top * 0.64) & (v < top * 0.93) & (au < cabin_hw - 0.12)
+        elif self.kind == "bus":
+            win = (v > top * 0.5) & (v < top * 0.85) & (_pulse(u + hw, 1.4, 1.05, fp) > 0.5)
+        else:
+            win = (v > top * 0.72) & (v < top * 0.92) & (au < hw * 0.5) & (not self.side_view)
+        rgb = np.where(win[:, None], glass, rgb)
+        lights = (~np.asarray(self.side_view)) & (au > hw - 0.35) & (v > 0.7) & (v < 0.95)
+        rgb = np.where(lights[:, None], np.array([0.85, 0.1, 0.08], np.float32), rgb)
+        rgb = np.where(wheels[:, None] & ~win[:, None], np.array([0.08, 0.08, 0.09], np.float32), rgb)
+        label = np.full(u.shape, _ID[self.kind], np.int64)
+        return cover, rgb, label
+
+
+class _Person(_Billboard):
+    """A pedestrian, or a cyclist (rider on a bicycle) seen from the side."""
+
+    def __init__(self, cam, rng, cyclist: bool, **motion):
+        self.cyclist = cyclist
+        self.half_width = 0.9 if cyclist else 0.3
+        self.top = 1.8 if cyclist else float(rng.uniform(1.55, 1.9))
+        self.shirt = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+        self.pants = rng.uniform(0.05, 0.35, 3).astype(np.float32)
+        self.skin = np.array([0.85, 0.65, 0.5], np.float32) * np.float32(rng.uniform(0.55, 1.05))
+        super().__init__(cam, **motion)
+
+    def paint(self, u, v, fp):
+        top = self.top
+        if self.cyclist:
+            base = 0.75  # the rider sits above the bicycle
+            wheels = _ellipse(u, v, -0.55, 0.33, 0.33, 0.33) | _ellipse(u, v, 0.55, 0.33, 0.33, 0.33)
+            frame = _rect(u, v, -0.55, 0.55, 0.55, 0.68) | _rect(u, v, -0.05, 0.05, 0.3, 0.8)
+            bike = wheels | frame
+        else:
+            base = 0.0
+            bike = np.zeros(u.shape, bool)
+        head = _ellipse(u, v, 0.0, top - 0.12, 0.11, 0.12)
+        torso = _rect(u, v, -0.21, 0.21, base + (top - base) * 0.48, top - 0.22)
+        legs = _rect(u, v, -0.19, -0.03, base, base + (top - base) * 0.5) | _rect(
+            u, v, 0.03, 0.19, base, base + (top - base) * 0.5)
+        body = head | torso | legs
+        cover = body | bike
+        if fp is None:
+            return cover, None, None
+        rgb = np.broadcast_to(self.pants, u.shape + (3,)).copy()
+        rgb = np.where(torso[:, None], self.shirt, rgb)
+        rgb = np.where(head[:, None], self.skin, rgb)
+        rgb = np.where((bike & ~body)[:, None], np.array([0.15, 0.15, 0.18], np.float32), rgb)
+        person = _ID["rider"] if self.cyclist else _ID["person"]
+        label = np.where(bike & ~body, _ID["bicycle"], person).astype(np.int64)
+        return cover, rgb, label
+
+
+class _Pole(_Billboard):
+    """A pole carrying a traffic sign or a traffic light."""
+
+    half_width = 0.4
+    top = 4.4
+
+    def __init__(self, cam, rng, light: bool, **placement):
+        self.light = light
+        self.sign_color = np.array([[0.9, 0.85, 0.1], [0.85, 0.15, 0.1], [0.1, 0.3, 0.8]],
+                                   np.float32)[rng.integers(3)]
+        super().__init__(cam, **placement)
+
+    def paint(self, u, v, fp):
+        pole = _rect(u, v, -0.07, 0.07, 0, 3.6)
+        head = _rect(u, v, -0.22, 0.22, 3.3, 4.4) if self.light else _ellipse(u, v, 0, 3.85, 0.38, 0.38)
+        cover = pole | head
+        if fp is None:
+            return cover, None, None
+        rgb = np.broadcast_to(np.array([0.45, 0.45, 0.48], np.float32), u.shape + (3,)).copy()
+        if self.light:
+            lamps = _ellipse(u, v, 0, 4.2, 0.12, 0.12) | _ellipse(u, v, 0, 3.85, 0.12, 0.12) | \
+                _ellipse(u, v, 0, 3.5, 0.12, 0.12)
+            rgb = np.where(head[:, None], np.array([0.12, 0.12, 0.12], np.float32), rgb)
+            rgb = np.where(lamps[:, None], np.array([0.9, 0.75, 0.2], np.float32), rgb)
+            name = "traffic light"
+        else:
+            ring = ~_ellipse(u, v, 0, 3.85, 0.28, 0.28)
+            rgb = np.where(head[:, None], np.where(ring[:, None], 0.95, self.sign_color), rgb)
+            name = "traffic sign"
+        label = np.where(head, _ID[name], _ID["pole"]).astype(np.int64)
+        return cover, rgb, label
+
+
+class _Tree(_Billboard):
+    half_width = 1.6
+    top = 5.6
+
+    def __init__(self, cam, rng, **placement):
+        self.salt = float(rng.uniform(0, 100))
+        super().__init__(cam, **placement)
+
+    def paint(self, u, v, fp):
+        trunk = _rect(u, v, -0.14, 0.14, 0, 2.8)
+        crown = _ellipse(u, v, 0, 4.0, 1.55, 1.6)
+        cover = trunk | crown
+        if fp is None:
+            return cover, None, None
+        n = _noise(u, v, 0.35, self.salt)
+        leaves = np.stack([0.18 + 0.15 * n, 0.35 + 0.25 * n, 0.1 + 0.08 * n], -1).astype(np.float32)
+        rgb = np.where(crown[:, None], leaves, np.array([0.35, 0.25, 0.15], np.float32))
+        return cover, rgb, np.full(u.shape, _ID["vegetation"], np.int64)
+
+
+# ----------------------------------------------------------------------------- the scene
+
+
+class _Scene:
+    def __init__(self, config: SceneConfig, seed: int):
+        c = config
+        rng = np.random.default_rng(seed)
+        n = c.frames + 1
+        t = np.arange(n, dtype=np.float32)
+        m = c.motion
+        moving = rng.random() < 0.85
+        speed = rng.uniform(0.15, 0.55) * m * moving  # metres per frame
+        drift = rng.uniform(-0.04, 0.04) * m
+        pan = rng.uniform(-0.004, 0.004) * c.width * m  # pixels per frame
+        f = c.focal * c.width
+        self.cam = cam = _Camera(
+            f=float(f), cx=(c.width - 1) / 2, horizon=c.horizon * c.height,
+            z=(speed * t).astype(np.float32), x=(1.9 + drift * t).astype(np.float32),
+            pan=(pan * t).astype(np.float32),
+        )
+        self.config = c
+        segs = (_Segments(rng), _Segments(rng))  # left (X < 0), right (X > 0)
+        back = (_Segments(rng, backdrop=True), _Segments(rng, backdrop=True))
+        layers: list = [
+            _Sky(cam, rng, c.width, c.height),
+            _Ground(cam, rng, segs),
+            _Facade(cam, rng, -1, FACADE_X, segs[0]),
+            _Facade(cam, rng, +1, FACADE_X, segs[1]),
+            _Facade(cam, rng, -1, BACKDROP_X, back[0]),
+            _Facade(cam, rng, +1, BACKDROP_X, back[1]),
+        ]
+        kerb = ROAD_HALF_WIDTH + 0.5
+        for side in (-1, 1):
+            for _ in range(rng.integers(1, 3)):
+                layers.append(_Pole(cam, rng, light=rng.random() < 0.4,
+                                    x0=side * kerb, z0=rng.uniform(6, 45)))
+            for _ in range(rng.integers(0, 3)):
+                layers.append(_Tree(cam, rng, x0=side * (FACADE_X - 1.2), z0=rng.uniform(5, 50)))
+
+        for _ in range(rng.integers(1, c.max_cars + 1)):
+            kind = rng.choice(["car", "truck", "bus"], p=[0.76, 0.12, 0.12])
+            role = rng.choice(["ahead", "oncoming", "parked", "crossing"], p=[0.35, 0.3, 0.2, 0.15])
+            if role == "ahead":  # same lane, own speed: moves slowly relative to the camera
+                motion = dict(x0=2.0, z0=rng.uniform(7, 40), vz=speed + rng.uniform(-0.3, 0.3) * m)
+            elif role == "oncoming":
+                motion = dict(x0=-2.0, z0=rng.uniform(8, 45), vz=-rng.uniform(0.2, 0.7) * m)
+            elif role == "parked":
+                side = rng.choice([-1, 1])
+                motion = dict(x0=side * (ROAD_HALF_WIDTH - 1.1), z0=rng.uniform(5, 40))
+            else:
+                motion = dict(x0=rng.uniform(-8, 8), z0=rng.uniform(10, 30),
+                              vx=rng.choice([-1, 1]) * rng.uniform(0.2, 0.6) * m)
+            layers.append(_Car(cam, rng, kind, side_view=role == "crossing", **motion))
+
+        for _ in range(rng.integers(0, c.max_people + 1)):
+            cyclist = rng.random() < 0.25
+            if rng.random() < 0.3:  # crossing the street
+                motion = dict(x0=rng.uniform(-5, 5), z0=rng.uniform(5, 25),
+                              vx=rng.choice([-1, 1]) * rng.uniform(0.05, 0.25) * m * (1 + 2 * cyclist))
+            else:  # along a sidewalk (cyclists ride at the road's edge)
+                side = rng.choice([-1, 1])
+                x0 = side * (ROAD_HALF_WIDTH - 0.8 if cyclist else ROAD_HALF_WIDTH + rng.uniform(0.6, 2.4))
+                motion = dict(x0=x0, z0=rng.uniform(4, 30),
+                              vz=rng.choice([-1, 1]) * rng.uniform(0.05, 0.15) * m * (1 + 2 * cyclist))
+            layers.append(_Person(cam, rng, cyclist=cyclist, **motion))
+        self.layers = layers
+        # Billboards that never touch the frame are skipped; per-frame culling is in _front().
+        h, w = c.height, c.width
+        self.active = [
+            getattr(layer, "on_screen", lambda *a: np.ones(n, bool))(n, w, h) for layer in layers
+        ]
+
+    def _front(self, t, x, y):
+        """Index of the nearest layer and its depth at points (x, y) of frames t.
+
+        Either grid mode -- x, y (N, H, W) with t (N, 1, 1) -- or point mode -- t, x, y (P,).
+        """
+        best = np.full(x.shape, np.inf, np.float32)
+        index = np.zeros(x.shape, np.int64)
+        frames = t.reshape(len(t), -1)[:, 0]
+        for i, layer in enumerate(self.layers):
+            act = self.active[i][frames]
+            if act.all():
+                _, _, depth = layer.locate(t, x, y)
+                closer = depth < best
+                best = np.where(closer, depth, best)
+                index[closer] = i
+            elif act.any():
+                rows = np.nonzero(act)[0]
+                _, _, depth = layer.locate(t[rows], x[rows], y[rows])
+                sub_best = best[rows]
+                closer = depth < sub_best
+                best[rows] = np.where(closer, depth, sub_best)
+                sub_index = index[rows]
+                sub_index[closer] = i
+                index[rows] = sub_index
+        return index, best
+
+    def _shade(self, owner, t, x, y):
+        """Colour, label and surface coords of 1-D points (t, x, y) owned by layers ``owner``."""
+        rgb = np.zeros(x.shape + (3,), np.float32)
+        labels = np.zeros(x.shape, np.int64)
+        a_all = np.zeros(x.shape, np.float32)
+        b_all = np.zeros(x.shape, np.float32)
+        # Group points by owner once (a stable sort) instead of one boolean mask per layer.
+        order = np.argsort(owner, kind="stable")
+        layer_ids, starts = np.unique(owner[order], return_index=True)
+        bounds = list(starts[1:]) + [owner.size]
+        for i, lo, hi in zip(layer_ids, starts, bounds, strict=True):
+            sel = order[lo:hi]
+            tt = t[sel]
+            a, b, depth = self.layers[i].locate(tt, x[sel], y[sel])
+            rgb[sel], labels[sel] = self.layers[i].shade(a, b, depth, tt)
+            a_all[sel], b_all[sel] = a, b
+        return rgb, labels, a_all, b_all
+
+    def render(self):
+        c = self.config
+        n, h, w, T = c.frames + 1, c.height, c.width, c.frames
+        ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
+                             indexing="ij")
+        X = np.broadcast_to(xs, (n, h, w))
+        Y = np.broadcast_to(ys, (n, h, w))
+        t_col = np.arange(n)[:, None, None]
+        owner, _ = self._front(t_col, X, Y)
+        t_flat = np.broadcast_to(t_col, (n, h, w)).ravel()
+        rgb, labels, a_all, b_all = self._shade(owner.ravel(), t_flat, X.ravel(), Y.ravel())
+        rgb, labels = rgb.reshape(n, h, w, 3), labels.reshape(n, h, w)
+        a_all, b_all = a_all.reshape(n, h, w), b_all.reshape(n, h, w)
+        self._antialias_edges(owner, rgb)
+
+        # Exact correspondences, layer by layer: pixel of frame t -> its point in frame 0 (fwd),
+        # pixel of frame 0 -> its point in frame t (bwd).
+        q = np.zeros((2, T, h, w), np.float32)  # frame-0 position of frame-t pixels
+        r = np.zeros((2, T, h, w), np.float32)  # frame-t position of frame-0 pixels
+        q_ok = np.zeros((T, h, w), bool)
+        r_ok = np.zeros((T, h, w), bool)
+        t_future = np.arange(1, T + 1)[:, None]
+        for i, layer in enumerate(self.layers):
+            sel = owner[1:] == i
+            if sel.any():
+                x0, y0, d0 = layer.project(0, a_all[1:][sel], b_all[1:][sel])
+                q[0][sel], q[1][sel], q_ok[sel] = x0, y0, d0 > NEAR_CLIP
+            sel0 = owner[0] == i
+            if sel0.any():
+                xt, yt, dt = layer.project(t_future, a_all[0][sel0][None], b_all[0][sel0][None])
+                r[0][:, sel0], r[1][:, sel0], r_ok[:, sel0] = xt, yt, dt > NEAR_CLIP
+
+        grid = np.stack([X[1:], Y[1:]])
+        # Visible = still in front of the camera, inside the frame, and the nearest surface
+        # there is the same layer (evaluated at the continuous position, no rounding).
+        front_q = self._front(np.zeros((T, 1, 1), np.int64), q[0], q[1])[0]
+        vis_fwd = q_ok & self._inside(q) & (front_q == owner[1:])
+        front_r = self._front(t_future[:, :, None], r[0], r[1])[0]
+        vis_bwd = r_ok & self._inside(r) & (front_r == owner[0][None])
+        # Where the correspondence is undefined (behind the camera) the flow is set to 0.
+        flow_fwd = np.where(q_ok[None], grid - q, 0).astype(np.float32)
+        flow_bwd = np.where(r_ok[None], grid - r, 0).astype(np.float32)
+        return {
+            "frames": np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)),
+            "labels": labels,
+            "flow_fwd": np.ascontiguousarray(flow_fwd.transpose(1, 0, 2, 3)),
+            "flow_bwd": np.ascontiguousarray(flow_bwd.transpose(1, 0, 2, 3)),
+            "visible_fwd": vis_fwd[:, None].astype(np.float32),
+            "visible_bwd": vis_bwd[:, None].astype(np.float32),
+        }
+
+    def _antialias_edges(self, owner, rgb):
+        """Replace the colour of pixels on a surface boundary by the mean of 4 sub-samples.
+
+        Hard silhouettes would make bilinear warping wrong by a fraction of the edge contrast
+        wherever an edge moves by a non-integer amount; box-filtered edges are ramps, which
+        bilinear interpolation follows. Labels stay those of the pixel centre (hard), as in
+        real annotations.
+        """
+        edge = np.zeros(owner.shape, bool)
+        dx = owner[:, :, 1:] != owner[:, :, :-1]
+        dy = owner[:, 1:] != owner[:, :-1]
+        edge[:, :, 1:] |= dx
+        edge[:, :, :-1] |= dx
+        edge[:, 1:] |= dy
+        edge[:, :-1] |= dy
+        tn, yn, xn = np.nonzero(edge)
+        if tn.size == 0:
+            return
+        offsets = np.array([[-0.25, -0.25], [0.25, -0.25], [-0.25, 0.25], [0.25, 0.25]], np.float32)
+        ts = np.repeat(tn, 4)
+        xs = (xn[:, None] + offsets[None, :, 0]).ravel().astype(np.float32)
+        ys = (yn[:, None] + offsets[None, :, 1]).ravel().astype(np.float32)
+        order = np.argsort(ts, kind="stable")  # _front culls per frame: keep frames grouped
+        inv = np.empty_like(order)
+        inv[order] = np.arange(order.size)
+        ts, xs, ys = ts[order], xs[order], ys[order]
+        sub_owner, _ = self._front(ts, xs, ys)
+        sub_rgb = self._shade(sub_owner, ts, xs, ys)[0][inv]
+        rgb[tn, yn, xn] = sub_rgb.reshape(-1, 4, 3).mean(1)
+
+    def _inside(self, p):
+        h, w = self.config.height, self.config.width
+        with np.errstate(invalid="ignore"):
+            return (p[0] >= -0.5) & (p[0] <= w - 0.5) & (p[1] >= -0.5) & (p[1] <= h - 0.5)
+
+
+def render_clip(config: SceneConfig | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Render one synthetic street clip with exact labels, flow and visibility.
+
+    Args:
+        config: scene settings (default: 64x64, 1 + 8 frames).
+        seed: any integer; the same seed and config always give the identical clip.
+    Returns:
+        dict of tensors, see the module docstring: ``frames`` (T+1, 3, H, W) float32 in [0, 1],
+        ``labels`` (T+1, H, W) int64, ``flow_fwd``/``flow_bwd`` (T, 2, H, W) float32 pixels,
+        ``visible_fwd``/``visible_bwd`` (T, 1, H, W) float32 in {0, 1}.
+    """
+    config = config or SceneConfig()
+    arrays = _Scene(config, seed).render()
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
+class SyntheticStreets(Dataset):
+    """A map-style dataset of synthetic street clips, generated on the fly.
+
+    Clip ``i`` is ``render_clip(config, seed=(seed, i))`` in effect: it depends only on ``seed``
+    and ``i``, never on global random state, so it is identical across epochs, processes and
+    DataLoader workers (no worker seeding needed).
+
+    Args:
+        num_clips: length of the dataset.
+        config: scene settings.
+        seed: selects the dataset; use different seeds for train / validation / test splits.
+    """
+
+    def __init__(self, num_clips: int = 1000, config: SceneConfig | None = None, seed: int = 0):
+        if num_clips < 1:
+            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        self.num_clips = num_clips
+        self.config = config or SceneConfig()
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def clip_seed(self, index: int) -> int:
+        """The integer seed of clip ``index`` (a mix of the dataset seed and the index)."""
+        return int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -self.num_clips <= index < self.num_clips:
+            raise IndexError(f"clip index {index} out of range for {self.num_clips} clips")
+        return render_clip(self.config, self.clip_seed(index % self.num_clips))
