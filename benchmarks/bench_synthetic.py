@@ -1,0 +1,64 @@
+"""Benchmark of the synthetic street generator: speed and exactness.
+
+Prints clips per second on ONE core (the generator is NumPy; torch is limited to one thread too)
+and the error of warping frame 0 with the exact flow, on visible and on occluded pixels.
+
+    python benchmarks/bench_synthetic.py                 # 64x64, 1 + 8 frames, 200 clips
+    python benchmarks/bench_synthetic.py --size 128x256 --frames 4 --clips 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+# One core, as the issue's target says: set before NumPy/torch load their thread pools.
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import torch  # noqa: E402
+
+from seg2vid.data.synthetic import SceneConfig, render_clip  # noqa: E402
+from seg2vid.flow import warp  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="64x64", help="HxW (default 64x64)")
+    parser.add_argument("--frames", type=int, default=8, help="future frames T (default 8)")
+    parser.add_argument("--clips", type=int, default=200, help="clips to time (default 200)")
+    parser.add_argument("--error-clips", type=int, default=50, help="clips for the warp error")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    config = SceneConfig(height=h, width=w, frames=args.frames)
+
+    render_clip(config, seed=10**6)  # warm-up
+    start = time.perf_counter()
+    for seed in range(args.clips):
+        render_clip(config, seed)
+    elapsed = time.perf_counter() - start
+
+    abs_vis = n_vis = abs_occ = n_occ = 0.0
+    for seed in range(args.error_clips):
+        clip = render_clip(config, seed)
+        warped = warp(clip["frames"][:1], clip["flow_fwd"])
+        err = (warped - clip["frames"][1:]).abs().mean(1)
+        vis = clip["visible_fwd"][:, 0] > 0.5
+        abs_vis += err[vis].sum().item()
+        n_vis += vis.sum().item()
+        abs_occ += err[~vis].sum().item()
+        n_occ += (~vis).sum().item()
+
+    print(f"synthetic streets benchmark -- {platform.processor() or platform.machine()}, 1 thread")
+    print(f"  size {h}x{w}, 1 + {args.frames} frames")
+    print(f"  generation: {args.clips / elapsed:8.1f} clips/s  ({1000 * elapsed / args.clips:.1f} ms/clip)")
+    print(f"  warp(frame 0, exact flow) vs frame t, mean |error| over {args.error_clips} clips:")
+    print(f"    visible pixels  {abs_vis / max(n_vis, 1):.4f}  ({100 * n_vis / (n_vis + n_occ):.1f}% of pixels)")
+    print(f"    occluded pixels {abs_occ / max(n_occ, 1):.4f}")
+
+
+if __name__ == "__main__":
+    main()

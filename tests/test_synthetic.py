@@ -1,0 +1,171 @@
+"""The synthetic street data: determinism, label ids, and exactness of flow and visibility."""
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from seg2vid.data.labels import CITYSCAPES
+from seg2vid.data.synthetic import SYNTHETIC_CLASSES, SceneConfig, SyntheticStreets, render_clip
+from seg2vid.flow import warp
+
+SMALL = SceneConfig(height=32, width=48, frames=3)
+DEFAULT = SceneConfig()  # 64x64, 1 + 8 frames
+
+
+def warp_errors(clip):
+    """Per-pixel mean |warp(frame 0, flow_fwd) - frame t| (T, H, W) and the visibility (T, H, W)."""
+    warped = warp(clip["frames"][:1], clip["flow_fwd"])
+    err = (warped - clip["frames"][1:]).abs().mean(1)
+    return err, clip["visible_fwd"][:, 0] > 0.5
+
+
+@pytest.fixture(scope="module")
+def default_clips():
+    return [render_clip(DEFAULT, seed) for seed in range(12)]
+
+
+def test_shapes_dtypes_and_ranges():
+    clip = render_clip(SMALL, seed=3)
+    T, H, W = 3, 32, 48
+    expected = {
+        "frames": ((T + 1, 3, H, W), torch.float32),
+        "labels": ((T + 1, H, W), torch.int64),
+        "flow_fwd": ((T, 2, H, W), torch.float32),
+        "flow_bwd": ((T, 2, H, W), torch.float32),
+        "visible_fwd": ((T, 1, H, W), torch.float32),
+        "visible_bwd": ((T, 1, H, W), torch.float32),
+    }
+    assert set(clip) == set(expected)
+    for key, (shape, dtype) in expected.items():
+        assert tuple(clip[key].shape) == shape, key
+        assert clip[key].dtype == dtype, key
+        assert torch.isfinite(clip[key].float()).all(), key
+    assert clip["frames"].min() >= 0 and clip["frames"].max() <= 1
+    assert set(clip["visible_fwd"].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_same_seed_same_clip_and_different_seeds_differ():
+    a, b, c = render_clip(SMALL, 7), render_clip(SMALL, 7), render_clip(SMALL, 8)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert not torch.equal(a["frames"], c["frames"])
+    assert not torch.equal(a["labels"], c["labels"])
+
+
+def test_labels_hold_declared_ids_and_every_class_appears():
+    declared = {CITYSCAPES.id_of(name) for name in SYNTHETIC_CLASSES}
+    seen: set[int] = set()
+    config = SceneConfig(frames=1)
+    for seed in range(100):
+        labels = render_clip(config, seed)["labels"]
+        ids = set(labels.unique().tolist())
+        assert ids <= declared, f"seed {seed}: undeclared ids {ids - declared}"
+        seen |= ids
+    missing = {CITYSCAPES.names[i] for i in declared - seen}
+    assert not missing, f"classes never drawn in 100 clips: {missing}"
+
+
+def test_warping_frame0_with_exact_flow_rebuilds_visible_pixels(default_clips):
+    err_vis, err_occ = [], []
+    for clip in default_clips:
+        err, vis = warp_errors(clip)
+        err_vis.append(err[vis])
+        err_occ.append(err[~vis])
+    mae_visible = torch.cat(err_vis).mean().item()
+    mae_occluded = torch.cat(err_occ).mean().item()
+    print(f"warp MAE at 64x64, T=8: visible {mae_visible:.4f}, occluded {mae_occluded:.4f}")
+    assert mae_visible < 0.02
+    assert mae_occluded > 4 * mae_visible
+
+
+def test_backward_flow_rebuilds_frame0(default_clips):
+    errs = []
+    for clip in default_clips:
+        warped = warp(clip["frames"][1:], clip["flow_bwd"])
+        err = (warped - clip["frames"][:1]).abs().mean(1)
+        errs.append(err[clip["visible_bwd"][:, 0] > 0.5])
+    assert torch.cat(errs).mean().item() < 0.02
+
+
+def test_forward_and_backward_flow_are_inverse_where_visible(default_clips):
+    # p in frame t came from q = p - f(p) in frame 0; the backward flow at q sends it back to p:
+    # f(p) + b(q) = 0. b is sampled bilinearly at q, so use the median (edges blur the mean).
+    residuals = []
+    for clip in default_clips:
+        b_at_q = warp(clip["flow_bwd"], clip["flow_fwd"], padding_mode="border")
+        res = (clip["flow_fwd"] + b_at_q).norm(dim=1)
+        residuals.append(res[clip["visible_fwd"][:, 0] > 0.5])
+    assert torch.cat(residuals).median().item() < 0.01
+
+
+def test_still_scene_has_zero_flow_and_everything_visible():
+    clip = render_clip(SceneConfig(height=32, width=32, frames=2, motion=0.0), seed=5)
+    # float32 round trips through the surface coordinates leave ~1e-6 px
+    assert clip["flow_fwd"].abs().max() < 1e-4 and clip["flow_bwd"].abs().max() < 1e-4
+    assert clip["visible_fwd"].min() == 1 and clip["visible_bwd"].min() == 1
+    assert torch.equal(clip["frames"][0], clip["frames"][2])
+
+
+def test_sky_moves_rigidly_with_the_pan(default_clips):
+    # The sky is at infinity: its flow is the camera pan only, the same at every sky pixel.
+    sky = CITYSCAPES.id_of("sky")
+    for clip in default_clips[:4]:
+        for t in range(DEFAULT.frames):
+            mask = clip["labels"][t + 1] == sky
+            fx, fy = clip["flow_fwd"][t, 0][mask], clip["flow_fwd"][t, 1][mask]
+            assert fy.abs().max() == 0
+            assert (fx - fx[0]).abs().max() < 1e-4
+
+
+def test_forward_ego_motion_expands_the_road():
+    # A camera driving forward makes ground points flow down and away from the centre.
+    config = SceneConfig(frames=2, max_cars=1, max_people=0)
+    road = CITYSCAPES.id_of("road")
+    downward = 0
+    for seed in range(8):
+        clip = render_clip(config, seed)
+        mask = clip["labels"][2] == road
+        if clip["flow_fwd"][1, 1][mask].abs().max() > 0.5:
+            downward += int((clip["flow_fwd"][1, 1][mask] >= -1e-4).float().mean() > 0.95)
+        else:
+            downward += 1  # this scene's camera stands still
+    assert downward == 8
+
+
+def test_moving_objects_are_occluded_and_disoccluded(default_clips):
+    hidden = sum(int((clip["visible_fwd"] < 0.5).sum()) for clip in default_clips)
+    assert hidden > 0
+    assert all((clip["visible_fwd"] > 0.5).float().mean() > 0.7 for clip in default_clips)
+
+
+def test_dataset_is_deterministic_in_any_order_and_worker_safe():
+    data = SyntheticStreets(num_clips=6, config=SMALL, seed=11)
+    assert len(data) == 6
+    late_first = data[5]
+    _ = [data[i] for i in range(5)]
+    assert torch.equal(data[5]["frames"], late_first["frames"])
+    assert not torch.equal(data[0]["frames"], SyntheticStreets(6, SMALL, seed=12)[0]["frames"])
+    single = list(DataLoader(data, batch_size=3, num_workers=0))
+    multi = list(DataLoader(data, batch_size=3, num_workers=2))
+    assert single[0]["frames"].shape == (3, 4, 3, 32, 48)
+    for a, b in zip(single, multi, strict=True):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    with pytest.raises(IndexError, match="out of range"):
+        data[6]
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [({"height": 4}, "at least 8x8"), ({"frames": 0}, "frames"), ({"motion": -1}, "motion")],
+)
+def test_bad_config_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SceneConfig(**kwargs)
+
+
+def test_any_resolution_renders():
+    clip = render_clip(SceneConfig(height=40, width=72, frames=1), seed=0)
+    assert clip["frames"].shape == (2, 3, 40, 72)
+    assert np.isfinite(clip["flow_bwd"].numpy()).all()
