@@ -56,7 +56,8 @@ def main() -> None:
     print(f"  size {h}x{w}, 1 + {args.frames} frames")
     print(f"  generation: {args.clips / elapsed:8.1f} clips/s  ({1000 * elapsed / args.clips:.1f} ms/clip)")
     print(f"  warp(frame 0, exact flow) vs frame t, mean |error| over {args.error_clips} clips:")
-    print(f"    visible pixels  {abs_vis / max(n_vis, 1):.4f}  ({100 * n_vis / (n_vis + n_occ):.1f}% of pixels)")
+    share = 100 * n_vis / (n_vis + n_occ)
+    print(f"    visible pixels  {abs_vis / max(n_vis, 1):.4f}  ({share:.1f}% of pixels)")
     print(f"    occluded pixels {abs_occ / max(n_occ, 1):.4f}")
 
 

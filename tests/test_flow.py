@@ -94,7 +94,8 @@ def test_resize_flow_scales_values():
 
 
 def colour_of(dx, dy, max_magnitude=1.0):
-    return tuple(int(c) for c in flow_to_color(np.array([dx, dy], np.float32).reshape(2, 1, 1), max_magnitude)[0, 0])
+    flow = np.array([dx, dy], np.float32).reshape(2, 1, 1)
+    return tuple(int(c) for c in flow_to_color(flow, max_magnitude)[0, 0])
 
 
 def test_known_vectors_get_the_wheel_colours():
