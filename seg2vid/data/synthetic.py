@@ -66,6 +66,7 @@ BACKDROP_X = FACADE_X + 14.0  # a second row of buildings, seen over low walls a
 NEAR_CLIP = 0.3  # metres: surfaces closer than this to the camera are not drawn
 FAR_CLIP = 400.0
 SKY_DEPTH = np.float32(1e9)
+_GRASS = np.array([0.35, 0.55, 0.25], np.float32)
 
 _ID = {name: CITYSCAPES.id_of(name) for name in CITYSCAPES.names}
 
@@ -89,6 +90,7 @@ class SceneConfig:
         motion: scales every speed (camera and objects); 0 gives a still scene, 2 twice the motion.
         focal: focal length as a fraction of the width (0.7 W pixels: about 71 degrees across).
         horizon: height of the horizon as a fraction of H from the top.
+        antialias: average 4 sub-samples on surface boundaries (smoother edges, easier to warp).
     """
 
     height: int = 64
@@ -99,6 +101,7 @@ class SceneConfig:
     motion: float = 1.0
     focal: float = 0.7
     horizon: float = 0.42
+    antialias: bool = True
 
     def __post_init__(self) -> None:
         if self.height < 8 or self.width < 8:
@@ -179,11 +182,13 @@ class _Camera:
 
 
 # ----------------------------------------------------------------------------- layers
-# Every layer offers:
-#   locate(t, x, y) -> (a, b, depth) with depth = inf where the layer does not cover the point;
-#                      t: int array broadcastable to x (frame index); (a, b) are surface coords.
-#   project(t, a, b) -> (x, y, depth): where surface point (a, b) appears in frame t.
+# Every layer offers (t: frame indices, broadcastable against the point coordinates x, y):
+#   surface(t, x, y) -> (a, b, depth): surface coordinates and distance of the plane at (x, y);
+#   depth(t, x, y)   -> distance where the layer covers the point, +inf elsewhere;
+#   project(t, a, b) -> (x, y, depth): where surface point (a, b) appears in frame t;
 #   shade(a, b, depth, t) -> (rgb (n, 3), label (n,)) for 1-D arrays of points it owns.
+# Grid passes pass x as (1, 1, W) and y as (1, H, 1): the camera's projection is separable, so
+# most per-layer arithmetic runs on rows or columns and only the final tests on whole frames.
 
 
 class _Sky:
@@ -194,11 +199,13 @@ class _Sky:
         self.top = _rgb(*rng.uniform([60, 110, 170], [110, 150, 210]))
         self.low = _rgb(*rng.uniform([170, 190, 210], [215, 225, 235]))
 
-    def locate(self, t, x, y):
+    def surface(self, t, x, y):
         # At infinity only the pan moves the sky.
         a = x - self.cam.pan[t]
-        depth = np.full(np.broadcast_shapes(np.shape(a), np.shape(y)), SKY_DEPTH, np.float32)
-        return a, y + 0 * a, depth
+        return a, y + 0 * a, np.full(np.shape(a), SKY_DEPTH, np.float32)
+
+    def depth(self, t, x, y):
+        return SKY_DEPTH  # covers everything, behind everything
 
     def project(self, t, a, b):
         return a + self.cam.pan[t], b, np.full(np.shape(a), SKY_DEPTH, np.float32)
@@ -240,6 +247,10 @@ class _Segments:
         self.color = (base[rng.integers(0, len(base), n)] * rng.uniform(0.85, 1.1, (n, 1))) / 255.0
         self.window_period = rng.uniform(2.6, 3.6, n).astype(np.float32)
 
+    def kind_at(self, z):
+        """Segment kind (0 building, 1 wall, 2 fence, 3 hedge) at street positions z (metres)."""
+        return self.kind[self.index(z)]
+
     def index(self, z):
         """Segment index of street positions z (metres); non-finite z gives segment 0."""
         with np.errstate(invalid="ignore"):
@@ -255,17 +266,31 @@ class _Facade:
         self.cam, self.side, self.plane_x, self.seg = cam, side, float(side * plane_x), segments
         self.salt = float(rng.uniform(0, 100))
 
-    def locate(self, t, x, y):
+    def _plane_depth(self, t, x):
         cam = self.cam
         dx = x - cam.cx - cam.pan[t]
-        lateral = self.plane_x - cam.x[t]
         with np.errstate(divide="ignore", invalid="ignore"):
-            depth = np.float32(cam.f) * lateral / dx
-        height_above = CAMERA_HEIGHT - (y - cam.horizon) * depth / cam.f
-        z = cam.z[t] + depth
-        seg_h = self.seg.height[self.seg.index(z)]
-        ok = (depth > NEAR_CLIP) & (depth < FAR_CLIP) & (height_above >= 0) & (height_above < seg_h)
-        return z, height_above, np.where(ok, depth, np.inf).astype(np.float32)
+            return np.float32(cam.f) * (self.plane_x - cam.x[t]) / dx
+
+    def surface(self, t, x, y):
+        cam = self.cam
+        depth = self._plane_depth(t, x)
+        return cam.z[t] + depth, CAMERA_HEIGHT - (y - cam.horizon) * depth / cam.f, depth
+
+    def depth(self, t, x, y):
+        cam = self.cam
+        depth = self._plane_depth(t, x)  # per column in grid passes
+        with np.errstate(invalid="ignore"):
+            seg_h = self.seg.height[self.seg.index(cam.z[t] + depth)]
+            ok = (depth > NEAR_CLIP) & (depth < FAR_CLIP)
+            depth = np.where(ok, depth, np.inf).astype(np.float32)
+            # 0 <= height above ground < segment height, as rows: y_top < y <= y_bottom
+            y_bottom = cam.horizon + CAMERA_HEIGHT * cam.f / depth
+            y_top = cam.horizon + (CAMERA_HEIGHT - seg_h) * cam.f / depth
+            cover = (y <= y_bottom) & (y > y_top)
+        out = np.full(cover.shape, np.inf, np.float32)
+        np.copyto(out, np.broadcast_to(depth, cover.shape), where=cover)
+        return out
 
     def project(self, t, a, b):
         cam = self.cam
@@ -283,25 +308,31 @@ class _Facade:
         lateral = np.abs(self.plane_x - self.cam.x[t]).astype(np.float32)
         fp_y = depth / self.cam.f
         fp_z = depth * depth / (self.cam.f * np.maximum(lateral, 0.5))
-        base = seg.color[k]
-        n = _noise(a, b, 0.7, self.salt)
-        rgb = base * (0.92 + 0.12 * n)[:, None]
-
-        per = seg.window_period[k]
+        rgb = np.empty(a.shape + (3,), np.float32)
         zoff = a - seg.start[k]
-        win = _pulse(zoff + per * 0.3, per, per * 0.5, fp_z) * _pulse(b - 0.9, 3.0, 1.5, fp_y)
-        win = win * (b > 2.5) * (kind == 0)
-        glass = np.stack([0.25 + 0.1 * n, 0.3 + 0.1 * n, 0.38 + 0.12 * n], -1).astype(np.float32)
-        rgb = _mix(rgb, glass, win.astype(np.float32))
-
-        bars = _pulse(zoff, 0.35, 0.12, fp_z) * (kind == 2)
-        rgb = _mix(rgb, np.full_like(rgb, 0.35), bars.astype(np.float32))
-        bricks = _pulse(b, 0.3, 0.05, fp_y) * (kind == 1)
-        rgb = _mix(rgb, np.full_like(rgb, 0.45), 0.6 * bricks.astype(np.float32))
-        leaf = _noise(a, b, 0.45, self.salt + 7)
-        green = np.stack([0.2 + 0.15 * leaf, 0.38 + 0.2 * leaf, 0.12 + 0.08 * leaf], -1)
-        rgb = np.where((kind == 3)[:, None], green.astype(np.float32), rgb)
-
+        plain = np.nonzero(kind != 3)[0]
+        if plain.size:
+            n = _noise(a[plain], b[plain], 0.7, self.salt)
+            rgb[plain] = seg.color[k[plain]] * (0.92 + 0.12 * n)[:, None]
+        i = np.nonzero(kind == 0)[0]  # buildings: a grid of windows above the ground floor
+        if i.size:
+            per = seg.window_period[k[i]]
+            win = _pulse(zoff[i] + per * 0.3, per, per * 0.5, fp_z[i]) * _pulse(b[i] - 0.9, 3.0, 1.5, fp_y[i])
+            win = (win * (b[i] > 2.5))[:, None]
+            glass = np.array([0.28, 0.33, 0.42], np.float32)
+            rgb[i] = rgb[i] + (glass - rgb[i]) * win
+        i = np.nonzero(kind == 1)[0]  # walls: brick courses
+        if i.size:
+            bricks = 0.6 * _pulse(b[i], 0.3, 0.05, fp_y[i])[:, None]
+            rgb[i] = rgb[i] + (0.45 - rgb[i]) * bricks
+        i = np.nonzero(kind == 2)[0]  # fences: vertical bars
+        if i.size:
+            bars = _pulse(zoff[i], 0.35, 0.12, fp_z[i])[:, None]
+            rgb[i] = rgb[i] + (0.35 - rgb[i]) * bars
+        i = np.nonzero(kind == 3)[0]  # hedges
+        if i.size:
+            leaf = _noise(a[i], b[i], 0.45, self.salt + 7)[:, None]
+            rgb[i] = np.array([0.2, 0.38, 0.12], np.float32) + leaf * np.array([0.15, 0.2, 0.08], np.float32)
         names = np.array([_ID["building"], _ID["wall"], _ID["fence"], _ID["vegetation"]])
         return np.clip(rgb, 0, 1), names[kind]
 
@@ -316,14 +347,20 @@ class _Ground:
         self.walk = _rgb(*rng.uniform([150, 140, 135], [190, 180, 175]))
         self.dash = float(rng.uniform(2.0, 4.0))
 
-    def locate(self, t, x, y):
+    def surface(self, t, x, y):
         cam = self.cam
-        below = y - cam.horizon
         with np.errstate(divide="ignore", invalid="ignore"):
-            depth = np.float32(cam.f * CAMERA_HEIGHT) / below
+            depth = np.float32(cam.f * CAMERA_HEIGHT) / (y - cam.horizon)
         X = cam.x[t] + (x - cam.cx - cam.pan[t]) * depth / cam.f
-        ok = (below > 0) & (depth > NEAR_CLIP) & (depth < FAR_CLIP)
-        return X, cam.z[t] + depth, np.where(ok, depth, np.inf).astype(np.float32)
+        return X, cam.z[t] + depth, depth
+
+    def depth(self, t, x, y):
+        # The ground's distance depends on the row only (and not on the frame).
+        below = y - self.cam.horizon
+        with np.errstate(divide="ignore", invalid="ignore"):
+            depth = np.float32(self.cam.f * CAMERA_HEIGHT) / below
+            ok = (below > 0) & (depth > NEAR_CLIP) & (depth < FAR_CLIP)
+        return np.where(ok, depth, np.inf).astype(np.float32)
 
     def project(self, t, a, b):
         cam = self.cam
@@ -334,30 +371,36 @@ class _Ground:
         return x, y, depth
 
     def shade(self, a, b, depth, t):
+        # Footprint of one pixel on the ground: across d/f, along the street d^2/(f * height).
         fp_x = depth / self.cam.f
         fp_z = depth * depth / (self.cam.f * CAMERA_HEIGHT)
         absx = np.abs(a)
-        n = _noise(a, b, 0.5, self.salt)
-        on_road = absx < ROAD_HALF_WIDTH
-        rgb = np.where(on_road[:, None], self.road[None], self.walk[None]) * (0.9 + 0.2 * n)[:, None]
-        # lane marks: dashed centre line, solid edge lines (filtered so they fade with distance)
-        centre = _pulse(a + 0.08, 1e3, 0.16, fp_x) * _pulse(b, self.dash * 2, self.dash, fp_z)
-        edge = _pulse(absx - ROAD_HALF_WIDTH + 0.35, 1e3, 0.15, fp_x)
-        mark = np.clip(centre + edge, 0, 1) * on_road
-        rgb = _mix(rgb, np.full_like(rgb, 0.92), mark.astype(np.float32))
-        tiles = np.maximum(_pulse(a, 0.8, 0.06, fp_x), _pulse(b, 0.8, 0.06, fp_z)) * ~on_road
-        rgb = _mix(rgb, np.full_like(rgb, 0.5), 0.5 * tiles.astype(np.float32))
-        label = np.where(on_road, _ID["road"], _ID["sidewalk"])
-        # grass verge in front of hedges: the outer 1.6 m of the sidewalk
-        side = (a > 0).astype(np.int64)
-        verge = np.zeros(a.shape, bool)
-        for s, seg in enumerate(self.segments):
-            here = (side == s) & (absx > FACADE_X - 1.6)
-            verge |= here & (seg.kind[seg.index(b)] == 3)
-        grass = _noise(a, b, 0.3, self.salt + 3)
-        green = np.stack([0.35 + 0.1 * grass, 0.55 + 0.15 * grass, 0.25 + 0.05 * grass], -1)
-        rgb = np.where(verge[:, None], green.astype(np.float32), rgb)
-        label = np.where(verge, _ID["terrain"], label)
+        grain = 0.9 + 0.2 * _noise(a, b, 0.5, self.salt)
+        rgb = np.empty(a.shape + (3,), np.float32)
+        label = np.full(a.shape, _ID["road"], np.int64)
+        road = absx < ROAD_HALF_WIDTH
+        i = np.nonzero(road)[0]
+        if i.size:  # lane marks: dashed centre line, solid edges (filtered: they fade with distance)
+            centre = _pulse(a[i] + 0.08, 1e3, 0.16, fp_x[i]) * _pulse(b[i], self.dash * 2, self.dash, fp_z[i])
+            edge = _pulse(absx[i] - ROAD_HALF_WIDTH + 0.35, 1e3, 0.15, fp_x[i])
+            mark = np.minimum(centre + edge, 1)[:, None]
+            base = self.road * grain[i][:, None]
+            rgb[i] = base + (0.92 - base) * mark
+        i = np.nonzero(~road)[0]
+        if i.size:  # sidewalk tiles
+            tiles = np.maximum(_pulse(a[i], 0.8, 0.06, fp_x[i]), _pulse(b[i], 0.8, 0.06, fp_z[i]))
+            base = self.walk * grain[i][:, None]
+            rgb[i] = base + (0.5 - base) * (0.5 * tiles)[:, None]
+            label[i] = _ID["sidewalk"]
+            # grass verge in front of hedges: the outer 1.6 m of the sidewalk
+            j = i[absx[i] > FACADE_X - 1.6]
+            if j.size:
+                kinds = np.where(a[j] > 0, self.segments[1].kind_at(b[j]), self.segments[0].kind_at(b[j]))
+                j = j[kinds == 3]
+                if j.size:
+                    g = _noise(a[j], b[j], 0.3, self.salt + 3)[:, None]
+                    rgb[j] = _GRASS + g * np.array([0.1, 0.15, 0.05], np.float32)
+                    label[j] = _ID["terrain"]
         return np.clip(rgb, 0, 1), label
 
 
@@ -370,6 +413,15 @@ def _rect(u, v, u0, u1, v0, v1):
 
 def _ellipse(u, v, cu, cv, ru, rv):
     return ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 < 1
+
+
+def _pick(arr, index, shape):
+    """Values of ``arr`` (broadcastable to ``shape``) at the integer ``index`` tuple into ``shape``."""
+    arr = np.asarray(arr)
+    if arr.ndim == 0:
+        return np.broadcast_to(arr, index[0].shape)
+    lead = len(shape) - arr.ndim
+    return arr[tuple(i if n > 1 else 0 for i, n in zip(index[lead:], arr.shape, strict=True))]
 
 
 class _Billboard:
@@ -385,21 +437,45 @@ class _Billboard:
         self.cam = cam
         t = np.arange(len(cam.z), dtype=np.float32)
         self.x = (x0 + vx * t).astype(np.float32)  # (T+1,) centre X
-        self.depth = (z0 + vz * t - cam.z).astype(np.float32)  # (T+1,) distance to the camera
+        self.dist = (z0 + vz * t - cam.z).astype(np.float32)  # (T+1,) distance to the camera
+        self._finish_init()
 
-    def _uv(self, t, x, y):
-        cam, d = self.cam, self.depth[t]
+    def _finish_init(self) -> None:
+        """Screen rectangle of the bounding box in every frame, padded by 0.01 px so the cheap
+        rectangle test never rejects a point the exact test in surface coordinates accepts."""
+        cam, d = self.cam, self.dist
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xc = cam.cx + cam.pan + cam.f * (self.x - cam.x) / d
+            half = cam.f * self.half_width / d
+            self.x_lo, self.x_hi = xc - half - 0.01, xc + half + 0.01
+            self.y_lo = cam.horizon + cam.f * (CAMERA_HEIGHT - self.top) / d - 0.01
+            self.y_hi = cam.horizon + cam.f * CAMERA_HEIGHT / d + 0.01
+        self.visible = d > NEAR_CLIP
+        for arr in (self.x_lo, self.x_hi, self.y_lo, self.y_hi):
+            arr[~self.visible] = np.nan  # never inside
+
+    def surface(self, t, x, y):
+        cam, d = self.cam, self.dist[t]
         u = cam.x[t] + (x - cam.cx - cam.pan[t]) * d / cam.f - self.x[t]
         v = CAMERA_HEIGHT - (y - cam.horizon) * d / cam.f
-        return u, v, d
+        return u, v, d + 0 * u
 
-    def locate(self, t, x, y):
-        u, v, d = self._uv(t, x, y)
-        cover = self.covers(u, v) & (d > NEAR_CLIP)
-        return u, v, np.where(cover, d, np.inf).astype(np.float32)
+    def depth(self, t, x, y):
+        box = (x >= self.x_lo[t]) & (x <= self.x_hi[t]) & (y >= self.y_lo[t]) & (y <= self.y_hi[t])
+        shape = np.broadcast_shapes(np.shape(t), np.shape(x), np.shape(y))
+        out = np.full(shape, np.inf, np.float32)
+        hits = np.nonzero(np.broadcast_to(box, shape))
+        if hits[0].size == 0:
+            return out
+        # The exact shape, in surface coordinates, only where the rectangle hits (few points).
+        tt, xx, yy = (_pick(arr, hits, shape) for arr in (np.asarray(t), x, y))
+        u, v, d = self.surface(tt, xx, yy)
+        cover = self.covers(u, v)
+        out[tuple(h[cover] for h in hits)] = d[cover]
+        return out
 
     def project(self, t, a, b):
-        cam, d = self.cam, self.depth[t]
+        cam, d = self.cam, self.dist[t]
         with np.errstate(divide="ignore", invalid="ignore"):
             x = cam.cx + cam.pan[t] + cam.f * (a + self.x[t] - cam.x[t]) / d
             y = cam.horizon + cam.f * (CAMERA_HEIGHT - b) / d
@@ -407,24 +483,17 @@ class _Billboard:
 
     def covers(self, u, v):
         box = (np.abs(u) < self.half_width) & (v >= 0) & (v < self.top)
-        inside = np.nonzero(box)
-        if inside[0].size:  # the detailed shape only where the bounding box hits (usually few)
-            box[inside] = self.paint(u[inside], v[inside], None)[0]
-        return box
+        return box & self.paint(u, v, None)[0]
 
     def shade(self, a, b, depth, t):
         _, rgb, label = self.paint(a, b, depth / self.cam.f)
         return np.clip(rgb, 0, 1), label
 
-    def on_screen(self, t_count: int, width: int, height: int) -> np.ndarray:
+    def on_screen(self, width: int, height: int) -> np.ndarray:
         """(T+1,) bool: whether the bounding box can touch the frame (to skip work)."""
-        cam, d = self.cam, self.depth
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xc = cam.cx + cam.pan + cam.f * (self.x - cam.x) / d
-            half = cam.f * self.half_width / d
-            ytop = cam.horizon + cam.f * (CAMERA_HEIGHT - self.top) / d
-            ybot = cam.horizon + cam.f * CAMERA_HEIGHT / d
-        return (d > NEAR_CLIP) & (xc + half > -1) & (xc - half < width) & (ybot > -1) & (ytop < height)
+        with np.errstate(invalid="ignore"):
+            return (self.visible & (self.x_hi > -1) & (self.x_lo < width)
+                    & (self.y_hi > -1) & (self.y_lo < height))
 
 
 class _Car(_Billboard):
@@ -579,6 +648,11 @@ class _Tree(_Billboard):
 # ----------------------------------------------------------------------------- the scene
 
 
+# Sub-pixel sample positions for edge anti-aliasing: a rotated 2x2 pattern ("RGSS"), which
+# resolves near-horizontal and near-vertical edges better than the axis-aligned grid.
+_AA_OFFSETS = np.array([[-0.125, -0.375], [0.375, -0.125], [-0.375, 0.125], [0.125, 0.375]], np.float32)
+
+
 class _Scene:
     def __init__(self, config: SceneConfig, seed: int):
         c = config
@@ -641,37 +715,29 @@ class _Scene:
                 motion = dict(x0=x0, z0=rng.uniform(4, 30),
                               vz=rng.choice([-1, 1]) * rng.uniform(0.05, 0.15) * m * (1 + 2 * cyclist))
             layers.append(_Person(cam, rng, cyclist=cyclist, **motion))
-        self.layers = layers
-        # Billboards that never touch the frame are skipped; per-frame culling is in _front().
-        h, w = c.height, c.width
+        self.layers = layers  # layer 0 is the sky: behind everything, covering everything
+        # Per layer, the frames in which it can touch the picture (billboards leave the view).
         self.active = [
-            getattr(layer, "on_screen", lambda *a: np.ones(n, bool))(n, w, h) for layer in layers
+            layer.on_screen(c.width, c.height) if isinstance(layer, _Billboard) else np.ones(n, bool)
+            for layer in layers
         ]
 
     def _front(self, t, x, y):
-        """Index of the nearest layer and its depth at points (x, y) of frames t.
+        """Index (uint8) of the nearest layer at points (x, y) of frames t, and its distance.
 
-        Either grid mode -- x, y (N, H, W) with t (N, 1, 1) -- or point mode -- t, x, y (P,).
+        t, x, y broadcast together: a grid pass uses t (N, 1, 1), x (1, 1, W), y (1, H, 1);
+        a point pass uses arrays of one shape (or t a single frame index).
         """
-        best = np.full(x.shape, np.inf, np.float32)
-        index = np.zeros(x.shape, np.int64)
-        frames = t.reshape(len(t), -1)[:, 0]
-        for i, layer in enumerate(self.layers):
-            act = self.active[i][frames]
-            if act.all():
-                _, _, depth = layer.locate(t, x, y)
-                closer = depth < best
-                best = np.where(closer, depth, best)
-                index[closer] = i
-            elif act.any():
-                rows = np.nonzero(act)[0]
-                _, _, depth = layer.locate(t[rows], x[rows], y[rows])
-                sub_best = best[rows]
-                closer = depth < sub_best
-                best[rows] = np.where(closer, depth, sub_best)
-                sub_index = index[rows]
-                sub_index[closer] = i
-                index[rows] = sub_index
+        shape = np.broadcast_shapes(np.shape(t), np.shape(x), np.shape(y))
+        best = np.full(shape, SKY_DEPTH, np.float32)
+        index = np.zeros(shape, np.uint8)
+        for i in range(1, len(self.layers)):
+            if not self.active[i][t].any():
+                continue
+            depth = self.layers[i].depth(t, x, y)
+            closer = depth < best
+            best = np.minimum(best, depth)
+            index[np.broadcast_to(closer, shape)] = i
         return index, best
 
     def _shade(self, owner, t, x, y):
@@ -687,7 +753,7 @@ class _Scene:
         for i, lo, hi in zip(layer_ids, starts, bounds, strict=True):
             sel = order[lo:hi]
             tt = t[sel]
-            a, b, depth = self.layers[i].locate(tt, x[sel], y[sel])
+            a, b, depth = self.layers[i].surface(tt, x[sel], y[sel])
             rgb[sel], labels[sel] = self.layers[i].shade(a, b, depth, tt)
             a_all[sel], b_all[sel] = a, b
         return rgb, labels, a_all, b_all
@@ -695,17 +761,17 @@ class _Scene:
     def render(self):
         c = self.config
         n, h, w, T = c.frames + 1, c.height, c.width, c.frames
-        ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32),
-                             indexing="ij")
+        xs = np.arange(w, dtype=np.float32)[None, None, :]
+        ys = np.arange(h, dtype=np.float32)[None, :, None]
+        owner, _ = self._front(np.arange(n)[:, None, None], xs, ys)  # (n, h, w)
         X = np.broadcast_to(xs, (n, h, w))
         Y = np.broadcast_to(ys, (n, h, w))
-        t_col = np.arange(n)[:, None, None]
-        owner, _ = self._front(t_col, X, Y)
-        t_flat = np.broadcast_to(t_col, (n, h, w)).ravel()
+        t_flat = np.repeat(np.arange(n), h * w)
         rgb, labels, a_all, b_all = self._shade(owner.ravel(), t_flat, X.ravel(), Y.ravel())
         rgb, labels = rgb.reshape(n, h, w, 3), labels.reshape(n, h, w)
         a_all, b_all = a_all.reshape(n, h, w), b_all.reshape(n, h, w)
-        self._antialias_edges(owner, rgb)
+        if c.antialias:
+            self._antialias_edges(owner, rgb)
 
         # Exact correspondences, layer by layer: pixel of frame t -> its point in frame 0 (fwd),
         # pixel of frame 0 -> its point in frame t (bwd).
@@ -724,14 +790,14 @@ class _Scene:
                 xt, yt, dt = layer.project(t_future, a_all[0][sel0][None], b_all[0][sel0][None])
                 r[0][:, sel0], r[1][:, sel0], r_ok[:, sel0] = xt, yt, dt > NEAR_CLIP
 
-        grid = np.stack([X[1:], Y[1:]])
         # Visible = still in front of the camera, inside the frame, and the nearest surface
         # there is the same layer (evaluated at the continuous position, no rounding).
-        front_q = self._front(np.zeros((T, 1, 1), np.int64), q[0], q[1])[0]
+        front_q = self._front(0, q[0], q[1])[0]
         vis_fwd = q_ok & self._inside(q) & (front_q == owner[1:])
         front_r = self._front(t_future[:, :, None], r[0], r[1])[0]
         vis_bwd = r_ok & self._inside(r) & (front_r == owner[0][None])
         # Where the correspondence is undefined (behind the camera) the flow is set to 0.
+        grid = np.stack([X[1:], Y[1:]])
         flow_fwd = np.where(q_ok[None], grid - q, 0).astype(np.float32)
         flow_bwd = np.where(r_ok[None], grid - r, 0).astype(np.float32)
         return {
@@ -744,34 +810,40 @@ class _Scene:
         }
 
     def _antialias_edges(self, owner, rgb):
-        """Replace the colour of pixels on a surface boundary by the mean of 4 sub-samples.
+        """Soften surface boundaries: blend each boundary pixel with its neighbours' colours by
+        the share of 4 sub-samples that another surface covers.
 
-        Hard silhouettes would make bilinear warping wrong by a fraction of the edge contrast
-        wherever an edge moves by a non-integer amount; box-filtered edges are ramps, which
-        bilinear interpolation follows. Labels stay those of the pixel centre (hard), as in
-        real annotations.
+        Hard silhouettes make bilinear warping wrong by a fraction of the edge contrast wherever
+        an edge moves by a non-integer amount; partially covered pixels form ramps, which
+        bilinear interpolation follows. Only colours change: labels, flow and visibility stay
+        those of the exact pixel centre, as in real annotations. The colour of "the other side"
+        is the mean of the differently-owned 4-neighbours, to avoid shading every sub-sample.
         """
-        edge = np.zeros(owner.shape, bool)
-        dx = owner[:, :, 1:] != owner[:, :, :-1]
-        dy = owner[:, 1:] != owner[:, :-1]
-        edge[:, :, 1:] |= dx
-        edge[:, :, :-1] |= dx
-        edge[:, 1:] |= dy
-        edge[:, :-1] |= dy
+        n, h, w = owner.shape
+        pad = np.pad(owner, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        neighbours = (pad[:, :-2, 1:-1], pad[:, 2:, 1:-1], pad[:, 1:-1, :-2], pad[:, 1:-1, 2:])
+        other = [nb != owner for nb in neighbours]
+        edge = other[0] | other[1] | other[2] | other[3]
         tn, yn, xn = np.nonzero(edge)
         if tn.size == 0:
             return
-        offsets = np.array([[-0.25, -0.25], [0.25, -0.25], [-0.25, 0.25], [0.25, 0.25]], np.float32)
-        ts = np.repeat(tn, 4)
-        xs = (xn[:, None] + offsets[None, :, 0]).ravel().astype(np.float32)
-        ys = (yn[:, None] + offsets[None, :, 1]).ravel().astype(np.float32)
-        order = np.argsort(ts, kind="stable")  # _front culls per frame: keep frames grouped
-        inv = np.empty_like(order)
-        inv[order] = np.arange(order.size)
-        ts, xs, ys = ts[order], xs[order], ys[order]
+        k = len(_AA_OFFSETS)
+        ts = np.repeat(tn, k)
+        xs = (xn[:, None] + _AA_OFFSETS[None, :, 0]).ravel()
+        ys = (yn[:, None] + _AA_OFFSETS[None, :, 1]).ravel()
         sub_owner, _ = self._front(ts, xs, ys)
-        sub_rgb = self._shade(sub_owner, ts, xs, ys)[0][inv]
-        rgb[tn, yn, xn] = sub_rgb.reshape(-1, 4, 3).mean(1)
+        own_share = (sub_owner.reshape(-1, k) == owner[tn, yn, xn][:, None]).mean(1, dtype=np.float32)
+        rgb_pad = np.pad(rgb, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
+        shifts = ((0, 1), (2, 1), (1, 0), (1, 2))  # up, down, left, right in the padded array
+        total = np.zeros((tn.size, 3), np.float32)
+        count = np.zeros(tn.size, np.float32)
+        for (dy, dx), mask in zip(shifts, other, strict=True):
+            m = mask[tn, yn, xn]
+            total += rgb_pad[tn, yn + dy, xn + dx] * m[:, None]
+            count += m
+        other_rgb = total / np.maximum(count, 1)[:, None]
+        mine = rgb[tn, yn, xn]
+        rgb[tn, yn, xn] = other_rgb + (mine - other_rgb) * own_share[:, None]
 
     def _inside(self, p):
         h, w = self.config.height, self.config.width
