@@ -7,6 +7,8 @@ The package behind the course notebooks. Public API by module:
 - :mod:`seg2vid.flow`           -- pixel-unit backward warping, flow colours, ``.flo`` files.
 - :mod:`seg2vid.viz`            -- frame/flow/mask grids, inline videos, GIF and MP4 files.
 - :mod:`seg2vid.exercises`      -- the self-checks used by the notebooks' exercise cells.
+- :mod:`seg2vid.course`         -- builds the learner notebooks from the solutions.
+- :mod:`seg2vid.utils`          -- progress bars (with an off switch), seeding, device choice.
 - :mod:`seg2vid.cli`            -- the ``seg2vid`` console script.
 """
 
