@@ -22,6 +22,16 @@ Conventions for lesson authors
 - **Colab badge.** The first cell is a markdown cell tagged ``colab-badge`` whose source is
   generated from :data:`REPO_SLUG`: it points at ``solutions/`` in the source and at
   ``notebooks/`` in the learner copy. The build inserts or repairs it.
+- **Install guard.** A code cell installs the package only when ``import seg2vid`` fails (Colab)::
+
+      try:
+          import seg2vid
+      except ImportError:
+          %pip install -q "seg2vid @ git+https://github.com/<REPO_SLUG>"
+
+  The URL must name :data:`REPO_SLUG` (:data:`INSTALL_REQUIREMENT`), and no pip line may name
+  torch or force a reinstall, so Colab's own torch survives. :func:`install_problem` checks it;
+  ``--check`` reports a wrong guard and the build refuses to run (the slug cannot drift).
 - **Outputs.** Neither copy is committed with outputs or execution counts
   (:func:`strip_outputs`, ``python scripts/build_notebooks.py --strip``).
 
@@ -45,6 +55,9 @@ from nbformat import NotebookNode
 REPO_SLUG = "seg2vid/seg2vid"
 #: Branch the Colab badges open.
 BRANCH = "main"
+#: What a lesson's install guard installs when ``import seg2vid`` fails (on Colab): the package
+#: from :data:`REPO_SLUG`, with no torch on the line, so pip keeps the torch that is installed.
+INSTALL_REQUIREMENT = f"seg2vid @ git+https://github.com/{REPO_SLUG}"
 
 SOLUTIONS_DIR = "solutions"
 NOTEBOOKS_DIR = "notebooks"
@@ -69,6 +82,14 @@ _CHECK_OUTPUT_MARKER = "NBVAL_CHECK_OUTPUT"
 # Execution metadata that Jupyter, nbclient and papermill add; none of it belongs in git.
 _VOLATILE_CELL_METADATA = ("execution", "papermill", "ExecuteTime", "scrolled")
 _VOLATILE_NB_METADATA = ("papermill", "widgets")
+# Install guards: any spelling of a pip install (`%pip`, `!pip`, `!python -m pip`), a GitHub
+# source on it, a torch package named on it, flags that would reinstall every dependency (torch
+# included), and the `import seg2vid` failure that must guard it.
+_PIP_INSTALL = re.compile(r"\bpip\s+install\b(?P<args>.*)")
+_GITHUB_SOURCE = re.compile(r"git\+https?://github\.com/(?P<slug>[^\s\"'@#]+)")
+_TORCH_PACKAGE = re.compile(r"(?<![\w.-])torch(?:vision|audio)?(?![\w-])")
+_REINSTALL_FLAGS = re.compile(r"--force-reinstall|--upgrade-strategy[\s=]+eager|--ignore-installed")
+_GUARD = re.compile(r"except\s*\(?\s*(?:ImportError|ModuleNotFoundError)|find_spec\(")
 
 
 class NotebookBuildError(ValueError):
@@ -190,6 +211,46 @@ def badge_problem(nb: NotebookNode, name: str, folder: str) -> str | None:
         return "the Colab badge cell is not a markdown cell"
     if cell.source != badge_source(name, folder):
         return f"the Colab badge does not point at {folder}/{name}.ipynb of {REPO_SLUG}"
+    return None
+
+
+def install_problem(nb: NotebookNode) -> str | None:
+    """Describe what is wrong with the notebook's install guard, or ``None`` when it is right.
+
+    Every pip line of a code cell is read (comment lines are skipped). Wrong: a line that names
+    torch/torchvision/torchaudio or forces reinstalls (``--force-reinstall``, ...); a GitHub
+    source other than :data:`REPO_SLUG`; a GitHub install in a cell with no ``except
+    ImportError`` (or ``find_spec``) guard; no install from :data:`REPO_SLUG` at all.
+    """
+    guarded = False
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for line in cell.source.splitlines():
+            pip = _PIP_INSTALL.search(line)
+            if pip is None or line.lstrip().startswith("#"):
+                continue
+            args = pip.group("args")
+            where = f"cell {index}, `{line.strip()}`"
+            if _TORCH_PACKAGE.search(_GITHUB_SOURCE.sub(" ", args)):
+                return f"{where}: names torch; never pin or reinstall torch (Colab's must be kept)"
+            if _REINSTALL_FLAGS.search(args):
+                return f"{where}: would reinstall every dependency, torch included"
+            for match in _GITHUB_SOURCE.finditer(args):
+                slug = match.group("slug").rstrip("/").removesuffix(".git")
+                if slug != REPO_SLUG:
+                    return (
+                        f"{where}: installs from github.com/{slug} but REPO_SLUG is {REPO_SLUG!r}; "
+                        f'install "{INSTALL_REQUIREMENT}"'
+                    )
+                if not _GUARD.search(cell.source):
+                    return f"{where}: not guarded; install only when `import seg2vid` raises ImportError"
+                guarded = True
+    if not guarded:
+        return (
+            "no install guard: a code cell must run "
+            f'`%pip install -q "{INSTALL_REQUIREMENT}"` when `import seg2vid` raises ImportError'
+        )
     return None
 
 
@@ -352,7 +413,7 @@ def _write_text(path: Path, text: str) -> None:
 class Problem:
     """Something ``--check`` found: the path relative to the repository root and what is wrong."""
 
-    kind: str  # "stale", "missing", "extra", "badge" or "outputs"
+    kind: str  # "stale", "missing", "extra", "badge", "install" or "outputs"
     path: str
     detail: str
 
@@ -384,6 +445,9 @@ def check_course(root: Path) -> list[Problem]:
         detail = badge_problem(nb, path.stem, SOLUTIONS_DIR)
         if detail:
             problems.append(Problem("badge", rel, detail))
+        detail = install_problem(nb)
+        if detail:
+            problems.append(Problem("install", rel, detail))
         if has_outputs(nb):
             problems.append(Problem("outputs", rel, "holds outputs; run with --strip"))
     expected = expected_learner_files(root)
@@ -402,8 +466,15 @@ def check_course(root: Path) -> list[Problem]:
 
 def write_course(root: Path) -> list[str]:
     """Fix the solutions' badges and cell ids, then (re)write ``notebooks/``: every learner copy,
-    deleting copies whose solution is gone. Returns the paths written or deleted."""
+    deleting copies whose solution is gone. Returns the paths written or deleted.
+
+    Raises :class:`NotebookBuildError`, before writing anything, when a solution's install guard
+    is wrong (see :func:`install_problem`): that is the author's to fix, not the build's."""
     root = Path(root)
+    for path in solution_paths(root):
+        detail = install_problem(read_notebook(path))
+        if detail:
+            raise NotebookBuildError(f"{SOLUTIONS_DIR}/{path.name}: {detail}")
     changed = []
     for path in solution_paths(root):
         nb = read_notebook(path)

@@ -48,7 +48,14 @@ REBUILD = "run `python scripts/build_notebooks.py`"
 
 #: The small CI-scale values papermill injects into each lesson's `parameters` cell, by stem.
 CI_PARAMETERS: dict[str, dict[str, object]] = {
-    "00_welcome_and_data": {"size": 32, "seed": 0},
+    "00_welcome_and_data": {
+        "height": 32,
+        "width": 48,
+        "frames": 3,
+        "seed": 0,
+        "num_gallery_clips": 4,
+        "num_stats_clips": 10,
+    },
 }
 
 #: Environment of every notebook kernel the tests start.
@@ -180,6 +187,14 @@ def test_learner_notebooks_are_generated_and_up_to_date():
         "notebooks/ does not match what solutions/ generates:\n"
         + "\n".join(f"  {problem}" for problem in problems)
         + f"\nFix: {REBUILD} (never edit notebooks/ by hand)."
+    )
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=_rel)
+def test_install_guard_installs_from_repo_slug(path):
+    problem = course.install_problem(course.read_notebook(path))
+    assert problem is None, (
+        f"{_rel(path)}: {problem} (REPO_SLUG lives in seg2vid/course.py; the install URL must follow it)"
     )
 
 
@@ -406,9 +421,21 @@ def test_markdown_regions_become_placeholders():
         replace_markdown_solutions("<!-- BEGIN SOLUTION --> oops")
 
 
+#: The install guard every lesson carries (see seg2vid.course.install_problem).
+INSTALL_SOURCE = "\n".join(
+    [
+        "try:",
+        "    import seg2vid",
+        "except ImportError:",
+        f'    %pip install -q "{course.INSTALL_REQUIREMENT}"',
+    ]
+)
+
+
 def _demo_solution() -> nbformat.NotebookNode:
     return _lesson(
         _markdown("# Demo", id="title"),
+        _code(INSTALL_SOURCE, id="install"),
         _code("n = 3", "parameters", id="params"),
         _code(EXERCISE_SOURCE, "exercise", id="ex"),
         _markdown("<!-- BEGIN SOLUTION -->It blurs.<!-- END SOLUTION -->", "exercise", id="think"),
@@ -418,8 +445,8 @@ def _demo_solution() -> nbformat.NotebookNode:
 
 def test_learner_copy():
     solution = _demo_solution()
-    solution.cells[4].outputs = [nbformat.v4.new_output("stream", name="stdout", text="3\n")]
-    solution.cells[4].execution_count = 7
+    solution.cells[5].outputs = [nbformat.v4.new_output("stream", name="stdout", text="3\n")]
+    solution.cells[5].execution_count = 7
     before = render_notebook(solution)
     learner = build_learner_notebook(solution, "demo")
     assert render_notebook(solution) == before, "the solution must not be modified"
@@ -427,13 +454,14 @@ def test_learner_copy():
     badge, *cells = learner.cells
     assert course.BADGE_TAG in badge.metadata["tags"]
     assert badge.source.endswith(f"github/{course.REPO_SLUG}/blob/{course.BRANCH}/notebooks/demo.ipynb)")
-    assert [cell.id for cell in cells] == ["title", "params", "ex", "think", "after"]
-    assert cells[2].metadata["tags"] == ["exercise", "raises-exception"]
-    assert "BEGIN SOLUTION" not in cells[2].source and "NotImplementedError" in cells[2].source
-    assert cells[3].source == course.MARKDOWN_PLACEHOLDER
-    assert cells[3].metadata["tags"] == ["exercise"], "markdown cells cannot raise"
-    assert cells[1].metadata["tags"] == ["parameters"]
-    assert cells[4].outputs == [] and cells[4].execution_count is None
+    assert [cell.id for cell in cells] == ["title", "install", "params", "ex", "think", "after"]
+    assert cells[3].metadata["tags"] == ["exercise", "raises-exception"]
+    assert "BEGIN SOLUTION" not in cells[3].source and "NotImplementedError" in cells[3].source
+    assert cells[4].source == course.MARKDOWN_PLACEHOLDER
+    assert cells[4].metadata["tags"] == ["exercise"], "markdown cells cannot raise"
+    assert cells[2].metadata["tags"] == ["parameters"]
+    assert cells[1].source == INSTALL_SOURCE, "the install guard is copied unchanged"
+    assert cells[5].outputs == [] and cells[5].execution_count is None
     nbformat.validate(learner)
 
 
@@ -528,6 +556,45 @@ def test_write_then_check_round_trip(tmp_path):
     assert [problem.kind for problem in check_course(root)] == ["outputs"]
     assert course.strip_solutions(root) == ["solutions/demo.ipynb"]
     assert check_course(root) == [] and course.strip_solutions(root) == []
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (INSTALL_SOURCE, None),
+        (INSTALL_SOURCE.replace(course.REPO_SLUG, "someone/fork"), "installs from github.com/someone/fork"),
+        (INSTALL_SOURCE.replace(course.REPO_SLUG, course.REPO_SLUG + ".git"), None),
+        ("import seg2vid", "no install guard"),
+        (f'# %pip install "{course.INSTALL_REQUIREMENT}"', "no install guard"),
+        (f'%pip install -q "{course.INSTALL_REQUIREMENT}"', "not guarded"),
+        (INSTALL_SOURCE + " torch==2.1.0", "names torch"),
+        (INSTALL_SOURCE.replace("-q", "-q --force-reinstall"), "would reinstall every dependency"),
+        (
+            "import importlib.util, sys\nif importlib.util.find_spec('seg2vid') is None:\n"
+            f"    !{{sys.executable}} -m pip install '{course.INSTALL_REQUIREMENT}'",
+            None,
+        ),
+    ],
+)
+def test_install_problem(source, message):
+    problem = course.install_problem(_lesson(_markdown("# T", id="t"), _code(source, id="setup")))
+    if message is None:
+        assert problem is None
+    else:
+        assert problem is not None and message in problem
+
+
+def test_a_drifted_install_url_fails_check_and_build(tmp_path):
+    root = _course_tree(tmp_path)
+    write_course(root)
+    solution = course.read_notebook(root / "solutions" / "demo.ipynb")
+    solution.cells[2].source = INSTALL_SOURCE.replace(course.REPO_SLUG, "old-owner/seg2vid")
+    (root / "solutions" / "demo.ipynb").write_text(render_notebook(solution))
+    problems = [p for p in check_course(root) if p.kind == "install"]
+    assert [p.path for p in problems] == ["solutions/demo.ipynb"]
+    assert "github.com/old-owner/seg2vid" in problems[0].detail
+    with pytest.raises(NotebookBuildError, match="solutions/demo.ipynb: cell 2, .*REPO_SLUG"):
+        write_course(root)
 
 
 def test_script_check_mode_lists_problems_and_exits_1(tmp_path):
