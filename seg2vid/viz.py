@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 ArrayLike = torch.Tensor | np.ndarray
 Color = int | tuple[int, int, int]
 
+#: Grey level of the gaps in :func:`clip_panel` / :func:`clip_strip`: dark, so that white panels
+#: (zero flow, everything visible) still show their edges.
+PANEL_GAP_GREY = 48
+
 #: Keys of a clip that :func:`clip_panel` and :func:`clip_strip` draw, in display order.
 CLIP_PANEL_KEYS = ("frames", "labels", "flow_fwd", "visible_fwd")
 
@@ -435,14 +439,14 @@ def clip_panel(
             A batched clip (leading B) shows item ``index``.
         table: label set for the label colours.
         scale: integer upscaling of every panel (gaps stay ``gap`` pixels).
-        gap: white pixels between panels.
+        gap: pixels of dark grey between panels (grey, so all-white panels stay visible).
         max_magnitude: flow magnitude (pixels) at full colour; default: the clip's largest.
         index: which item of a batched clip to show.
     Returns:
         uint8 video ``(T+1, H * scale, n * W * scale + (n - 1) * gap, 3)`` for n panels.
     """
     videos = [upscale(v, scale) for v in _clip_videos(clip, table, max_magnitude, index)]
-    return hstack_videos(videos, gap=gap)
+    return hstack_videos(videos, gap=gap, background=PANEL_GAP_GREY)
 
 
 def clip_strip(
@@ -462,7 +466,7 @@ def clip_strip(
         rows (only the rows whose keys exist).
     """
     videos = [upscale(v, scale) for v in _clip_videos(clip, table, max_magnitude, index)]
-    return grid_image([list(v) for v in videos], gap=gap)
+    return grid_image([list(v) for v in videos], gap=gap, background=PANEL_GAP_GREY)
 
 
 # ----------------------------------------------------------------------------- notebooks
@@ -523,6 +527,23 @@ def _plot_array(im: ArrayLike) -> np.ndarray:
     return arr
 
 
+def _enable_inline_figures() -> None:
+    """Inside IPython/Jupyter, make bare Figures display as PNG when they end a cell.
+
+    IPython registers that formatter only once pyplot or ``%matplotlib inline`` has run; a
+    kernel that never imported pyplot would show ``<Figure size ...>`` instead of the plot.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # not in IPython: nothing to do
+        return
+    shell = get_ipython()
+    if shell is not None and not getattr(shell, "_seg2vid_figures", False):
+        select_figure_formats(shell, {"png"})
+        shell._seg2vid_figures = True
+
+
 def plot_images(
     images: Sequence[ArrayLike],
     titles: Sequence[str] | None = None,
@@ -552,6 +573,7 @@ def plot_images(
     if ncols < 1:
         raise ValueError(f"ncols must be >= 1, got {ncols}")
     nrows = -(-len(images) // ncols)
+    _enable_inline_figures()
     fig = Figure(figsize=figsize or (2.5 * ncols, 2.5 * nrows), layout="constrained")
     for i, im in enumerate(images):
         ax = fig.add_subplot(nrows, ncols, i + 1)
@@ -601,6 +623,7 @@ def plot_colorwheel(size: int = 128, max_magnitude: float = 1.0) -> Figure:
 
     m = float(max_magnitude)
     wheel = colorwheel_image(size, m)
+    _enable_inline_figures()
     fig = Figure(figsize=(4.2, 4.2), layout="constrained")
     ax = fig.add_subplot()
     # extent with top=-m puts negative y (up) at the top, as in an image.
