@@ -1,0 +1,437 @@
+"""Stage 2 of Seg2Vid: first frame + label map -> T future frames, through a flow cVAE.
+
+The network, block by block (see ``../shared/reference/seg2vid_method.md``):
+
+1. :class:`ImageEncoder` reads the first frame and the one-hot label map (3 + L channels) with
+   four stride-2 stages; the features at 1/2, 1/4 and 1/8 are kept as U-Net skips.
+2. Two :class:`MotionEncoder` s, the posterior q(z | clip): one sees the background label
+   channels, one the foreground channels, both the first frame and the differences
+   ``frame_t - frame_0``. Each ends in global pooling, so the latent is a VECTOR of
+   ``latent_dim`` numbers whatever the image size (the authors' latent grew with resolution).
+   The two latents are concatenated. The prior is N(0, I), or optionally a learned
+   p(z | first frame, labels) (``learned_prior=True``).
+3. :class:`FlowDecoder` tiles z over the image code, splits it into T per-frame codes and
+   upsamples them with skips and 3-D convolutions across time, so the T flows are coherent.
+   Per frame it predicts a forward flow (frame 0 -> t), a backward flow (t -> 0), both in
+   PIXELS in the convention of :func:`seg2vid.flow.warp`, and two sigmoid visibility masks.
+   The heads run at half resolution and are upsampled bilinearly: flow is smooth, and this
+   keeps the most expensive 3-D convolutions off the full-resolution grid.
+4. Every future frame is the FIRST frame warped with its forward flow (warps are not chained).
+5. :class:`RefineNet`, a small U-Net applied to each frame, repairs what warping cannot:
+   its input is ``warped * mask + noise * (1 - mask)`` and the mask.
+
+Tensors: ``frames`` (B, T+1, 3, H, W) in [0, 1]; ``labels`` one-hot (B, L, H, W) of the first
+frame; H and W multiples of 16. ``grid_sample`` runs with ``align_corners=False``
+(:data:`seg2vid.flow.ALIGN_CORNERS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from seg2vid.cvae import GaussianHead, reparameterize
+from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.flow import ALIGN_CORNERS, warp
+from seg2vid.models.blocks import NORMS, Norm, conv2d_block, conv3d_block
+
+__all__ = ["PRESETS", "Seg2Vid", "Seg2VidConfig", "Seg2VidOutput"]
+
+
+def _table_channels(table: LabelTable) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
+    void = table.num_channels - 1  # the one-hot's last channel; void counts as background
+    return table.num_channels, table.background_ids + (void,), table.foreground_ids
+
+
+_L, _BG, _FG = _table_channels(CITYSCAPES)
+
+
+@dataclass(frozen=True)
+class Seg2VidConfig:
+    """Everything that defines a stage-2 model. Frozen and made of plain values, so it can be
+    stored in a checkpoint and compared with another one field by field.
+
+    Args:
+        height, width: frame size in pixels (multiples of 16).
+        frames: T, the number of predicted future frames.
+        widths: channels of the image encoder's four stride-2 stages (the decoder mirrors them).
+        motion_widths: channels of each motion encoder's four stride-2 stages.
+        refine_widths: channels of the refinement U-Net's levels (full, 1/2, 1/4 ... resolution).
+        latent_dim: size of EACH motion encoder's latent vector (z has 2 * latent_dim numbers).
+        norm: "group" (default), "instance", "batch" or "none".
+        learned_prior: learn p(z | first frame, labels) instead of using N(0, I).
+        label_channels: channels of the one-hot label map (Cityscapes: 19 classes + void = 20).
+        background_channels / foreground_channels: one-hot channels seen by each motion encoder
+            (default: the Cityscapes groups, void with the background); see :meth:`for_table`.
+        flow_scale: pixels per unit of the flow heads' raw output (default max(H, W) / 16), so
+            the same initial weights give comparable flows at every resolution.
+        noise_fill: fill occluded pixels with uniform noise before refinement (the authors'
+            choice); False fills them with zeros.
+    """
+
+    height: int = 64
+    width: int = 64
+    frames: int = 4
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    motion_widths: tuple[int, ...] = (16, 32, 64, 64)
+    refine_widths: tuple[int, ...] = (16, 32, 64)
+    latent_dim: int = 8
+    norm: Norm = "group"
+    learned_prior: bool = False
+    label_channels: int = _L
+    background_channels: tuple[int, ...] = _BG
+    foreground_channels: tuple[int, ...] = _FG
+    flow_scale: float | None = None
+    noise_fill: bool = True
+    align_corners: bool = field(default=ALIGN_CORNERS, metadata={"doc": "of every grid_sample"})
+
+    def __post_init__(self) -> None:
+        if self.height % 16 or self.width % 16 or min(self.height, self.width) < 16:
+            raise ValueError(
+                f"height and width must be multiples of 16 (four stride-2 stages), got "
+                f"{self.height}x{self.width}"
+            )
+        if self.frames < 1:
+            raise ValueError(f"frames (T future frames) must be >= 1, got {self.frames}")
+        if len(self.widths) != 4 or len(self.motion_widths) != 4:
+            raise ValueError("widths and motion_widths need exactly 4 entries (4 stride-2 stages)")
+        if len(self.refine_widths) < 2:
+            raise ValueError("refine_widths needs at least 2 levels")
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; choose one of {NORMS}")
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        channels = set(self.background_channels) | set(self.foreground_channels)
+        if not channels or max(channels) >= self.label_channels or min(channels) < 0:
+            raise ValueError(
+                f"background/foreground channels must index the {self.label_channels} label channels"
+            )
+        if self.align_corners != ALIGN_CORNERS:
+            raise ValueError(f"seg2vid.flow warps with align_corners={ALIGN_CORNERS}")
+
+    @property
+    def pixels_per_unit(self) -> float:
+        """Flow (pixels) per unit of the flow heads' raw output."""
+        return self.flow_scale if self.flow_scale is not None else max(self.height, self.width) / 16
+
+    @classmethod
+    def for_table(cls, table: LabelTable, **kwargs) -> Seg2VidConfig:
+        """A config whose label channels and motion groups come from ``table``."""
+        channels, background, foreground = _table_channels(table)
+        return cls(
+            label_channels=channels,
+            background_channels=background,
+            foreground_channels=foreground,
+            **kwargs,
+        )
+
+    def replace(self, **changes) -> Seg2VidConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain dict of the fields (tuples as lists), for checkpoints and logs."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Seg2VidConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown Seg2VidConfig field(s): {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+#: Named configurations. "paper": the authors' Cityscapes setting (128x256, 1 + 4 frames, image
+#: encoder widths 32-64-128-256). "tiny": small enough to train on a laptop CPU in minutes.
+PRESETS: dict[str, Seg2VidConfig] = {
+    "tiny": Seg2VidConfig(),
+    "paper": Seg2VidConfig(
+        height=128, width=256, frames=4, widths=(32, 64, 128, 256),
+        motion_widths=(32, 64, 128, 128), refine_widths=(16, 32, 64, 128), latent_dim=16,
+    ),
+}
+
+
+@dataclass
+class Seg2VidOutput:
+    """What the model predicts for a batch (B = batch, T = future frames).
+
+    Attributes:
+        first_frame: (B, 3, H, W) the given frame.
+        frames: (B, T, 3, H, W) refined future frames in [0, 1] -- the generated video.
+        warped: (B, T, 3, H, W) the first frame warped with ``flow_fwd`` (before refinement).
+        flow_fwd: (B, T, 2, H, W) pixels, frame 0 -> t, on frame t's grid.
+        flow_bwd: (B, T, 2, H, W) pixels, frame t -> 0, on frame 0's grid.
+        mask_fwd: (B, T, 1, H, W) in (0, 1): predicted visibility of frame t's pixels in frame 0.
+        mask_bwd: (B, T, 1, H, W) in (0, 1): predicted visibility of frame 0's pixels in frame t.
+        z: (B, 2 * latent_dim) the latent the video was decoded from.
+        mu, logvar: (B, 2 * latent_dim) the posterior q(z | clip); None when sampling.
+        prior_mu, prior_logvar: the learned prior, or None for N(0, I).
+    """
+
+    first_frame: Tensor
+    frames: Tensor
+    warped: Tensor
+    flow_fwd: Tensor
+    flow_bwd: Tensor
+    mask_fwd: Tensor
+    mask_bwd: Tensor
+    z: Tensor
+    mu: Tensor | None = None
+    logvar: Tensor | None = None
+    prior_mu: Tensor | None = None
+    prior_logvar: Tensor | None = None
+
+    @property
+    def video(self) -> Tensor:
+        """(B, T+1, 3, H, W): the first frame followed by the generated frames."""
+        return torch.cat([self.first_frame.unsqueeze(1), self.frames], dim=1)
+
+
+class ImageEncoder(nn.Module):
+    """First frame + one-hot labels (B, 3 + L, H, W) -> features at 1/2, 1/4, 1/8, 1/16."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], norm: Norm):
+        super().__init__()
+        stages, c_in = [], in_channels
+        for w in widths:
+            stages.append(nn.Sequential(conv2d_block(c_in, w, 2, norm), conv2d_block(w, w, 1, norm)))
+            c_in = w
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class MotionEncoder(nn.Module):
+    """A Gaussian over z from an image stack (B, C, H, W): four stride-2 convs, global average
+    pooling (so the latent size does not depend on H, W), then a :class:`GaussianHead`."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...], latent_dim: int, norm: Norm):
+        super().__init__()
+        layers, c_in = [], in_channels
+        for w in widths:
+            layers.append(conv2d_block(c_in, w, 2, norm))
+            c_in = w
+        self.convs = nn.Sequential(*layers)
+        self.head = GaussianHead(c_in, latent_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.head(self.convs(x).mean(dim=(2, 3)))
+
+
+class FlowDecoder(nn.Module):
+    """(image features, z) -> per-frame flows and masks, with 3-D convolutions across time."""
+
+    def __init__(self, config: Seg2VidConfig):
+        super().__init__()
+        c, w = config, config.widths
+        self.frames = c.frames
+        self.scale = c.pixels_per_unit
+        self.fuse = conv2d_block(w[3] + 2 * c.latent_dim, w[3], 1, c.norm)
+        # split the fused code into T per-frame codes of w[2] channels each
+        self.split = nn.Conv2d(w[3], c.frames * w[2], 3, padding=1)
+        self.up8 = conv3d_block(w[2] + w[2], w[2], c.norm)
+        self.up4 = conv3d_block(w[2] + w[1], w[1], c.norm)
+        self.up2 = conv3d_block(w[1] + w[0], w[0], c.norm)
+        self.head = nn.Conv3d(w[0], 6, 3, padding=1)  # flow_fwd 2, flow_bwd 2, mask logits 2
+        nn.init.normal_(self.head.weight, std=1e-3)  # start from ~zero flow...
+        nn.init.zeros_(self.head.bias)
+        with torch.no_grad():
+            self.head.bias[4:] = 3.0  # ...and masks ~0.95: "everything visible"
+
+    @staticmethod
+    def _up_and_join(x: Tensor, skip: Tensor) -> Tensor:
+        b, ch, t, h, w = x.shape
+        x = F.interpolate(x, size=(t, 2 * h, 2 * w), mode="nearest")
+        return torch.cat([x, skip.unsqueeze(2).expand(-1, -1, t, -1, -1)], dim=1)
+
+    def forward(self, features: list[Tensor], z: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
+        f2, f4, f8, f16 = features
+        b, _, h16, w16 = f16.shape
+        tiled = z[:, :, None, None].expand(-1, -1, h16, w16)
+        code = self.split(self.fuse(torch.cat([f16, tiled], dim=1)))
+        x = code.view(b, self.frames, -1, h16, w16).transpose(1, 2)  # (B, C, T, h, w)
+        x = self.up8(self._up_and_join(x, f8))
+        x = self.up4(self._up_and_join(x, f4))
+        x = self.up2(self._up_and_join(x, f2))
+        out = self.head(x)  # (B, 6, T, H/2, W/2)
+        t = out.shape[2]
+        out = out.transpose(1, 2).reshape(b * t, 6, *out.shape[-2:])
+        out = F.interpolate(out, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
+        out = out.view(b, t, 6, *size)
+        flow_fwd = out[:, :, 0:2] * self.scale
+        flow_bwd = out[:, :, 2:4] * self.scale
+        return flow_fwd, flow_bwd, torch.sigmoid(out[:, :, 4:5]), torch.sigmoid(out[:, :, 5:6])
+
+
+class RefineNet(nn.Module):
+    """A small U-Net applied to every frame: (filled frame, mask) -> refined frame in [0, 1].
+
+    It predicts a correction in logit space on top of its input, initialised to zero, so an
+    untrained refiner passes the warped frame through and training starts from plain warping.
+    """
+
+    def __init__(self, widths: tuple[int, ...], norm: Norm):
+        super().__init__()
+        self.down = nn.ModuleList()
+        c_in = 4
+        for i, w in enumerate(widths):
+            self.down.append(conv2d_block(c_in, w, 1 if i == 0 else 2, norm))
+            c_in = w
+        self.up = nn.ModuleList(
+            conv2d_block(widths[i + 1] + widths[i], widths[i], 1, norm)
+            for i in reversed(range(len(widths) - 1))
+        )
+        self.out = nn.Conv2d(widths[0], 3, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, filled: Tensor, mask: Tensor) -> Tensor:
+        x = torch.cat([filled, mask], dim=1)
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
+            x = block(torch.cat([x, skip], dim=1))
+        base = torch.logit(filled.clamp(1e-3, 1 - 1e-3))
+        return torch.sigmoid(base + self.out(x))
+
+
+class Seg2Vid(nn.Module):
+    """The stage-2 model. ``forward`` (training) encodes the true clip into z; :meth:`sample`
+    (inference) draws z from the prior and needs only the first frame and its label map."""
+
+    def __init__(self, config: Seg2VidConfig | None = None):
+        super().__init__()
+        self.config = c = config or Seg2VidConfig()
+        motion_in = 3 + 3 * c.frames
+        self.image_encoder = ImageEncoder(3 + c.label_channels, c.widths, c.norm)
+        self.background_encoder = MotionEncoder(
+            motion_in + len(c.background_channels), c.motion_widths, c.latent_dim, c.norm
+        )
+        self.foreground_encoder = MotionEncoder(
+            motion_in + len(c.foreground_channels), c.motion_widths, c.latent_dim, c.norm
+        )
+        self.prior = (
+            MotionEncoder(3 + c.label_channels, c.motion_widths, 2 * c.latent_dim, c.norm)
+            if c.learned_prior else None
+        )
+        self.decoder = FlowDecoder(c)
+        self.refiner = RefineNet(c.refine_widths, c.norm)
+        self.register_buffer("_bg", torch.tensor(c.background_channels), persistent=False)
+        self.register_buffer("_fg", torch.tensor(c.foreground_channels), persistent=False)
+
+    @property
+    def latent_size(self) -> int:
+        """Numbers in z (both motion encoders together)."""
+        return 2 * self.config.latent_dim
+
+    # ------------------------------------------------------------------ input checks
+
+    def _check(self, first_frame: Tensor, labels: Tensor, frames: Tensor | None = None) -> None:
+        c = self.config
+        if first_frame.dim() != 4 or first_frame.shape[1] != 3:
+            raise ValueError(f"first frame must be (B, 3, H, W), got {tuple(first_frame.shape)}")
+        b, _, h, w = first_frame.shape
+        if (h, w) != (c.height, c.width):
+            raise ValueError(f"frames are {h}x{w} but the model is configured for {c.height}x{c.width}")
+        if labels.shape != (b, c.label_channels, h, w):
+            hint = " (pass table.one_hot(label_map), not the integer map)" if labels.dim() == 3 else ""
+            raise ValueError(
+                f"labels must be one-hot (B, {c.label_channels}, H, W) = {(b, c.label_channels, h, w)}, "
+                f"got {tuple(labels.shape)}{hint}"
+            )
+        if frames is not None and frames.shape != (b, c.frames + 1, 3, h, w):
+            raise ValueError(
+                f"frames must be (B, T+1, 3, H, W) = {(b, c.frames + 1, 3, h, w)}, got {tuple(frames.shape)}"
+            )
+
+    # ------------------------------------------------------------------ pieces
+
+    def posterior(self, frames: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z | clip): (mu, logvar), each (B, 2 * latent_dim); background half first."""
+        first = frames[:, 0]
+        diffs = (frames[:, 1:] - first.unsqueeze(1)).flatten(1, 2)  # (B, 3T, H, W)
+        motion = torch.cat([first, diffs], dim=1)
+        mu_b, lv_b = self.background_encoder(torch.cat([motion, labels[:, self._bg]], dim=1))
+        mu_f, lv_f = self.foreground_encoder(torch.cat([motion, labels[:, self._fg]], dim=1))
+        return torch.cat([mu_b, mu_f], dim=1), torch.cat([lv_b, lv_f], dim=1)
+
+    def prior_params(self, first_frame: Tensor, labels: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The learned prior's (mu, logvar), or None when the prior is N(0, I)."""
+        if self.prior is None:
+            return None
+        return self.prior(torch.cat([first_frame, labels], dim=1))
+
+    def decode(self, first_frame: Tensor, labels: Tensor, z: Tensor,
+               generator: torch.Generator | None = None) -> Seg2VidOutput:
+        """Decode latent ``z`` (B, 2 * latent_dim) into flows, masks and refined frames."""
+        if z.shape != (first_frame.shape[0], self.latent_size):
+            raise ValueError(f"z must be (B, {self.latent_size}), got {tuple(z.shape)}")
+        size = first_frame.shape[-2:]
+        features = self.image_encoder(torch.cat([first_frame, labels], dim=1))
+        flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size)
+        warped = warp(first_frame.unsqueeze(1), flow_fwd)
+        if self.config.noise_fill:
+            noise = torch.rand(warped.shape, generator=generator, device=warped.device, dtype=warped.dtype)
+        else:
+            noise = torch.zeros_like(warped)
+        filled = warped * mask_fwd + noise * (1 - mask_fwd)
+        b, t = warped.shape[:2]
+        refined = self.refiner(filled.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
+        return Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
+
+    # ------------------------------------------------------------------ use
+
+    def forward(self, frames: Tensor, labels: Tensor) -> Seg2VidOutput:
+        """Training pass: encode the true clip, sample z from q(z | clip), decode.
+
+        Args:
+            frames: (B, T+1, 3, H, W) in [0, 1], the true clip (frames[:, 0] is given).
+            labels: (B, L, H, W) one-hot label map of the first frame.
+        """
+        self._check(frames[:, 0] if frames.dim() == 5 else frames, labels, frames)
+        mu, logvar = self.posterior(frames, labels)
+        out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar))
+        out.mu, out.logvar = mu, logvar
+        prior = self.prior_params(frames[:, 0], labels)
+        if prior is not None:
+            out.prior_mu, out.prior_logvar = prior
+        return out
+
+    @torch.no_grad()
+    def sample(self, first_frame: Tensor, labels: Tensor, n_samples: int = 1,
+               generator: torch.Generator | None = None) -> Seg2VidOutput:
+        """Generate ``n_samples`` futures per input from the prior: NO future frames needed.
+
+        Args:
+            first_frame: (B, 3, H, W) in [0, 1].
+            labels: (B, L, H, W) one-hot label map of the first frame.
+            n_samples: futures per input.
+            generator: seeds z and the fill noise (same generator state, same videos).
+        Returns:
+            a :class:`Seg2VidOutput` with batch B * n_samples, the samples of input i at
+            rows i * n_samples ... (i + 1) * n_samples - 1.
+        """
+        self._check(first_frame, labels)
+        first = first_frame.repeat_interleave(n_samples, dim=0)
+        lab = labels.repeat_interleave(n_samples, dim=0)
+        eps = torch.randn(first.shape[0], self.latent_size, generator=generator,
+                          device=first.device, dtype=first.dtype)
+        prior = self.prior_params(first, lab)
+        z = eps if prior is None else prior[0] + torch.exp(0.5 * prior[1]) * eps
+        return self.decode(first, lab, z, generator=generator)
