@@ -225,3 +225,70 @@ def read_flo(path: str | Path) -> torch.Tensor:
         raise ValueError(f"{path}: header says {w}x{h} but the file has {len(data) - 12} data bytes")
     arr = np.frombuffer(data, dtype="<f4", offset=12).reshape(h, w, 2).transpose(2, 0, 1)
     return torch.from_numpy(arr.astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- occlusion
+
+
+def in_frame_mask(flow_px: torch.Tensor) -> torch.Tensor:
+    """Where :func:`warp` with ``flow_px`` reads from INSIDE the source image.
+
+    Args:
+        flow_px: (..., 2, H, W) flow in pixels (warp convention: pixel ``p`` reads ``p - flow(p)``).
+    Returns:
+        (..., 1, H, W) float mask: 1 where ``p - flow(p)`` lies within the image's outer edges
+        ``[-0.5, W - 0.5] x [-0.5, H - 0.5]`` (the ``align_corners=False`` extent), else 0.
+        Outside, the warp only repeats border pixels (or zeros): nothing there was seen.
+    """
+    _check_flow(flow_px, "flow_px")
+    h, w = flow_px.shape[-2:]
+    src = pixel_grid(h, w, flow_px.device, flow_px.dtype) - flow_px
+    x, y = src[..., 0:1, :, :], src[..., 1:2, :, :]
+    inside = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
+    return inside.to(flow_px.dtype)
+
+
+def forward_backward_occlusion(
+    flow_fwd: torch.Tensor,
+    flow_bwd: torch.Tensor,
+    alpha: float = 0.01,
+    beta: float = 0.5,
+) -> torch.Tensor:
+    """Visibility from the forward-backward consistency check (Sundaram et al., ECCV 2010).
+
+    In this package's convention a pixel ``p`` of frame t came from ``q = p - f(p)`` in frame 0,
+    and the backward flow there must send it back: ``b(q) = -f(p)``. With
+    ``b~ = warp(b, f)`` (``b`` sampled at ``q``, on frame t's grid) the pixel is VISIBLE when
+
+        |f + b~|^2 < alpha * (|f|^2 + |b~|^2) + beta          (all in squared pixels)
+
+    and ``q`` lies inside frame 0 (:func:`in_frame_mask`). The relative term lets the
+    tolerance grow with the speed (flow estimates are less accurate for fast motion); ``beta``
+    forgives sub-pixel noise. A pixel that is hidden in frame 0 usually lands on the occluder's
+    backward flow, which does not cancel its own forward flow, so the test fails there.
+
+    Args:
+        flow_fwd: (..., 2, H, W) pixels, frame 0 -> frame t, on frame t's grid
+            (``warp(frame_0, flow_fwd) ~ frame_t``).
+        flow_bwd: (..., 2, H, W) pixels, frame t -> frame 0, on frame 0's grid
+            (``warp(frame_t, flow_bwd) ~ frame_0``); same shape as ``flow_fwd``.
+        alpha: relative tolerance (dimensionless); Sundaram et al. use 0.01.
+        beta: absolute tolerance in squared pixels; Sundaram et al. use 0.5.
+    Returns:
+        (..., 1, H, W) float mask on frame t's grid (the grid of ``flow_fwd``): 1 = visible in
+        frame 0, 0 = occluded or out of frame. Not differentiable (a hard threshold).
+
+    Swap the arguments for the mask of frame 0's pixels that stay visible in frame t: the
+    relation ``b + warp(f, b) = 0`` holds in the same way.
+    """
+    _check_flow(flow_fwd, "flow_fwd")
+    _check_flow(flow_bwd, "flow_bwd")
+    if flow_fwd.shape != flow_bwd.shape:
+        raise ValueError(
+            f"flow_fwd {tuple(flow_fwd.shape)} and flow_bwd {tuple(flow_bwd.shape)} differ in shape"
+        )
+    bwd_at_source = warp(flow_bwd, flow_fwd, padding_mode="border")
+    residual = (flow_fwd + bwd_at_source).square().sum(-3, keepdim=True)
+    scale = flow_fwd.square().sum(-3, keepdim=True) + bwd_at_source.square().sum(-3, keepdim=True)
+    consistent = (residual < alpha * scale + beta).to(flow_fwd.dtype)
+    return consistent * in_frame_mask(flow_fwd)
