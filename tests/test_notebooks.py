@@ -56,6 +56,21 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
         "num_gallery_clips": 4,
         "num_stats_clips": 10,
     },
+    "01_from_vae_to_cvae": {
+        "seed": 0,
+        "hidden_dim": 128,
+        "digits_epochs": 20,
+        "toy_steps": 500,
+        "futures_per_input": 32,
+    },
+    "02_optical_flow_and_warping": {
+        "height": 32,
+        "width": 32,
+        "seed": 0,
+        "num_eval_clips": 2,
+        "steps_per_level": 40,
+        "scale": 2,
+    },
 }
 
 #: Environment of every notebook kernel the tests start.
