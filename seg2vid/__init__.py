@@ -5,6 +5,10 @@ The package behind the course notebooks. Public API by module:
 - :mod:`seg2vid.data.labels`    -- the Cityscapes label table, one-hot and colour helpers.
 - :mod:`seg2vid.data.synthetic` -- procedural street clips with EXACT labels, flow and occlusion.
 - :mod:`seg2vid.flow`           -- pixel-unit backward warping, flow colours, ``.flo`` files.
+- :mod:`seg2vid.cvae`           -- reparameterisation, Gaussian KL, ELBO, a small MLP (c)VAE.
+- :mod:`seg2vid.losses`         -- photometric, SSIM, smoothness and consistency losses for flow.
+- :mod:`seg2vid.metrics`        -- end-point error and mask scores.
+- :mod:`seg2vid.models`         -- the Seg2Vid networks (stage 2: first frame + labels -> video).
 - :mod:`seg2vid.viz`            -- frame/flow/mask grids, inline videos, GIF and MP4 files.
 - :mod:`seg2vid.exercises`      -- the self-checks used by the notebooks' exercise cells.
 - :mod:`seg2vid.course`         -- builds the learner notebooks from the solutions.
