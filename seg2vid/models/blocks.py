@@ -56,12 +56,3 @@ def conv2d_block(c_in: int, c_out: int, stride: int = 1, norm: Norm = "group") -
         norm2d(norm, c_out),
         nn.LeakyReLU(0.2, inplace=True),
     )
-
-
-def conv3d_block(c_in: int, c_out: int, norm: Norm = "group") -> nn.Sequential:
-    """3x3x3 convolution over (T, H, W) -> normalisation -> LeakyReLU(0.2); sizes unchanged."""
-    return nn.Sequential(
-        nn.Conv3d(c_in, c_out, 3, padding=1, bias=norm == "none"),
-        norm3d(norm, c_out),
-        nn.LeakyReLU(0.2, inplace=True),
-    )

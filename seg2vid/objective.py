@@ -1,0 +1,237 @@
+"""The stage-2 training objective: the paper's nine loss terms, weighted, from one model output.
+
+:func:`seg2vid_loss` turns a :class:`~seg2vid.models.seg2vid.Seg2VidOutput` and the true clip into
+the weighted total and a dict of the UNWEIGHTED terms (for logs). The weights live in a frozen
+:class:`LossConfig` whose defaults are the authors' (see the losses table of the method notes):
+
+=============== ======= ===================================================================
+term            weight  what (B clips, T future frames; "mean" = over every pixel)
+=============== ======= ===================================================================
+recon           2       L1(refined frames, true frames t = 1..T)
+recon_before    1       mean of mask_fwd * |warped - true|: the warp alone, before refinement
+recon_back      1       mean of mask_bwd * |warp(frame_t, flow_bwd) - frame_0|
+ssim            1       0.85 * (1 - SSIM) / 2 + 0.15 * L1 on the refined frames
+perceptual      1       L1 between VGG-19 features of the WARPED and the true frames
+consistency     1       forward-backward flow consistency, both directions, mask-gated
+smoothness      0.01    edge-aware smoothness of EVERY forward and backward flow
+kl              8e-4    KL(q(z | clip) || prior), nats per clip (see :class:`LossConfig`)
+mask            0.1     mean(1 - mask_fwd) + mean(1 - mask_bwd)
+=============== ======= ===================================================================
+
+How the masks gate a term: the gated per-pixel map ``mask * error`` is averaged over ALL pixels
+(not divided by the mask's sum), as the authors did. A pixel marked occluded then costs nothing in
+the photometric terms and ``weight_mask * 1`` in the mask term, so for one pixel the gradient
+pushes its mask towards 0 exactly when its weighted error exceeds the mask term's price (0.1 per
+unit of mask for ``recon_before``): the masks learn "occluded = the warp cannot explain it"
+with a threshold set by the weights, instead of relative to the frame's average error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from seg2vid.cvae import kl_diagonal_gaussian
+from seg2vid.flow import warp
+from seg2vid.losses import (
+    forward_backward_consistency_loss,
+    photometric_l1,
+    smoothness_loss,
+    ssim_photometric,
+)
+
+if TYPE_CHECKING:
+    from seg2vid.models.seg2vid import Seg2VidOutput
+    from seg2vid.perceptual import VGGPerceptual
+
+__all__ = ["TERMS", "LossConfig", "PerceptualOffWarning", "seg2vid_loss"]
+
+#: The loss terms, in the order they are logged.
+TERMS: tuple[str, ...] = (
+    "recon", "recon_before", "recon_back", "ssim", "perceptual", "consistency", "smoothness", "kl", "mask",
+)
+
+#: The authors' per-GPU batch: their KL is summed over the batch, so its per-clip weight is
+#: lamda (0.1) * 8 clips / 1000.
+_AUTHORS_BATCH = 8
+
+
+class PerceptualOffWarning(UserWarning):
+    """The perceptual term has a weight but no VGG-19 was given, so it is skipped."""
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the stage-2 loss terms (0 switches a term off: it is not even computed).
+
+    Args:
+        recon, recon_before, recon_back, ssim, perceptual, consistency, smoothness, mask: the
+            authors' weights (see the module docstring for what each term measures).
+        kl: weight of the KL in nats PER CLIP (KL summed over the latent dimensions, averaged
+            over the batch). The authors' code sums the KL over the batch and the latent, divides
+            it by 1000 and weights it by ``lamda = 0.1`` (the "0.1 / 1000 of the sum" of the
+            method notes); with their 8 clips per GPU that is ``0.1 * 8 / 1000 = 8e-4`` per
+            clip, which is the default here. Averaging over the batch keeps the weight from
+            changing with the batch size, as every other term (pixel means) already does.
+            Their latent was a map tied to the resolution (many more dimensions than ours), so
+            their KL in nats was larger for the same per-dimension divergence: raise this
+            weight if samples from the prior look unlike posterior reconstructions.
+        kl_warmup_steps: linear KL annealing: the KL weight is ``kl * min(1, (step + 1) / N)``
+            at (0-based) optimiser step ``step``; 0 = full weight from the start (the authors').
+        ssim_alpha: share of the SSIM part in the ``ssim`` term (0.85, the authors').
+        edge_scale: how strongly image edges switch the smoothness penalty off (per unit of
+            intensity difference, images in [0, 1]; see :func:`seg2vid.losses.smoothness_loss`).
+    """
+
+    recon: float = 2.0
+    recon_before: float = 1.0
+    recon_back: float = 1.0
+    ssim: float = 1.0
+    perceptual: float = 1.0
+    consistency: float = 1.0
+    smoothness: float = 0.01
+    kl: float = 0.1 * _AUTHORS_BATCH / 1000
+    mask: float = 0.1
+    kl_warmup_steps: int = 0
+    ssim_alpha: float = 0.85
+    edge_scale: float = 10.0
+
+    def __post_init__(self) -> None:
+        negative = [name for name in TERMS if getattr(self, name) < 0]
+        if negative:
+            raise ValueError(f"loss weights must be >= 0 (0 switches a term off); negative: {negative}")
+        if self.kl_warmup_steps < 0:
+            raise ValueError(f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
+        if not 0 <= self.ssim_alpha <= 1:
+            raise ValueError(f"ssim_alpha must be in [0, 1], got {self.ssim_alpha}")
+
+    def weight(self, term: str, step: int = 0) -> float:
+        """The weight of ``term`` at 0-based optimiser step ``step`` (KL annealing included)."""
+        if term not in TERMS:
+            raise KeyError(f"unknown loss term {term!r}; terms: {', '.join(TERMS)}")
+        w = getattr(self, term)
+        if term == "kl" and self.kl_warmup_steps:
+            w *= min(1.0, (step + 1) / self.kl_warmup_steps)
+        return w
+
+    def to_dict(self) -> dict:
+        """Plain dict of the fields, for checkpoints and logs."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> LossConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown LossConfig field(s): {sorted(unknown)}")
+        return cls(**values)
+
+
+def _gated(loss_map: Tensor) -> Tensor:
+    # The authors' gating: mean over ALL pixels of mask * error (see the module docstring).
+    return loss_map.mean()
+
+
+def seg2vid_loss(
+    output: Seg2VidOutput,
+    frames: Tensor,
+    config: LossConfig | None = None,
+    step: int = 0,
+    perceptual: VGGPerceptual | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The weighted stage-2 objective and its unweighted terms.
+
+    Args:
+        output: what :meth:`Seg2Vid.forward` returned for ``frames`` (it must hold the
+            posterior ``mu``/``logvar``: a training pass, not :meth:`Seg2Vid.sample`).
+            Fields used: ``frames``/``warped`` (B, T, 3, H, W) in [0, 1]; ``flow_fwd``/``flow_bwd``
+            (B, T, 2, H, W) pixels; ``mask_fwd``/``mask_bwd`` (B, T, 1, H, W) in (0, 1);
+            ``mu``/``logvar`` (and ``prior_mu``/``prior_logvar`` for a learned prior) (B, D).
+        frames: (B, T+1, 3, H, W) the true clip in [0, 1]; ``frames[:, 0]`` is the given frame.
+        config: the weights (default: the authors', :class:`LossConfig`).
+        step: 0-based optimiser step, for KL annealing.
+        perceptual: a :class:`~seg2vid.perceptual.VGGPerceptual`; ``None`` skips the perceptual
+            term (with a :class:`PerceptualOffWarning`, shown once per call site, when its
+            weight is not 0).
+    Returns:
+        ``(total, terms)``: ``total`` a 0-d tensor with gradient, ``sum_k weight_k * term_k``;
+        ``terms`` maps each computed term (weight > 0, in :data:`TERMS` order) to its
+        UNWEIGHTED, detached 0-d value. Units: intensity (L1 terms, images in [0, 1]),
+        pixels (consistency), pixels per pixel (smoothness), nats per clip (kl).
+    """
+    config = config or LossConfig()
+    b, t = output.frames.shape[:2]
+    if frames.shape != (b, t + 1, *output.frames.shape[2:]):
+        raise ValueError(
+            f"frames must be the true clip (B, T+1, 3, H, W) = {(b, t + 1, *output.frames.shape[2:])} "
+            f"for this output, got {tuple(frames.shape)}"
+        )
+    if output.mu is None or output.logvar is None:
+        raise ValueError("the output holds no posterior (mu, logvar): pass forward()'s, not sample()'s")
+    first, future = frames[:, :1], frames[:, 1:]
+
+    def recon() -> Tensor:
+        return photometric_l1(output.frames, future)
+
+    def recon_before() -> Tensor:
+        return _gated(photometric_l1(output.warped, future, output.mask_fwd, reduction="none"))
+
+    def recon_back() -> Tensor:
+        # flow_bwd lives on frame 0's grid: warping frame t with it rebuilds frame 0
+        back = warp(future, output.flow_bwd)
+        return _gated(photometric_l1(back, first, output.mask_bwd, reduction="none"))
+
+    def ssim() -> Tensor:
+        return ssim_photometric(output.frames, future, alpha=config.ssim_alpha)
+
+    def perceptual_term() -> Tensor:
+        # On the WARPED frames, as the authors: it trains the flow through features with large
+        # receptive fields (a gradient for displacements beyond the reach of a bilinear pixel
+        # loss) and leaves the refiner to the pixel terms instead of pushing it to paint textures.
+        return perceptual(output.warped.flatten(0, 1), future.flatten(0, 1))
+
+    def consistency() -> Tensor:
+        # f + warp(b, f) = 0 on frame t's grid where mask_fwd says visible, and the same with the
+        # roles swapped on frame 0's grid (see seg2vid.flow.forward_backward_occlusion)
+        fwd = forward_backward_consistency_loss(output.flow_fwd, output.flow_bwd, output.mask_fwd, "none")
+        bwd = forward_backward_consistency_loss(output.flow_bwd, output.flow_fwd, output.mask_bwd, "none")
+        return _gated(fwd) + _gated(bwd)
+
+    def smoothness() -> Tensor:
+        # every frame, both flows (the authors' code smoothed frame 1 only); the edges are those of
+        # the frame each flow lives on: frame t for flow_fwd[t], frame 0 for flow_bwd[t]
+        fwd = smoothness_loss(output.flow_fwd, future, edge_scale=config.edge_scale)
+        bwd = smoothness_loss(output.flow_bwd, first, edge_scale=config.edge_scale)
+        return fwd + bwd
+
+    def kl() -> Tensor:
+        return kl_diagonal_gaussian(output.mu, output.logvar, output.prior_mu, output.prior_logvar)
+
+    def mask() -> Tensor:
+        return (1 - output.mask_fwd).mean() + (1 - output.mask_bwd).mean()
+
+    compute = {
+        "recon": recon, "recon_before": recon_before, "recon_back": recon_back, "ssim": ssim,
+        "perceptual": perceptual_term, "consistency": consistency, "smoothness": smoothness,
+        "kl": kl, "mask": mask,
+    }
+    if perceptual is None and config.perceptual > 0:
+        warnings.warn(
+            "perceptual loss is OFF: no VGG-19 weights were given (see seg2vid.perceptual); "
+            "training goes on with the other terms",
+            PerceptualOffWarning,
+            stacklevel=2,
+        )
+    total = output.frames.new_zeros(())
+    terms: dict[str, Tensor] = {}
+    for name in TERMS:
+        if getattr(config, name) == 0 or (name == "perceptual" and perceptual is None):
+            continue
+        value = compute[name]()
+        terms[name] = value.detach()
+        total = total + config.weight(name, step) * value
+    return total, terms

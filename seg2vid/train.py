@@ -1,0 +1,662 @@
+"""Training stage 2 (first frame + label map -> video) on the synthetic streets.
+
+:class:`Trainer` trains a :class:`~seg2vid.models.Seg2Vid` with :func:`seg2vid.objective.seg2vid_loss`
+and Adam, and writes everything to one folder::
+
+    OUT/checkpoints/last.pt     model + optimiser + step + configs + RNG states (atomic writes)
+    OUT/log.csv                 one row per step: every unweighted loss term, total, grad norm, times
+    OUT/summary.json            configs, status, throughput, the last losses (written at the end)
+    OUT/samples/step_NNNNNN.gif rows = held-out clips; columns = true | posterior | prior sample
+
+Data. Clips come from :class:`~seg2vid.data.synthetic.SyntheticStreets` at the model's size and
+number of frames, rendered in the main process (no DataLoader workers: the reference machine has 2
+cores, and a worker would steal one from the convolutions), and stored as 8-bit frames, like
+real video. By DEFAULT (``num_clips=1000``) a fixed pool is rendered once and each epoch visits
+it in a permutation seeded by (seed, epoch). Why: rendering costs about 14 ms per 64x64 clip of
+1 + 4 frames and 65 ms at 128x256 (one core), i.e. 0.11 s per batch of 8 tiny clips, as much as a
+whole tiny-preset CPU training step, and far more than a GPU step; a pool pays it once (14 s and
+60 MB for 1000 tiny clips; 65 s and 0.5 GB at 128x256). A few thousand clips is also the paper's
+regime (Cityscapes has 2975 training sequences). ``num_clips=None`` renders FRESH clips every step
+instead (the indices of step s are ``(s-1)*B .. s*B-1``): data that never repeat, at the
+rendering cost above. Either way the batch of step s is a pure function of (seed, s), so resuming
+needs no data-loader state.
+
+Resume. A checkpoint stores the model, the optimiser (and GradScaler) state, the step, the three
+configs and the global RNG states (torch CPU/CUDA, NumPy, Python): :meth:`Trainer.resume` then
+continues exactly; on the CPU, 2 + 2 resumed steps give bit-identical parameters to 4 straight
+ones. Only the run length and the bookkeeping (``steps``, ``*_every``), and where it runs
+(``device``, ``amp``) may differ from the checkpoint's config; any other difference is an error
+naming the fields.
+
+Failures stop early and say what went wrong: a batch with the wrong shape, unknown label ids or
+NaN/inf values, a loss term that is NaN/inf (named), non-finite gradients (the parameters named).
+Nothing is written after the failure, so the last good checkpoint stays as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import random
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seg2vid import __version__
+from seg2vid.data.labels import CITYSCAPES
+from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
+from seg2vid.objective import TERMS, LossConfig, seg2vid_loss
+from seg2vid.perceptual import load_perceptual
+from seg2vid.utils import pick_device, progress_enabled, seed_everything
+from seg2vid.viz import PANEL_GAP_GREY, hstack_videos, save_gif, to_uint8_video, upscale
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointMismatchError",
+    "NonFiniteError",
+    "TrainConfig",
+    "Trainer",
+    "check_batch",
+    "load_checkpoint",
+    "load_model",
+]
+
+#: Tag and version stored in every checkpoint (a file without them is refused).
+CHECKPOINT_FORMAT = ("seg2vid-stage2", 1)
+
+#: Held-out clips for the sample videos come from dataset seed ``seed + SAMPLE_SPLIT_OFFSET``.
+SAMPLE_SPLIT_OFFSET = 1_000_000
+
+#: Clip-index range of the on-the-fly stream (2^31 clips: never exhausted in practice).
+_STREAM_LENGTH = 2**31
+
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteError(FloatingPointError):
+    """A batch, a loss term or a gradient held NaN or inf; training stopped before the update."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was written with a different configuration than the one it is loaded into."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (what to train is the :class:`Seg2VidConfig`; the loss is a :class:`LossConfig`).
+
+    Args:
+        steps: optimiser steps in total (a resumed run continues up to this number).
+        batch_size: clips per step (the authors: 8 per GPU).
+        lr: Adam's learning rate (the authors': 1e-3; betas are Adam's defaults).
+        grad_clip: clip the global gradient norm to this value; ``None`` = no clipping (the
+            authors'; Adam already bounds each update by about ``lr``). The norm before
+            clipping is logged every step either way (about 5-25 when training starts).
+        seed: seeds the model's initialisation, the latent and noise draws, and the data.
+        log_every: progress-bar refresh and the window of the "last losses" in the summary
+            (the CSV log gets every step).
+        sample_every: write a sample GIF every N steps and at the end; 0 = never.
+        checkpoint_every: write the checkpoint every N steps; it is always written at the end.
+        amp: ``"off"``, or mixed precision on CUDA: ``"bf16"`` (autocast) or ``"fp16"``
+            (autocast + GradScaler). Losses are always computed in float32.
+        num_clips: N = a fixed pool of N clips rendered once and reused (the default, 1000);
+            ``None`` = fresh clips rendered at every step (see the module docstring).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` = the best available.
+    """
+
+    steps: int = 2000
+    batch_size: int = 8
+    lr: float = 1e-3
+    grad_clip: float | None = None
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    num_clips: int | None = 1000
+    device: str | None = None
+
+    #: Fields that may differ between a checkpoint and the run that resumes it.
+    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "checkpoint_every", "amp", "device")
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"need steps >= 0 and batch_size >= 1, got {self.steps} and {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.log_every < 1 or self.sample_every < 0 or self.checkpoint_every < 0:
+            raise ValueError("need log_every >= 1, sample_every >= 0 and checkpoint_every >= 0")
+        if self.amp not in ("off", *_AMP_DTYPES):
+            raise ValueError(f"amp must be 'off', 'bf16' or 'fp16', got {self.amp!r}")
+        if self.num_clips is not None and self.num_clips < 1:
+            raise ValueError(f"num_clips must be >= 1 or None (fresh clips every step), got {self.num_clips}")
+
+    def to_dict(self) -> dict:
+        """Plain dict of the fields, for checkpoints and logs."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {sorted(unknown)}")
+        return cls(**values)
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def check_batch(frames: Tensor, labels: Tensor, config: Seg2VidConfig, where: str = "batch") -> None:
+    """Refuse a bad batch before it reaches the model, saying what is wrong.
+
+    Args:
+        frames: (B, T+1, 3, H, W) float clip in [0, 1], T and H, W those of ``config``.
+        labels: (B, H, W) integer Cityscapes train ids of the FIRST frame (255 = void).
+        config: the model's configuration.
+        where: names the batch in messages (e.g. "step 12 (clips 88..95)").
+    Raises:
+        ValueError: wrong shapes or dtypes, frames outside [0, 1], unknown label ids.
+        NonFiniteError: NaN or inf in the frames.
+    """
+    expected = (config.frames + 1, 3, config.height, config.width)
+    if frames.dim() != 5 or tuple(frames.shape[1:]) != expected:
+        raise ValueError(
+            f"{where}: frames must be (B, {', '.join(map(str, expected))}), got {tuple(frames.shape)}"
+        )
+    if not frames.is_floating_point():
+        raise ValueError(f"{where}: frames must be float in [0, 1], got dtype {frames.dtype}")
+    if labels.shape != (frames.shape[0], config.height, config.width):
+        raise ValueError(
+            f"{where}: labels must be the first frames' integer maps (B, H, W) = "
+            f"{(frames.shape[0], config.height, config.width)}, got {tuple(labels.shape)}"
+        )
+    bad = (~torch.isfinite(frames)).sum().item()
+    if bad:
+        raise NonFiniteError(f"{where}: the frames hold {bad} NaN/inf value(s)")
+    low, high = frames.min().item(), frames.max().item()
+    if low < 0 or high > 1:
+        raise ValueError(f"{where}: frames must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
+    try:
+        CITYSCAPES.check(labels)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or
+    a crash) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        # NumPy's state as tensors and plain numbers: torch.load(weights_only=True) refuses arrays
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state["cuda"] is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint with ``torch.load(weights_only=True)`` and check its format.
+
+    Returns:
+        dict with ``step`` (int), ``model`` (state dict), ``optimizer``, ``scaler``, ``rng``,
+        ``model_config``/``loss_config``/``train_config`` (plain dicts), ``perceptual`` (bool:
+        whether the perceptual term was on), ``seg2vid_version``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or (ckpt.get("format"), ckpt.get("format_version")) != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a seg2vid stage-2 checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def load_model(path: str | Path, device: str | torch.device | None = None) -> Seg2Vid:
+    """The trained :class:`Seg2Vid` of a checkpoint, in eval mode (for generation and lessons)."""
+    ckpt = load_checkpoint(path)
+    model = Seg2Vid(Seg2VidConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(pick_device(str(device) if device is not None else None)).eval()
+
+
+def _differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    return [
+        f"{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
+        for key in sorted(set(saved) | set(current))
+        if key not in ignore and saved.get(key) != current.get(key)
+    ]
+
+
+def _float32(output: Seg2VidOutput) -> Seg2VidOutput:
+    """The output with every floating tensor in float32 (losses are not computed in half)."""
+    return dataclasses.replace(output, **{
+        f.name: value.float()
+        for f in dataclasses.fields(output)
+        if isinstance(value := getattr(output, f.name), Tensor) and value.is_floating_point()
+    })
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Trains a :class:`Seg2Vid` on synthetic streets; see the module docstring for the outputs.
+
+    Args:
+        model_config: the network (its height, width and frames also set the scenes' size).
+        train_config: steps, batch, optimiser, bookkeeping, device.
+        loss_config: the loss weights (default: the authors').
+        out_dir: folder for checkpoints, logs and samples (created).
+        perceptual_weights: local file with VGG-19 weights for the perceptual term; ``None``
+            leaves the term off (and says so once).
+
+    Typical use::
+
+        trainer = Trainer(PRESETS["tiny"], TrainConfig(steps=500), out_dir="runs/tiny")
+        trainer.resume()          # only to continue a run: loads OUT/checkpoints/last.pt
+        summary = trainer.train()
+    """
+
+    def __init__(
+        self,
+        model_config: Seg2VidConfig,
+        train_config: TrainConfig | None = None,
+        loss_config: LossConfig | None = None,
+        out_dir: str | Path = "runs/seg2vid",
+        perceptual_weights: str | Path | None = None,
+    ):
+        self.model_config = model_config
+        self.config = tc = train_config or TrainConfig()
+        self.loss_config = loss_config or LossConfig()
+        if model_config.label_channels != CITYSCAPES.num_channels:
+            raise ValueError(
+                f"the synthetic streets use the Cityscapes labels ({CITYSCAPES.num_channels} one-hot "
+                f"channels); the model expects {model_config.label_channels}"
+            )
+        self.device = pick_device(tc.device)
+        if tc.amp != "off" and self.device.type != "cuda":
+            raise ValueError(f"amp={tc.amp!r} needs a CUDA device, and this run is on {self.device}")
+        self.out_dir = Path(out_dir)
+        self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt"
+        self.log_path = self.out_dir / "log.csv"
+        self.summary_path = self.out_dir / "summary.json"
+        self.samples_dir = self.out_dir / "samples"
+
+        seed_everything(tc.seed)
+        self.model = Seg2Vid(model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=tc.amp == "fp16")
+        self.perceptual = load_perceptual(perceptual_weights, device=self.device)
+        #: Optimiser steps done so far.
+        self.step = 0
+        self._started = False  # set by resume() or the first train(): guards existing runs
+        self._epoch_order: tuple[int, Tensor] | None = None
+        #: Columns of the CSV log.
+        self.columns = ["step", "total", *self.active_terms, "kl_weight", "grad_norm", "lr"]
+        self.columns += ["data_s", "step_s"]
+
+        scene = SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames)
+        self.dataset = SyntheticStreets(tc.num_clips or _STREAM_LENGTH, scene, seed=tc.seed)
+        self._pool = None if tc.num_clips is None else self._render(range(tc.num_clips), "rendering the pool")
+        self._held_out = SyntheticStreets(2, scene, seed=tc.seed + SAMPLE_SPLIT_OFFSET)
+        self._sample_clips: tuple[Tensor, Tensor] | None = None  # rendered at the first sample
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def active_terms(self) -> list[str]:
+        """The loss terms this run computes and logs (weight > 0; perceptual only with a VGG)."""
+        return [
+            name for name in TERMS
+            if getattr(self.loss_config, name) > 0 and (name != "perceptual" or self.perceptual is not None)
+        ]
+
+    def _render(
+        self, indices: Iterable[int], desc: str | None, dataset: SyntheticStreets | None = None
+    ) -> tuple[Tensor, Tensor]:
+        dataset = self.dataset if dataset is None else dataset
+        if desc and progress_enabled():
+            from tqdm.auto import tqdm
+
+            indices = tqdm(indices, desc=desc, leave=False)
+        clips = [dataset[i] for i in indices]
+        frames = torch.stack([(c["frames"] * 255).round().to(torch.uint8) for c in clips])
+        return frames, torch.stack([c["labels"][0].to(torch.uint8) for c in clips])  # ids 0..18, 255
+
+    def clip_indices(self, step: int) -> list[int]:
+        """Dataset indices of the clips of (1-based) step ``step``: a pure function of (seed, step)."""
+        b, n = self.config.batch_size, self.config.num_clips
+        positions = range((step - 1) * b, step * b)
+        if n is None:
+            return [p % _STREAM_LENGTH for p in positions]
+        return [int(self._permutation(p // n)[p % n]) for p in positions]
+
+    def _permutation(self, epoch: int) -> Tensor:
+        # the pool's epoch e visits the clips in a permutation seeded by (seed, e)
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            seed = int(np.random.SeedSequence([self.config.seed, epoch]).generate_state(1)[0])
+            order = torch.randperm(self.config.num_clips, generator=torch.Generator().manual_seed(seed))
+            self._epoch_order = (epoch, order)
+        return self._epoch_order[1]
+
+    def load_batch(self, step: int) -> tuple[Tensor, Tensor]:
+        """The CPU batch of (1-based) step ``step``: frames (B, T+1, 3, H, W) in [0, 1] and the first
+        frames' label maps (B, H, W) int64. Replace this method to train on other data."""
+        indices = self.clip_indices(step)
+        frames, labels = self._render(indices, None) if self._pool is None else (
+            self._pool[0][indices], self._pool[1][indices])
+        return frames.float() / 255, labels.long()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _failure_note(self) -> str:
+        if self.checkpoint_path.is_file():
+            saved = load_checkpoint(self.checkpoint_path)["step"]
+            return f"the last good checkpoint, untouched, is {self.checkpoint_path} (step {saved})"
+        return "no checkpoint had been written yet"
+
+    def save_checkpoint(self) -> Path:
+        """Write ``OUT/checkpoints/last.pt`` atomically (only tensors and plain Python values, so it
+        loads with ``torch.load(weights_only=True)``; the VGG is never part of it)."""
+        ckpt = {
+            "format": CHECKPOINT_FORMAT[0],
+            "format_version": CHECKPOINT_FORMAT[1],
+            "seg2vid_version": __version__,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "model_config": self.model_config.to_dict(),
+            "loss_config": self.loss_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "perceptual": self.perceptual is not None,
+            "rng": _rng_state(self.device),
+        }
+        _atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
+        return self.checkpoint_path
+
+    def resume(self, path: str | Path | None = None) -> int:
+        """Continue from a checkpoint (default ``OUT/checkpoints/last.pt``); returns its step.
+
+        The model and loss configs must equal the checkpoint's, and so must the train config
+        except for :attr:`TrainConfig.RESUMABLE_CHANGES`; otherwise a
+        :class:`CheckpointMismatchError` names every differing field. Log rows after the
+        checkpoint's step (written before an interruption) are dropped.
+        """
+        path = Path(path) if path is not None else self.checkpoint_path
+        ckpt = load_checkpoint(path)
+        problems = (
+            [f"model {d}" for d in _differences(ckpt["model_config"], self.model_config.to_dict())]
+            + [f"loss {d}" for d in _differences(ckpt["loss_config"], self.loss_config.to_dict())]
+            + [f"train {d}" for d in _differences(ckpt["train_config"], self.config.to_dict(),
+                                                   TrainConfig.RESUMABLE_CHANGES)]
+        )
+        if ckpt["perceptual"] != (self.perceptual is not None):
+            on = {True: "on", False: "off"}
+            problems.append(
+                f"perceptual term (VGG-19 weights given): checkpoint {on[ckpt['perceptual']]}, "
+                f"now {on[self.perceptual is not None]}"
+            )
+        if problems:
+            raise CheckpointMismatchError(
+                f"{path} was written with a different configuration; differing fields:\n  "
+                + "\n  ".join(problems)
+            )
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scaler.is_enabled() and ckpt["scaler"] is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"], self.device)
+        self.step = ckpt["step"]
+        self._truncate_log(self.step)
+        self._started = True
+        return self.step
+
+    # ------------------------------------------------------------------ logs
+
+    def _truncate_log(self, step: int) -> None:
+        if not self.log_path.is_file():
+            return
+        with open(self.log_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or rows[0] != self.columns:
+            raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+        text = io.StringIO()
+        csv.writer(text).writerows(kept)
+        _atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
+
+    def _write_summary(
+        self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
+    ) -> None:
+        window = history[-self.config.log_every:]
+        summary = {
+            "status": status,
+            "step": self.step,
+            "steps": self.config.steps,
+            "device": str(self.device),
+            "perceptual": self.perceptual is not None,
+            "seconds_this_session": round(seconds, 3),
+            "steps_per_second": round(steps_done / seconds, 4) if seconds > 0 and steps_done else None,
+            "last_losses": {k: float(np.mean([r[k] for r in window])) for k in window[0]} if window else {},
+            "paths": {"checkpoint": str(self.checkpoint_path), "log": str(self.log_path),
+                      "samples": str(self.samples_dir)},
+            "model_config": self.model_config.to_dict(),
+            "loss_config": self.loss_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "versions": {"seg2vid": __version__, "torch": torch.__version__},
+        }
+        _atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+
+    # ------------------------------------------------------------------ samples
+
+    @torch.no_grad()
+    def write_samples(self) -> Path:
+        """A GIF of the held-out clips: true | reconstruction from the posterior mean | a prior sample.
+
+        Uses its own seeded generator, never the global RNG, so writing samples does not change
+        the training run.
+        """
+        if self._sample_clips is None:
+            self._sample_clips = self._render(range(len(self._held_out)), None, self._held_out)
+        frames, labels = self._sample_clips
+        frames = (frames.float() / 255).to(self.device)
+        onehot = CITYSCAPES.one_hot(labels.long()).to(self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            g = torch.Generator(device=self.device).manual_seed(self.config.seed)
+            mu, _ = self.model.posterior(frames, onehot)
+            recon = self.model.decode(frames[:, 0], onehot, mu, generator=g).video
+            sample = self.model.sample(frames[:, 0], onehot, generator=g).video
+        finally:
+            self.model.train(was_training)
+        scale = max(1, 128 // self.model_config.height)
+        gap = np.full((frames.shape[1], 2, 1, 3), PANEL_GAP_GREY, np.uint8)
+        rows = []
+        for i in range(frames.shape[0]):
+            row = hstack_videos([upscale(to_uint8_video(v[i]), scale) for v in (frames, recon, sample)],
+                                background=PANEL_GAP_GREY)
+            rows += [row, np.repeat(gap, row.shape[2], axis=2)]
+        return save_gif(self.samples_dir / f"step_{self.step:06d}.gif", np.concatenate(rows[:-1], axis=1))
+
+    # ------------------------------------------------------------------ training
+
+    def train_step(self, frames: Tensor, onehot: Tensor) -> dict[str, float]:
+        """One optimiser step on a checked batch already on the device.
+
+        Args:
+            frames: (B, T+1, 3, H, W) in [0, 1].
+            onehot: (B, L, H, W) one-hot label maps of the first frames.
+        Returns:
+            the log row: ``total`` and every active term (unweighted), ``kl_weight``,
+            ``grad_norm`` (before clipping), ``lr``.
+        Raises:
+            NonFiniteError: a loss term or the gradient is NaN/inf (the update is not applied).
+        """
+        tc = self.config
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=_AMP_DTYPES.get(tc.amp), enabled=tc.amp != "off"):
+            output = self.model(frames, onehot)
+        if tc.amp != "off":
+            output = _float32(output)
+        total, terms = seg2vid_loss(output, frames, self.loss_config, self.step, self.perceptual)
+        values = dict(zip(["total", *terms], torch.stack([total.detach(), *terms.values()]).tolist(),
+                          strict=True))
+        bad = [k for k, v in values.items() if not math.isfinite(v) and k != "total"]
+        if bad or not math.isfinite(values["total"]):
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise NonFiniteError(
+                f"step {self.step + 1}: loss term(s) {bad or ['total']} went non-finite "
+                f"(unweighted values: {shown})"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip or math.inf).item()
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+            # (with fp16 the scaler skips such a step and lowers its scale: that is its job)
+            names = [n for n, p in self.model.named_parameters()
+                     if p.grad is not None and not torch.isfinite(p.grad).all()]
+            raise NonFiniteError(
+                f"step {self.step + 1}: every loss term is finite but the gradient norm is {grad_norm}; "
+                f"non-finite gradients in {names[:8]}"
+            )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        values["kl_weight"] = self.loss_config.weight("kl", self.step) if "kl" in terms else 0.0
+        values["grad_norm"] = grad_norm
+        values["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.step += 1
+        return values
+
+    def train(self, until: int | None = None) -> dict[str, Any]:
+        """Train from :attr:`step` up to ``until`` (default: ``train_config.steps``).
+
+        Writes a CSV row every step, samples and checkpoints on their schedules, and the
+        checkpoint, a last sample and ``summary.json`` at the end. Returns the summary dict.
+        On a bad batch or a non-finite loss it writes the summary with the reason and raises,
+        leaving the last good checkpoint as it was.
+        """
+        tc = self.config
+        until = tc.steps if until is None else min(until, tc.steps)
+        if not self._started and self.checkpoint_path.is_file():
+            raise FileExistsError(
+                f"{self.out_dir} already holds a run ({self.checkpoint_path}): resume it (Trainer.resume(), "
+                "seg2vid train --resume) or train into another folder"
+            )
+        new_log = not self._started or not self.log_path.is_file()
+        self._started = True
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        history: list[dict[str, float]] = []
+        start_step, start = self.step, time.perf_counter()
+        bar = None
+        if progress_enabled():
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=until, initial=self.step, desc="train", unit="step")
+        log = open(self.log_path, "w" if new_log else "a", newline="")
+        try:
+            writer = csv.DictWriter(log, fieldnames=self.columns)
+            if new_log:
+                writer.writeheader()
+            while self.step < until:
+                step = self.step + 1
+                t0 = time.perf_counter()
+                indices = self.clip_indices(step)
+                where = f"step {step} (clips {', '.join(map(str, indices[:8]))}{' ...' * (len(indices) > 8)})"
+                try:
+                    frames, labels = self.load_batch(step)
+                    check_batch(frames, labels, self.model_config, where)
+                    frames = frames.to(self.device, non_blocking=True)
+                    onehot = CITYSCAPES.one_hot(labels).to(self.device, non_blocking=True)
+                    t1 = time.perf_counter()
+                    row = self.train_step(frames, onehot)
+                except (NonFiniteError, ValueError) as err:
+                    message = f"{err}. Stopped without saving: {self._failure_note()}"
+                    self._write_summary(f"failed: {message}", history, time.perf_counter() - start,
+                                        self.step - start_step)
+                    raise type(err)(message) from err
+                row = {"step": step, **row, "data_s": round(t1 - t0, 4),
+                       "step_s": round(time.perf_counter() - t1, 4)}
+                writer.writerow(row)
+                log.flush()
+                history.append({k: row[k] for k in ["total", *self.active_terms]})
+                if step == start_step + 2:  # the first step also pays one-off warm-up costs
+                    self._warn_if_slow(time.perf_counter() - t0, until - step)
+                if bar is not None:
+                    bar.update(1)
+                    if step % tc.log_every == 0 or step == until:
+                        bar.set_postfix({k: f"{history[-1][k]:.3g}" for k in ("total", "recon", "kl")
+                                         if k in history[-1]}, refresh=False)
+                if tc.sample_every and step % tc.sample_every == 0:
+                    self.write_samples()
+                if tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            log.close()
+            if bar is not None:
+                bar.close()
+        if self.step > start_step or not self.checkpoint_path.is_file():
+            self.save_checkpoint()
+            if tc.sample_every and self.step % tc.sample_every:
+                self.write_samples()
+        status = "finished" if self.step >= tc.steps else f"paused at step {self.step} of {tc.steps}"
+        self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
+        return json.loads(self.summary_path.read_text())
+
+    def _warn_if_slow(self, seconds_per_step: float, steps_left: int) -> None:
+        minutes = seconds_per_step * steps_left / 60
+        if self.device.type == "cpu" and minutes > 15:
+            warnings.warn(
+                f"training on the CPU: about {minutes:.0f} min for the {steps_left} steps left "
+                f"({seconds_per_step:.2f} s/step). A GPU runtime is far faster (Colab: Runtime -> "
+                "Change runtime type -> GPU).",
+                stacklevel=3,
+            )

@@ -1,0 +1,304 @@
+"""Training stage 2 (seg2vid.train) and the ``seg2vid train`` command."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+import seg2vid.train as train_module
+from seg2vid import cli
+from seg2vid.data.labels import CITYSCAPES
+from seg2vid.models import Seg2VidConfig
+from seg2vid.objective import LossConfig
+from seg2vid.train import (
+    CheckpointMismatchError,
+    NonFiniteError,
+    TrainConfig,
+    Trainer,
+    check_batch,
+    load_checkpoint,
+    load_model,
+)
+
+SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
+MODEL = Seg2VidConfig(height=32, width=32, frames=2, **SMALL)
+NO_VGG = LossConfig(perceptual=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny tensors: a second thread only adds synchronisation (and the CI machine has 2 cores)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_trainer(out, steps=2, model=MODEL, **train):
+    settings = dict(batch_size=2, sample_every=0, checkpoint_every=0, num_clips=None, device="cpu") | train
+    return Trainer(model, TrainConfig(steps=steps, **settings), NO_VGG, out_dir=out)
+
+
+def log_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+@pytest.mark.parametrize("num_clips", [None, 3])
+def test_two_plus_two_resumed_steps_equal_four_straight(tmp_path, num_clips):
+    first = make_trainer(tmp_path / "a", steps=2, num_clips=num_clips)
+    first.train()
+    resumed = make_trainer(tmp_path / "a", steps=4, num_clips=num_clips)
+    assert resumed.resume() == 2
+    resumed.train()
+    straight = make_trainer(tmp_path / "b", steps=4, num_clips=num_clips)
+    straight.train()
+    assert resumed.step == straight.step == 4
+    for (name, a), (_, b) in zip(resumed.model.state_dict().items(), straight.model.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b), name
+    opt_a, opt_b = resumed.optimizer.state_dict()["state"], straight.optimizer.state_dict()["state"]
+    assert all(torch.equal(opt_a[k]["exp_avg_sq"], opt_b[k]["exp_avg_sq"]) for k in opt_a)
+    # ...and the two logs agree on every loss
+    rows_a, rows_b = log_rows(tmp_path / "a" / "log.csv"), log_rows(tmp_path / "b" / "log.csv")
+    assert [r["step"] for r in rows_a] == ["1", "2", "3", "4"]
+    assert [r["total"] for r in rows_a] == [r["total"] for r in rows_b]
+
+
+def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path):
+    make_trainer(tmp_path, steps=2).train()
+    with open(tmp_path / "log.csv") as fh:
+        last = fh.read().splitlines()[-1]
+    with open(tmp_path / "log.csv", "a") as fh:  # a step logged, then a crash before its checkpoint
+        fh.write("3" + last[1:] + "\n")
+    assert make_trainer(tmp_path, steps=4).resume() == 2
+    assert [r["step"] for r in log_rows(tmp_path / "log.csv")] == ["1", "2"]
+
+
+def test_config_mismatch_names_the_fields(tmp_path):
+    make_trainer(tmp_path, steps=1).train()
+    other = Seg2VidConfig(height=48, width=32, frames=2, **SMALL)
+    with pytest.raises(CheckpointMismatchError) as err:
+        make_trainer(tmp_path, steps=1, model=other, lr=3e-4).resume()
+    message = str(err.value)
+    assert "model height: checkpoint 32, now 48" in message and "train lr" in message
+    assert "width" not in message
+    # the run length and the bookkeeping may change
+    make_trainer(tmp_path, steps=5, log_every=3).resume()
+
+
+def test_a_fresh_run_refuses_to_overwrite_an_existing_one(tmp_path):
+    make_trainer(tmp_path, steps=1).train()
+    with pytest.raises(FileExistsError, match="resume"):
+        make_trainer(tmp_path, steps=2).train()
+
+
+# ----------------------------------------------------------------------------- checkpoints and logs
+
+
+def test_checkpoint_loads_weights_only_and_holds_no_vgg(tmp_path):
+    trainer = make_trainer(tmp_path, steps=1)
+    trainer.train()
+    ckpt = torch.load(trainer.checkpoint_path, weights_only=True)
+    assert ckpt["step"] == 1 and ckpt["perceptual"] is False
+    assert Seg2VidConfig.from_dict(ckpt["model_config"]) == MODEL
+    assert LossConfig.from_dict(ckpt["loss_config"]) == NO_VGG
+    assert TrainConfig.from_dict(ckpt["train_config"]) == trainer.config
+    assert set(ckpt["model"]) == set(trainer.model.state_dict())
+    assert not any("vgg" in k or "features" in k for k in ckpt["model"])
+    assert not list(tmp_path.glob("checkpoints/*.tmp"))  # the temporary file was renamed
+    model = load_model(trainer.checkpoint_path)
+    assert not model.training
+    for (name, a), b in zip(model.state_dict().items(), trainer.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_perceptual_run_keeps_vgg_out_of_the_checkpoint(tmp_path):
+    with torch.device("meta"):
+        features = torchvision.models.vgg19(weights=None).features[:27]  # up to relu4_4
+    g = torch.Generator().manual_seed(0)
+    shapes = {k: v.shape for k, v in features.state_dict().items()}
+    torch.save({f"features.{k}": 0.05 * torch.randn(shape, generator=g) for k, shape in shapes.items()},
+               tmp_path / "vgg19.pth")
+    config = TrainConfig(steps=1, batch_size=1, sample_every=0, num_clips=None, device="cpu")
+    trainer = Trainer(MODEL, config, LossConfig(), tmp_path / "run", tmp_path / "vgg19.pth")
+    trainer.train()
+    assert "perceptual" in log_rows(tmp_path / "run" / "log.csv")[0]
+    ckpt = load_checkpoint(trainer.checkpoint_path)
+    assert ckpt["perceptual"] is True and not any("features" in k for k in ckpt["model"])
+    assert trainer.checkpoint_path.stat().st_size < 5 * 2**20  # the VGG alone would be 40 MB
+    with pytest.raises(CheckpointMismatchError, match="perceptual term .*checkpoint on, now off"):
+        Trainer(MODEL, config, LossConfig(), out_dir=tmp_path / "run").resume()
+
+
+def test_log_summary_and_samples(tmp_path):
+    trainer = make_trainer(tmp_path, steps=3, sample_every=2)
+    summary = trainer.train()
+    rows = log_rows(tmp_path / "log.csv")
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert set(rows[0]) == {"step", "total", "recon", "recon_before", "recon_back", "ssim", "consistency",
+                            "smoothness", "kl", "mask", "kl_weight", "grad_norm", "lr", "data_s", "step_s"}
+    assert all(math.isfinite(float(v)) for r in rows for v in r.values())
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert summary["status"] == "finished" and summary["step"] == 3 and "recon" in summary["last_losses"]
+    gifs = sorted(p.name for p in (tmp_path / "samples").glob("*.gif"))
+    assert gifs == ["step_000002.gif", "step_000003.gif"]
+    with Image.open(tmp_path / "samples" / gifs[0]) as gif:
+        # 2 held-out clips (rows) x true | posterior | prior (columns), upscaled 4x from 32 pixels
+        assert gif.size[0] > 3 * 4 * 32 and gif.size[1] > 2 * 4 * 32
+
+
+def test_pool_batches_visit_every_clip_once_per_epoch(tmp_path):
+    trainer = make_trainer(tmp_path, steps=4, num_clips=4)
+    epoch0 = trainer.clip_indices(1) + trainer.clip_indices(2)
+    epoch1 = trainer.clip_indices(3) + trainer.clip_indices(4)
+    assert sorted(epoch0) == sorted(epoch1) == [0, 1, 2, 3]
+    again = make_trainer(tmp_path / "again", steps=4, num_clips=4)
+    assert epoch0 == again.clip_indices(1) + again.clip_indices(2)  # a function of (seed, step)
+    frames, labels = trainer.load_batch(1)
+    assert frames.shape == (2, 3, 3, 32, 32) and labels.shape == (2, 32, 32)
+    assert frames.dtype == torch.float32 and labels.dtype == torch.int64
+    assert torch.equal((frames * 255).round() / 255, frames)  # stored as 8-bit frames, like video
+    # the stream (default) never repeats a clip
+    stream = make_trainer(tmp_path / "stream", steps=4)
+    assert stream.clip_indices(1) + stream.clip_indices(2) == [0, 1, 2, 3]
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def test_nan_batch_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    trainer = make_trainer(tmp_path, steps=4, checkpoint_every=2)
+    real = trainer.load_batch
+
+    def poisoned(step):
+        frames, labels = real(step)
+        if step == 3:
+            frames[1, 0, 0, 5, 5] = float("nan")
+        return frames, labels
+
+    monkeypatch.setattr(trainer, "load_batch", poisoned)
+    with pytest.raises(NonFiniteError) as err:
+        trainer.train()
+    message = str(err.value)
+    assert "step 3" in message and "NaN/inf" in message and "frames" in message
+    assert f"{trainer.checkpoint_path} (step 2)" in message
+    assert load_checkpoint(trainer.checkpoint_path)["step"] == 2
+    assert trainer.step == 2
+    assert json.loads((tmp_path / "summary.json").read_text())["status"].startswith("failed")
+
+
+def test_non_finite_loss_term_is_named(tmp_path, monkeypatch):
+    real = train_module.seg2vid_loss
+
+    def broken_kl(*args, **kwargs):
+        total, terms = real(*args, **kwargs)
+        terms["kl"] = torch.tensor(float("inf"))
+        return total + terms["kl"], terms
+
+    monkeypatch.setattr(train_module, "seg2vid_loss", broken_kl)
+    trainer = make_trainer(tmp_path, steps=2)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    with pytest.raises(NonFiniteError, match=r"step 1: loss term\(s\) \['kl'\].*no checkpoint"):
+        trainer.train()
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_bad_batches_fail_early_and_clearly(tmp_path, monkeypatch):
+    frames = torch.rand(2, 3, 3, 32, 32)
+    labels = torch.zeros(2, 32, 32, dtype=torch.long)
+    check_batch(frames, labels, MODEL)
+    with pytest.raises(ValueError, match=r"frames must be \(B, 3, 3, 32, 32\)"):
+        check_batch(frames[:, :2], labels, MODEL)
+    with pytest.raises(ValueError, match="labels must be"):
+        check_batch(frames, CITYSCAPES.one_hot(labels), MODEL)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_batch(frames * 255, labels, MODEL)
+    with pytest.raises(ValueError, match=r"unknown class id\(s\) \[77\]"):
+        check_batch(frames, labels + 77, MODEL)
+    with pytest.raises(ValueError, match="integer"):
+        check_batch(frames, labels.float(), MODEL)
+    trainer = make_trainer(tmp_path, steps=1)
+    monkeypatch.setattr(trainer, "load_batch", lambda step: (frames, labels + 40))
+    with pytest.raises(ValueError, match=r"step 1 \(clips 0, 1\): label map holds unknown class id\(s\) \["):
+        trainer.train()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"batch_size": 0}, "batch_size"), ({"amp": "fp8"}, "amp"), ({"num_clips": 0}, "num_clips"),
+    ({"grad_clip": -1.0}, "grad_clip"),
+])
+def test_bad_train_configs_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_amp_needs_cuda(tmp_path):
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        make_trainer(tmp_path, amp="bf16")
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def psnr(trainer: Trainer) -> float:
+    """PSNR (dB) of the posterior-mean reconstruction of step 1's clips (images in [0, 1])."""
+    frames, labels = trainer.load_batch(1)
+    onehot = CITYSCAPES.one_hot(labels)
+    trainer.model.eval()
+    with torch.no_grad():
+        mu, _ = trainer.model.posterior(frames, onehot)
+        out = trainer.model.decode(frames[:, 0], onehot, mu, generator=torch.Generator().manual_seed(0))
+    return -10 * math.log10((out.frames - frames[:, 1:]).square().mean().item())
+
+
+def test_overfitting_one_clip_reaches_30_db(tmp_path):
+    model = MODEL.replace(widths=(8, 16, 16, 16), refine_widths=(16, 16))
+    trainer = make_trainer(tmp_path, steps=300, model=model, batch_size=1, num_clips=1)
+    start = psnr(trainer)
+    trainer.train()
+    end = psnr(trainer)
+    print(f"overfitting one 32x32 clip, 1 + 2 frames, 300 steps: PSNR {start:.1f} -> {end:.1f} dB")
+    assert end > 30 and end > start + 5
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+def test_cli_trains_writes_checkpoint_log_and_gif_then_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--preset", "tiny", "--size", "32", "--frames", "2", "--batch-size", "2",
+            "--out", str(out), "--sample-every", "2", "--num-clips", "4", "--device", "cpu"]
+    assert cli.main([*args, "--steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    for path in (out / "checkpoints" / "last.pt", out / "log.csv", out / "samples" / "step_000002.gif"):
+        assert path.is_file()
+    for text in (str(out / "checkpoints" / "last.pt"), str(out / "log.csv"), str(out / "samples"),
+                 "perceptual loss: off"):
+        assert text in printed
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 2
+    assert cli.main([*args, "--steps", "3", "--resume"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert len(log_rows(out / "log.csv")) == 3
+    assert cli.main([*args, "--steps", "3"]) == 2  # refuses to overwrite without --resume
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_tcmalloc_reexec_environment(tmp_path, monkeypatch):
+    library = tmp_path / "libtcmalloc_minimal.so.4"
+    library.touch()
+    monkeypatch.setattr(cli, "TCMALLOC_CANDIDATES", (str(tmp_path / "absent.so"), str(library)))
+    env = cli.tcmalloc_environment({"PATH": "/usr/bin", "LD_PRELOAD": "/x/libfoo.so"})
+    assert env["LD_PRELOAD"] == f"{library} /x/libfoo.so" and env["PATH"] == "/usr/bin"
+    assert cli.tcmalloc_environment({cli.NO_TCMALLOC_ENV: "1"}) is None
+    assert cli.tcmalloc_environment({"LD_PRELOAD": "/opt/libtcmalloc.so"}) is None  # already there
+    monkeypatch.setattr(cli, "TCMALLOC_CANDIDATES", (str(tmp_path / "absent.so"),))
+    assert cli.tcmalloc_environment({}) is None  # no library: a safe no-op
