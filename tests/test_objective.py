@@ -17,13 +17,7 @@ SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=
 NO_VGG = LossConfig(perceptual=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: a second thread only adds synchronisation (and the CI machine has 2 cores)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def translating_clip(t_frames: int = 2, h: int = 16, w: int = 24, seed: int = 0):

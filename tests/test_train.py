@@ -29,13 +29,7 @@ MODEL = Seg2VidConfig(height=32, width=32, frames=2, **SMALL)
 NO_VGG = LossConfig(perceptual=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny tensors: a second thread only adds synchronisation (and the CI machine has 2 cores)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_trainer(out, steps=2, model=MODEL, **train):
