@@ -17,6 +17,12 @@ Sub-commands (more arrive with the later parts of the course):
     returns the large, short-lived tensors of a training step to the kernel and faults them in
     again at every step, tcmalloc keeps them (about 1.6x faster CPU steps on the reference
     machine). ``SEG2VID_NO_TCMALLOC=1`` turns this off; without the library nothing happens.
+
+``seg2vid train-stage1``
+    Train the stage-1 generator (label map -> first frame; SPADE, a preset) on the first frames
+    of synthetic streets with :class:`seg2vid.train_stage1.Stage1Trainer`, same folder layout
+    and ``--resume``; ``--export PATH`` also writes the generator alone (a few MB). It uses the
+    same tcmalloc fast path as ``seg2vid train``.
 """
 
 from __future__ import annotations
@@ -146,6 +152,49 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_stage1(args: argparse.Namespace) -> int:
+    import torch
+
+    from seg2vid.models import SPADE_PRESETS
+    from seg2vid.train_stage1 import Stage1TrainConfig, Stage1Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    height, width = args.size
+    train_config = Stage1TrainConfig(
+        height=height, width=width, steps=args.steps, batch_size=args.batch_size, lr_generator=args.lr,
+        lr_discriminator=args.lr_d or args.lr, seed=args.seed, num_clips=args.num_clips,
+        log_every=args.log_every, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+        device=args.device,
+    )
+    out = Path(args.out or f"runs/stage1_{args.preset}")
+    trainer = Stage1Trainer(SPADE_PRESETS[args.preset], train_config, out, args.perceptual_weights)
+    if not args.resume and trainer.checkpoint_path.is_file():
+        raise FileExistsError(f"{out} already holds a run: add --resume to continue it, or use another --out")
+    if args.resume:
+        print(f"seg2vid train-stage1: resuming {trainer.checkpoint_path} at step {trainer.resume()}")
+    preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
+    print(
+        f"seg2vid train-stage1: preset {args.preset}, {height}x{width}, "
+        f"{sum(p.numel() for p in trainer.generator.parameters()):,} generator parameters, on "
+        f"{trainer.device} ({torch.get_num_threads()} threads, {preloaded})"
+    )
+    perceptual = args.perceptual_weights or "off (no --perceptual-weights)"
+    print(f"  {args.steps} steps of {args.batch_size} label maps (a pool of {args.num_clips} clips); "
+          f"perceptual loss: {perceptual}")
+    print(f"  checkpoint: {trainer.checkpoint_path}")
+    print(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
+    every = f"every {args.sample_every} steps and at the end" if args.sample_every else "off"
+    print(f"  samples:    {trainer.samples_dir}/ ({every})")
+    summary = trainer.train()
+    print(f"seg2vid train-stage1: {summary['status']} at step {summary['step']} "
+          f"({summary['seconds_this_session']:.0f} s); last losses: "
+          f"{', '.join(f'{k} {v:.4g}' for k, v in summary['last_losses'].items())}")
+    if args.export:
+        print(f"  generator exported to {trainer.export_generator(args.export)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seg2vid`` command (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -197,6 +246,33 @@ def build_parser() -> argparse.ArgumentParser:
     add("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     train.set_defaults(func=_train)
+
+    stage1 = sub.add_parser(
+        "train-stage1", help="train the stage-1 generator (label map -> first frame, SPADE)",
+        description="Train the stage-1 SPADE generator (label map -> first frame) with L1, feature-matching "
+        "and hinge adversarial losses. Prints where the checkpoint, the logs and the sample images go.",
+    )
+    add = stage1.add_argument
+    add("--preset", choices=("tiny", "large"), default="tiny", help="model preset (default: tiny)")
+    add("--size", type=_size, default=(64, 64),
+        help="H or HxW, multiples of 8 (tiny) or 16 (large) (default: 64)")
+    add("--steps", type=int, default=2000, help="optimiser steps in total (default: 2000)")
+    add("--batch-size", type=int, default=8, help="label maps per step (default: 8)")
+    add("--lr", type=float, default=2e-4, help="generator's Adam learning rate (default: 2e-4)")
+    add("--lr-d", type=float, default=0.0, help="discriminator's learning rate, 0 = same as --lr (default)")
+    add("--seed", type=int, default=0, help="seed of the models, noise and data (default: 0)")
+    add("--num-clips", type=int, default=2000, help="clips rendered once and reused (default: 2000)")
+    add("--out", default=None, help="output folder (default: runs/stage1_PRESET)")
+    add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add("--export", default=None, metavar="PATH", help="also write the generator alone to PATH at the end")
+    add("--perceptual-weights", default=None, metavar="PATH",
+        help="local VGG-19 weights file for the perceptual loss (default: the term is off)")
+    add("--log-every", type=int, default=10, help="progress-bar refresh (default: 10)")
+    add("--sample-every", type=int, default=500, help="sample PNG every N steps, 0 = off (default: 500)")
+    add("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (default: 500)")
+    add("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
+    add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    stage1.set_defaults(func=_train_stage1)
     return parser
 
 
@@ -209,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and args.command == "train":
+    if argv is None and args.command in ("train", "train-stage1"):
         env = tcmalloc_environment()
         if env is not None:
             sys.stdout.flush()

@@ -21,6 +21,10 @@ instead (the indices of step s are ``(s-1)*B .. s*B-1``): data that never repeat
 rendering cost above. Either way the batch of step s is a pure function of (seed, s), so resuming
 needs no data-loader state.
 
+Shipping. :func:`export_model` writes a model-only copy of a checkpoint (weights and configs, no
+optimiser: about a third of the size) for :func:`load_model`; :func:`find_checkpoint` finds a
+shipped file by its repository path (``data/checkpoints/...``) from wherever a lesson runs.
+
 Resume. A checkpoint stores the model, the optimiser (and GradScaler) state, the step, the three
 configs and the global RNG states (torch CPU/CUDA, NumPy, Python): :meth:`Trainer.resume` then
 continues exactly; on the CPU, 2 + 2 resumed steps give bit-identical parameters to 4 straight
@@ -42,6 +46,7 @@ import json
 import math
 import os
 import random
+import sys
 import tempfile
 import time
 import warnings
@@ -70,6 +75,8 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "check_batch",
+    "export_model",
+    "find_checkpoint",
     "load_checkpoint",
     "load_model",
 ]
@@ -246,7 +253,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Returns:
         dict with ``step`` (int), ``model`` (state dict), ``optimizer``, ``scaler``, ``rng``,
         ``model_config``/``loss_config``/``train_config`` (plain dicts), ``perceptual`` (bool:
-        whether the perceptual term was on), ``seg2vid_version``.
+        whether the perceptual term was on), ``seg2vid_version``. A model-only file from
+        :func:`export_model` holds the same keys except ``optimizer``, ``scaler`` and ``rng``.
     """
     path = Path(path)
     if not path.is_file():
@@ -263,6 +271,59 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> Se
     model = Seg2Vid(Seg2VidConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(pick_device(str(device) if device is not None else None)).eval()
+
+
+#: Keys of a training checkpoint that :func:`export_model` keeps (no optimiser, scaler or RNG).
+MODEL_ONLY_KEYS = ("format", "format_version", "seg2vid_version", "step", "model", "model_config",
+                   "loss_config", "train_config", "perceptual")
+
+
+def export_model(checkpoint_path: str | Path, out_path: str | Path) -> Path:
+    """Write a model-only copy of a training checkpoint, for shipping and for :func:`load_model`.
+
+    Keeps the weights, the step and the three configs (so the file still says how it was trained)
+    and drops the optimiser, the GradScaler and the RNG states, which only resuming needs: about a
+    third of the size. The file is written atomically and loads with
+    ``torch.load(weights_only=True)``; :meth:`Trainer.resume` refuses it with a clear message.
+
+    Args:
+        checkpoint_path: a checkpoint written by :class:`Trainer` (``OUT/checkpoints/last.pt``).
+        out_path: the file to write (missing folders are created).
+    Returns:
+        ``out_path`` as a :class:`~pathlib.Path`.
+    """
+    ckpt = load_checkpoint(checkpoint_path)
+    exported = {key: ckpt[key] for key in MODEL_ONLY_KEYS}
+    # own, compact storages: a state-dict tensor may be a view into a larger one
+    exported["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
+    out_path = Path(out_path)
+    _atomic_write(out_path, lambda fh: torch.save(exported, fh))
+    return out_path
+
+
+def find_checkpoint(path: str | Path | None) -> Path | None:
+    """Where a shipped checkpoint named by its REPOSITORY path is on this machine, or None.
+
+    Lessons name a checkpoint as it lies in the repository (``"data/checkpoints/x.pt"``), never
+    by an absolute path, so the same notebook runs in a clone, in CI (papermill runs it in a
+    temporary folder) and in the learner's own folder. Tried in order:
+
+    1. ``path`` as given (absolute, or relative to the current folder);
+    2. relative to the repository that holds this package (a clone or ``pip install -e``);
+    3. relative to ``<sys.prefix>/share/seg2vid`` (where a ``pip install`` puts files that the
+       project declares as setuptools ``data-files`` under that folder).
+
+    Returns:
+        the first existing file, or ``None`` (also for ``None`` or ``""``): then train from scratch.
+    """
+    if path is None or str(path) == "":
+        return None
+    path = Path(path).expanduser()
+    candidates = [path]
+    if not path.is_absolute():
+        repository = Path(__file__).resolve().parents[1]
+        candidates += [repository / path, Path(sys.prefix) / "share" / "seg2vid" / path]
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def _differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
@@ -431,6 +492,11 @@ class Trainer:
         """
         path = Path(path) if path is not None else self.checkpoint_path
         ckpt = load_checkpoint(path)
+        if "optimizer" not in ckpt:
+            raise ValueError(
+                f"{path} is a model-only export (no optimiser or RNG state), so it cannot be resumed; "
+                "load its weights with load_model(), or resume from the run's checkpoints/last.pt"
+            )
         problems = (
             [f"model {d}" for d in _differences(ckpt["model_config"], self.model_config.to_dict())]
             + [f"loss {d}" for d in _differences(ckpt["loss_config"], self.loss_config.to_dict())]

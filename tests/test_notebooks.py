@@ -71,6 +71,22 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
         "steps_per_level": 40,
         "scale": 2,
     },
+    "03_semantic_conditioning": {
+        "seed": 0,
+        "train_steps": 3,
+        "batch_size": 4,
+        "num_train_clips": 8,
+        "num_eval_images": 4,
+        "stage2_fallback_steps": 2,
+        "num_motion_clips": 2,
+    },
+    "04_image_to_video": {
+        "seed": 0,
+        "train_steps": 3,
+        "batch_size": 2,
+        "num_eval_clips": 4,
+        "num_samples": 3,
+    },
 }
 
 #: Environment of every notebook kernel the tests start.

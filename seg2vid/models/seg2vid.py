@@ -47,7 +47,7 @@ from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.flow import ALIGN_CORNERS, warp
 from seg2vid.models.blocks import NORMS, Norm, conv2d_block, norm3d
 
-__all__ = ["PRESETS", "Seg2Vid", "Seg2VidConfig", "Seg2VidOutput"]
+__all__ = ["PRESETS", "Seg2Vid", "Seg2VidConfig", "Seg2VidOutput", "warp_and_fill"]
 
 
 def _table_channels(table: LabelTable) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
@@ -201,6 +201,28 @@ class Seg2VidOutput:
     def video(self) -> Tensor:
         """(B, T+1, 3, H, W): the first frame followed by the generated frames."""
         return torch.cat([self.first_frame.unsqueeze(1), self.frames], dim=1)
+
+
+def warp_and_fill(
+    first_frame: Tensor, flow_fwd: Tensor, mask_fwd: Tensor, noise: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Warp the first frame to every future frame, and fill what the masks call occluded.
+
+    ``warped[:, t] = warp(first_frame, flow_fwd[:, t])`` (every frame from the FIRST frame, never
+    chained), and the refiner's input ``filled = warped * mask + noise * (1 - mask)``: where the
+    mask says "not visible in frame 0" the warp has nothing true to show, so it is replaced by
+    noise (or zeros) that the refiner must paint over.
+
+    Args:
+        first_frame: (B, 3, H, W) in [0, 1].
+        flow_fwd: (B, T, 2, H, W) pixels, frame 0 -> t, on frame t's grid.
+        mask_fwd: (B, T, 1, H, W) in [0, 1], 1 = visible in frame 0.
+        noise: (B, T, 3, H, W) the fill.
+    Returns:
+        ``(warped, filled)``, each (B, T, 3, H, W).
+    """
+    warped = warp(first_frame.unsqueeze(1), flow_fwd)
+    return warped, warped * mask_fwd + noise * (1 - mask_fwd)
 
 
 class ImageEncoder(nn.Module):
@@ -419,13 +441,13 @@ class Seg2Vid(nn.Module):
         size = first_frame.shape[-2:]
         features = self.image_encoder(torch.cat([first_frame, labels], dim=1))
         flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size)
-        warped = warp(first_frame.unsqueeze(1), flow_fwd)
+        b, t = flow_fwd.shape[:2]
+        shape = (b, t, *first_frame.shape[1:])
         if self.config.noise_fill:
-            noise = torch.rand(warped.shape, generator=generator, device=warped.device, dtype=warped.dtype)
+            noise = torch.rand(shape, generator=generator, device=first_frame.device, dtype=first_frame.dtype)
         else:
-            noise = torch.zeros_like(warped)
-        filled = warped * mask_fwd + noise * (1 - mask_fwd)
-        b, t = warped.shape[:2]
+            noise = first_frame.new_zeros(shape)
+        warped, filled = warp_and_fill(first_frame, flow_fwd, mask_fwd, noise)
         refined = self.refiner(filled.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
         return Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
 

@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""Train the shipped stage-2 checkpoint ``data/checkpoints/seg2vid_tiny_64.pt`` (its recipe, as code).
+
+The run is :class:`seg2vid.train.Trainer` with the ``tiny`` preset (64x64, 1 + 4 frames) on the
+synthetic streets, exactly as ``seg2vid train`` builds it, except for the loss weights of the two
+flow-regularising terms (see :data:`LOSS`): it writes its folder (``runs/seg2vid_tiny_64``:
+checkpoint, full CSV log, summary, sample GIFs), then the model-only export, a trimmed log
+(every ``--log-stride``-th step) and the evaluation (``scripts/evaluate_shipped.py``) next to it.
+
+Why not the default weights: ``LossConfig``'s consistency (1) and smoothness (0.01) weights are
+the authors' values for flows in NORMALISED grid units, and seg2vid's flows are in pixels, so at
+64 px both terms weigh (W - 1) / 2 = 31.5 times more than the authors'. With them the flows stay
+at zero (zero flows are perfectly consistent and smooth) and the posterior collapses: after 1000
+steps the end-point error equalled zero flow's and the KL was 0.003 nats. Scaling both weights by
+2 / (W - 1) gives back the authors' balance.
+
+Usage, from the repository root (about 15 minutes on one CPU core)::
+
+    python scripts/train_shipped.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip install -e .`
+
+from seg2vid.cli import tcmalloc_environment  # noqa: E402
+
+PRESET = "tiny"
+#: Pixels -> the authors' normalised units (align_corners=True) at the preset's 64-pixel width.
+PIXELS_TO_AUTHORS = 2 / (64 - 1)
+LOSS = {"consistency": 1.0 * PIXELS_TO_AUTHORS, "smoothness": 0.01 * PIXELS_TO_AUTHORS,
+        "kl_warmup_steps": 500}
+TRAIN = {"steps": 5000, "batch_size": 8, "lr": 1e-3, "seed": 0, "num_clips": 1000, "sample_every": 1000,
+         "checkpoint_every": 500, "device": "cpu"}
+
+
+def trimmed_log(log_path: Path, stride: int) -> str:
+    """Every ``stride``-th row of the trainer's CSV log (and the last), numbers to 5 significant digits."""
+    with open(log_path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    kept = [row for i, row in enumerate(body, start=1) if i % stride == 0 or i == 1 or i == len(body)]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    for row in kept:
+        writer.writerow([row[0], *(f"{float(v):.5g}" for v in row[1:])])
+    return text.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/seg2vid_tiny_64"), help="training folder")
+    parser.add_argument("--export", type=Path, default=ROOT / "data" / "checkpoints" / "seg2vid_tiny_64.pt")
+    parser.add_argument("--log-stride", type=int, default=25, help="keep every N-th log row (default: 25)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    args = parser.parse_args(argv)
+    if argv is None:  # the same tcmalloc fast path as `seg2vid train`
+        env = tcmalloc_environment()
+        if env is not None:
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+    import torch
+
+    from seg2vid.models import PRESETS
+    from seg2vid.objective import LossConfig
+    from seg2vid.train import TrainConfig, Trainer, export_model
+
+    torch.set_num_threads(args.threads)
+    trainer = Trainer(PRESETS[PRESET], TrainConfig(**TRAIN), LossConfig(**LOSS), args.out)
+    if trainer.checkpoint_path.is_file():
+        print(f"resuming {trainer.checkpoint_path} at step {trainer.resume()}")
+    start = time.perf_counter()
+    summary = trainer.train()
+    print(f"trained to step {summary['step']} in {time.perf_counter() - start:.0f} s "
+          f"({torch.get_num_threads()} threads, {os.environ.get('LD_PRELOAD') or 'system malloc'})")
+    print(json.dumps(summary["last_losses"], indent=2))
+    exported = export_model(trainer.checkpoint_path, args.export)
+    exported.with_suffix(".log.csv").write_text(trimmed_log(trainer.log_path, args.log_stride))
+    size = exported.stat().st_size / 2**20
+    print(f"wrote {exported} ({size:.2f} MiB) and {exported.with_suffix('.log.csv')}")
+    evaluate = [sys.executable, str(ROOT / "scripts" / "evaluate_shipped.py"), "--checkpoint", str(exported),
+                "--write", "--threads", str(args.threads)]
+    return subprocess.run(evaluate, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

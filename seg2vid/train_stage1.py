@@ -1,0 +1,731 @@
+"""Training stage 1 (label map -> first frame) on the synthetic streets, and its evaluation.
+
+:class:`Stage1Trainer` trains a :class:`~seg2vid.models.spade.SpadeGenerator` against a
+:class:`~seg2vid.models.spade.MultiScaleDiscriminator` on the FIRST frames of synthetic street
+clips and their label maps, and writes everything to one folder (the layout of
+:class:`seg2vid.train.Trainer`)::
+
+    OUT/checkpoints/last.pt       generator + discriminator + both optimisers + step + configs + RNG
+    OUT/log.csv                   one row per step: every loss term, the discriminator's, times
+    OUT/summary.json              configs, status, throughput, the last losses
+    OUT/samples/step_NNNNNN.png   rows = held-out label maps; columns = label map | generated | true
+
+The generator's loss (weights in :class:`Stage1TrainConfig`)::
+
+    w_l1 * |G(m) - x|_1  +  w_fm * feature matching  +  w_adv * hinge  [+ w_vgg * VGG-19 perceptual]
+
+* L1 to the true first frame ``x`` of label map ``m``: the synthetic streets give the one image
+  that goes with each map, so a plain reconstruction term is available (it is what makes a tiny
+  model learn a recognisable street in minutes on a CPU; alone it gives blurry textures);
+* feature matching (pix2pixHD): L1 between the discriminator's intermediate features of the
+  generated and the true image, averaged over layers and scales;
+* hinge adversarial loss, ``-mean D(G(m), m)``; the discriminator minimises
+  ``mean relu(1 - D(x, m)) + mean relu(1 + D(G(m), m))`` (Park et al.);
+* optional perceptual term, :class:`seg2vid.perceptual.VGGPerceptual` from a LOCAL weights file.
+
+Both networks use Adam. The batch of step s is a pure function of (seed, s) (a fixed pool of
+clips rendered once, visited in a permutation per epoch), the global RNGs are seeded from the
+config and saved in the checkpoint, so a resumed run continues the run it came from.
+
+Checkpoints are written atomically and hold only tensors and plain values
+(``torch.load(weights_only=True)``). :meth:`Stage1Trainer.export_generator` writes the
+generator alone (a few MB), which :func:`load_spade_generator` reads back, and
+``scripts/evaluate_stage1.py`` scores with :func:`evaluate_first_frames` (fixed held-out maps).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seg2vid import __version__
+from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
+from seg2vid.models.stage1 import FirstFrameGenerator
+from seg2vid.perceptual import load_perceptual
+from seg2vid.train import (
+    SAMPLE_SPLIT_OFFSET,
+    CheckpointMismatchError,
+    NonFiniteError,
+    _atomic_write,
+    _differences,
+    _rng_state,
+    _set_rng_state,
+)
+from seg2vid.utils import pick_device, progress, progress_enabled, seed_everything
+from seg2vid.viz import grid_image, label_video_rgb, save_png, to_uint8_video, upscale
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "EVAL_SEED",
+    "GENERATOR_FORMAT",
+    "Stage1TrainConfig",
+    "Stage1Trainer",
+    "class_mean_colors",
+    "evaluate_first_frames",
+    "feature_matching_loss",
+    "hinge_discriminator_loss",
+    "hinge_generator_loss",
+    "load_spade_generator",
+    "load_stage1_checkpoint",
+    "psnr",
+    "render_first_frames",
+]
+
+#: Tag and version of a stage-1 TRAINING checkpoint (both networks, optimisers, RNG states).
+CHECKPOINT_FORMAT = ("seg2vid-stage1", 1)
+#: Tag and version of a generator-only export (:meth:`Stage1Trainer.export_generator`).
+GENERATOR_FORMAT = ("seg2vid-stage1-generator", 1)
+#: Dataset seed of the fixed evaluation label maps (no training run uses it: training pools use
+#: ``seed``, their sample pictures ``seed + SAMPLE_SPLIT_OFFSET``).
+EVAL_SEED = 2_000_003
+
+_LOSS_TERMS = ("l1", "feature_matching", "adversarial", "perceptual")
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def hinge_discriminator_loss(real_outputs: list[list[Tensor]], fake_outputs: list[list[Tensor]]) -> Tensor:
+    """The discriminator's hinge loss, averaged over scales (0-d).
+
+    Args:
+        real_outputs, fake_outputs: :class:`MultiScaleDiscriminator` outputs (per scale, a list of
+            feature maps whose last is the patch logits) on true and on generated images.
+    Returns:
+        ``mean_s [mean relu(1 - D_s(real)) + mean relu(1 + D_s(fake))]``: 0 once every real patch
+        scores >= 1 and every fake one <= -1.
+    """
+    terms = [
+        torch.relu(1 - real[-1]).mean() + torch.relu(1 + fake[-1]).mean()
+        for real, fake in zip(real_outputs, fake_outputs, strict=True)
+    ]
+    return torch.stack(terms).mean()
+
+
+def hinge_generator_loss(fake_outputs: list[list[Tensor]]) -> Tensor:
+    """The generator's hinge loss, ``-mean_s mean D_s(fake)`` (0-d; lower = more "real")."""
+    return -torch.stack([fake[-1].mean() for fake in fake_outputs]).mean()
+
+
+def feature_matching_loss(fake_outputs: list[list[Tensor]], real_outputs: list[list[Tensor]]) -> Tensor:
+    """pix2pixHD's feature matching: L1 between the discriminator's intermediate features (all but
+    the logits) of generated and true images, mean over layers and scales (0-d). The real side
+    is a target: pass it computed under ``torch.no_grad()`` or detached."""
+    terms = [
+        (f - r.detach()).abs().mean()
+        for fake, real in zip(fake_outputs, real_outputs, strict=True)
+        for f, r in zip(fake[:-1], real[:-1], strict=True)
+    ]
+    return torch.stack(terms).mean()
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def psnr(images: Tensor, targets: Tensor) -> Tensor:
+    """Peak signal-to-noise ratio per image, in dB, for images in [0, 1].
+
+    Args:
+        images, targets: (B, 3, H, W) in [0, 1].
+    Returns:
+        (B,) ``10 log10(1 / MSE)``; identical images give +inf.
+    """
+    if images.shape != targets.shape:
+        raise ValueError(f"images {tuple(images.shape)} and targets {tuple(targets.shape)} differ in shape")
+    mse = (images.double() - targets.double()).square().flatten(1).mean(1)
+    return (10 * torch.log10(1 / mse)).float()
+
+
+def class_mean_colors(
+    images: Tensor, labels: Tensor, table: LabelTable = CITYSCAPES
+) -> dict[str, tuple[Tensor, int]]:
+    """The mean colour of every class present in a batch, over all its pixels.
+
+    Args:
+        images: (B, 3, H, W) in [0, 1].
+        labels: (B, H, W) integer train ids of ``table`` (void pixels are skipped).
+        table: the label set (names, ids).
+    Returns:
+        ``{class name: (mean RGB (3,) float in [0, 1], number of pixels)}`` for the classes that
+        occur, in id order.
+    """
+    if images.dim() != 4 or images.shape[1] != 3 or labels.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(
+            f"need images (B, 3, H, W) and labels (B, H, W) of the same B, H, W; got "
+            f"{tuple(images.shape)} and {tuple(labels.shape)}"
+        )
+    table.check(labels)
+    pixels = images.detach().permute(0, 2, 3, 1).reshape(-1, 3).double()
+    ids = labels.reshape(-1).to(pixels.device)
+    out = {}
+    for class_id, name in enumerate(table.names):
+        mask = ids == class_id
+        count = int(mask.sum())
+        if count:
+            out[name] = (pixels[mask].mean(0).float().cpu(), count)
+    return out
+
+
+def render_first_frames(
+    num_images: int, height: int, width: int, seed: int = EVAL_SEED
+) -> tuple[Tensor, Tensor]:
+    """First frames and label maps of ``num_images`` synthetic clips of dataset ``seed``.
+
+    Frames are stored as 8 bits (like the training pool and real images), so they are exactly
+    reproducible: images (N, 3, H, W) float in [0, 1] (multiples of 1/255), labels (N, H, W) int64.
+    """
+    dataset = SyntheticStreets(num_images, SceneConfig(height=height, width=width, frames=1), seed=seed)
+    clips = [dataset[i] for i in range(num_images)]
+    images = torch.stack([(c["frames"][0] * 255).round() / 255 for c in clips])
+    return images, torch.stack([c["labels"][0] for c in clips])
+
+
+@torch.no_grad()
+def evaluate_first_frames(
+    model: FirstFrameGenerator,
+    height: int = 64,
+    width: int = 64,
+    num_images: int = 16,
+    seed: int = EVAL_SEED,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Score a stage-1 generator on fixed held-out synthetic label maps (deterministic).
+
+    The generator gets the one-hot maps (Cityscapes table) of the first frames of
+    ``num_images`` clips of dataset ``seed`` and a generator seeded with 0; its images are
+    compared with the true first frames.
+
+    Returns:
+        dict with ``l1`` (mean |generated - true|, [0, 1] units), ``psnr_db`` (mean per-image
+        PSNR), ``class_color_error`` (per class: Euclidean distance between the mean generated
+        and the mean true colour of its pixels, in 8-bit levels 0..255, with the pixel count and
+        both colours), ``mean_class_color_error`` (unweighted mean over the classes present) and
+        the evaluation settings.
+    """
+    device = pick_device(str(device) if device is not None else None)
+    images, labels = render_first_frames(num_images, height, width, seed)
+    onehot = CITYSCAPES.one_hot(labels).to(device)
+    generated = model.generate(onehot, generator=torch.Generator(device=device).manual_seed(0)).float().cpu()
+    if generated.shape != images.shape:
+        raise ValueError(f"the generator returned {tuple(generated.shape)}, expected {tuple(images.shape)}")
+    true_colors = class_mean_colors(images, labels)
+    fake_colors = class_mean_colors(generated, labels)
+    per_class = {
+        name: {
+            "pixels": count,
+            "error_8bit": round(float((fake_colors[name][0] - rgb).norm() * 255), 3),
+            "true_rgb_8bit": [round(float(v) * 255, 1) for v in rgb],
+            "generated_rgb_8bit": [round(float(v) * 255, 1) for v in fake_colors[name][0]],
+        }
+        for name, (rgb, count) in true_colors.items()
+    }
+    return {
+        "l1": round(float((generated - images).abs().mean()), 6),
+        "psnr_db": round(float(psnr(generated, images).mean()), 4),
+        "mean_class_color_error": round(float(np.mean([v["error_8bit"] for v in per_class.values()])), 3),
+        "class_color_error": per_class,
+        "settings": {"num_images": num_images, "height": height, "width": width, "dataset_seed": seed,
+                     "noise_seed": 0, "table": "cityscapes"},
+    }
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _load(path: str | Path, formats: tuple[tuple[str, int], ...]) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    found = (ckpt.get("format"), ckpt.get("format_version")) if isinstance(ckpt, dict) else None
+    if found not in formats:
+        raise ValueError(f"{path} is not a seg2vid stage-1 file (format {found}, expected one of {formats})")
+    return ckpt
+
+
+def load_stage1_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a stage-1 TRAINING checkpoint (``torch.load(weights_only=True)``), format checked.
+
+    Returns:
+        dict with ``step``, ``generator`` / ``discriminator`` (state dicts), ``optimizer_g`` /
+        ``optimizer_d``, ``rng``, ``model_config`` / ``train_config`` (plain dicts),
+        ``perceptual`` (bool), ``seg2vid_version``.
+    """
+    return _load(path, (CHECKPOINT_FORMAT,))
+
+
+def load_spade_generator(path: str | Path, device: str | torch.device | None = None) -> SpadeGenerator:
+    """The trained generator of a generator-only export OR of a training checkpoint, in eval mode.
+
+    Read with ``torch.load(weights_only=True)``; a file of another format is a ``ValueError``.
+    """
+    ckpt = _load(path, (GENERATOR_FORMAT, CHECKPOINT_FORMAT))
+    model = SpadeGenerator(SpadeConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"] if "model" in ckpt else ckpt["generator"])
+    return model.to(pick_device(str(device) if device is not None else None)).eval()
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class Stage1TrainConfig:
+    """How to train stage 1 (what to train is the :class:`SpadeConfig`).
+
+    Args:
+        height, width: image size (multiples of the generator's ``size_multiple``).
+        steps: optimiser steps in total (a resumed run continues up to this number).
+        batch_size: label maps per step.
+        lr_generator, lr_discriminator: Adam learning rates.
+        betas: Adam's betas for both networks (pix2pix / pix2pixHD: (0.5, 0.999)).
+        weight_l1, weight_feature_matching, weight_adversarial, weight_perceptual: loss weights
+            (the perceptual one only counts when VGG-19 weights are given).
+        seed: seeds the initialisation, the noise draws and the data.
+        num_clips: size of the pool of clips rendered once and reused (about 8 ms per 64x64 clip).
+        log_every: progress-bar refresh, and the window of the summary's "last losses".
+        sample_every: write a sample PNG every N steps and at the end; 0 = never.
+        checkpoint_every: write the checkpoint every N steps; it is always written at the end.
+        device: "cpu", "cuda", "cuda:1", "mps"; None = the best available.
+    """
+
+    height: int = 64
+    width: int = 64
+    steps: int = 2000
+    batch_size: int = 8
+    lr_generator: float = 2e-4
+    lr_discriminator: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_l1: float = 10.0
+    weight_feature_matching: float = 10.0
+    weight_adversarial: float = 1.0
+    weight_perceptual: float = 10.0
+    seed: int = 0
+    num_clips: int = 2000
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    device: str | None = None
+
+    #: Fields that may differ between a checkpoint and the run that resumes it.
+    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "checkpoint_every", "device")
+
+    def __post_init__(self) -> None:
+        if self.height < 8 or self.width < 8:
+            raise ValueError(f"images must be at least 8x8, got {self.height}x{self.width}")
+        if self.steps < 0 or self.batch_size < 1 or self.num_clips < 1:
+            raise ValueError("need steps >= 0, batch_size >= 1 and num_clips >= 1")
+        if not (self.lr_generator > 0 and self.lr_discriminator > 0):
+            raise ValueError("learning rates must be > 0")
+        weights = [self.weight(term) for term in _LOSS_TERMS]
+        if min(weights) < 0:
+            raise ValueError(f"loss weights must be >= 0, got {weights}")
+        if self.log_every < 1 or self.sample_every < 0 or self.checkpoint_every < 0:
+            raise ValueError("need log_every >= 1, sample_every >= 0 and checkpoint_every >= 0")
+
+    def weight(self, term: str) -> float:
+        """The weight of loss term ``term`` (one of l1, feature_matching, adversarial, perceptual)."""
+        return getattr(self, f"weight_{term}")
+
+    def to_dict(self) -> dict:
+        """Plain dict of the fields (tuples as lists), for checkpoints and logs."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Stage1TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown Stage1TrainConfig field(s): {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+class Stage1Trainer:
+    """Trains a :class:`SpadeGenerator` on synthetic first frames; see the module docstring.
+
+    Args:
+        model_config: the generator and discriminator (label channels: the Cityscapes table's).
+        train_config: size, steps, batch, optimisers, loss weights, bookkeeping, device.
+        out_dir: folder for the checkpoint, logs and samples (created at the first step).
+        perceptual_weights: local VGG-19 weights file for the perceptual term; None = term off.
+
+    Typical use::
+
+        trainer = Stage1Trainer(SPADE_PRESETS["tiny"], Stage1TrainConfig(steps=500), out_dir="runs/stage1")
+        summary = trainer.train()
+        trainer.export_generator("spade_tiny_64.pt")
+    """
+
+    def __init__(
+        self,
+        model_config: SpadeConfig,
+        train_config: Stage1TrainConfig | None = None,
+        out_dir: str | Path = "runs/stage1",
+        perceptual_weights: str | Path | None = None,
+    ):
+        self.model_config = model_config
+        self.config = tc = train_config or Stage1TrainConfig()
+        if model_config.label_channels != CITYSCAPES.num_channels:
+            raise ValueError(
+                f"the synthetic streets use the Cityscapes labels ({CITYSCAPES.num_channels} one-hot "
+                f"channels); the model expects {model_config.label_channels}"
+            )
+        m = model_config.size_multiple
+        if tc.height % m or tc.width % m:
+            raise ValueError(f"height and width must be multiples of {m} for this generator, "
+                             f"got {tc.height}x{tc.width}")
+        self.device = pick_device(tc.device)
+        self.out_dir = Path(out_dir)
+        self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt"
+        self.log_path = self.out_dir / "log.csv"
+        self.summary_path = self.out_dir / "summary.json"
+        self.samples_dir = self.out_dir / "samples"
+
+        seed_everything(tc.seed)
+        self.generator = SpadeGenerator(model_config).to(self.device)
+        self.discriminator = MultiScaleDiscriminator(model_config).to(self.device)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=tc.lr_generator, betas=tc.betas)
+        self.optimizer_d = torch.optim.Adam(
+            self.discriminator.parameters(), lr=tc.lr_discriminator, betas=tc.betas
+        )
+        self.perceptual = load_perceptual(perceptual_weights, device=self.device)
+        #: Optimiser steps done so far.
+        self.step = 0
+        self._started = False  # set by resume() or the first train(): guards existing runs
+        self._epoch_order: tuple[int, Tensor] | None = None
+        self._pool: tuple[Tensor, Tensor] | None = None  # rendered at the first batch
+        self._sample_batch: tuple[Tensor, Tensor] | None = None
+        #: Columns of the CSV log.
+        self.columns = ["step", "g_total", *self.active_terms, "d_loss", "d_real", "d_fake", "grad_norm_g",
+                        "data_s", "step_s"]
+
+    @property
+    def active_terms(self) -> list[str]:
+        """The generator's loss terms this run computes (weight > 0; perceptual only with a VGG)."""
+        return [t for t in _LOSS_TERMS
+                if self.config.weight(t) > 0 and (t != "perceptual" or self.perceptual is not None)]
+
+    # ------------------------------------------------------------------ data
+
+    def _render_pool(self) -> tuple[Tensor, Tensor]:
+        tc = self.config
+        scene = SceneConfig(height=tc.height, width=tc.width, frames=1)
+        dataset = SyntheticStreets(tc.num_clips, scene, seed=tc.seed)
+        clips = [dataset[i] for i in progress(range(tc.num_clips), desc="rendering the pool", leave=False)]
+        images = torch.stack([(c["frames"][0] * 255).round().to(torch.uint8) for c in clips])
+        return images, torch.stack([c["labels"][0].to(torch.uint8) for c in clips])  # ids 0..18, 255
+
+    def clip_indices(self, step: int) -> list[int]:
+        """Pool indices of the images of (1-based) step ``step``: a pure function of (seed, step)."""
+        b, n = self.config.batch_size, self.config.num_clips
+        indices = []
+        for position in range((step - 1) * b, step * b):
+            epoch = position // n
+            if self._epoch_order is None or self._epoch_order[0] != epoch:
+                seed = int(np.random.SeedSequence([self.config.seed, epoch]).generate_state(1)[0])
+                self._epoch_order = (epoch, torch.randperm(n, generator=torch.Generator().manual_seed(seed)))
+            indices.append(int(self._epoch_order[1][position % n]))
+        return indices
+
+    def load_batch(self, step: int) -> tuple[Tensor, Tensor]:
+        """The CPU batch of (1-based) step ``step``: first frames (B, 3, H, W) in [0, 1] and their
+        label maps (B, H, W) int64. Replace this method to train on other data."""
+        if self._pool is None:
+            self._pool = self._render_pool()
+        indices = self.clip_indices(step)
+        return self._pool[0][indices].float() / 255, self._pool[1][indices].long()
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> Path:
+        """Write ``OUT/checkpoints/last.pt`` atomically (loads with ``weights_only=True``)."""
+        ckpt = {
+            "format": CHECKPOINT_FORMAT[0],
+            "format_version": CHECKPOINT_FORMAT[1],
+            "seg2vid_version": __version__,
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "perceptual": self.perceptual is not None,
+            "rng": _rng_state(self.device),
+        }
+        _atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
+        return self.checkpoint_path
+
+    def export_generator(self, path: str | Path) -> Path:
+        """Write the generator alone (weights + configs, no optimiser: a few MB), atomically; read
+        it back with :func:`load_spade_generator`."""
+        export = {
+            "format": GENERATOR_FORMAT[0],
+            "format_version": GENERATOR_FORMAT[1],
+            "seg2vid_version": __version__,
+            "step": self.step,
+            "model": self.generator.state_dict(),
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+        }
+        path = Path(path)
+        _atomic_write(path, lambda fh: torch.save(export, fh))
+        return path
+
+    def resume(self, path: str | Path | None = None) -> int:
+        """Continue from a checkpoint (default ``OUT/checkpoints/last.pt``); returns its step.
+
+        The model config must equal the checkpoint's, and so must the train config except for
+        :attr:`Stage1TrainConfig.RESUMABLE_CHANGES`; otherwise a
+        :class:`~seg2vid.train.CheckpointMismatchError` names every differing field. Log rows after
+        the checkpoint's step are dropped.
+        """
+        path = Path(path) if path is not None else self.checkpoint_path
+        ckpt = load_stage1_checkpoint(path)
+        problems = (
+            [f"model {d}" for d in _differences(ckpt["model_config"], self.model_config.to_dict())]
+            + [f"train {d}" for d in _differences(ckpt["train_config"], self.config.to_dict(),
+                                                   Stage1TrainConfig.RESUMABLE_CHANGES)]
+        )
+        if ckpt["perceptual"] != (self.perceptual is not None):
+            problems.append(f"perceptual term: checkpoint {'on' if ckpt['perceptual'] else 'off'}, "
+                            f"now {'on' if self.perceptual is not None else 'off'}")
+        if problems:
+            raise CheckpointMismatchError(
+                f"{path} was written with a different configuration; differing fields:\n  "
+                + "\n  ".join(problems)
+            )
+        self.generator.load_state_dict(ckpt["generator"])
+        self.discriminator.load_state_dict(ckpt["discriminator"])
+        self.optimizer_g.load_state_dict(ckpt["optimizer_g"])
+        self.optimizer_d.load_state_dict(ckpt["optimizer_d"])
+        _set_rng_state(ckpt["rng"], self.device)
+        self.step = ckpt["step"]
+        self._truncate_log(self.step)
+        self._started = True
+        return self.step
+
+    def _truncate_log(self, step: int) -> None:
+        if not self.log_path.is_file():
+            return
+        with open(self.log_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or rows[0] != self.columns:
+            raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
+        text = io.StringIO()
+        csv.writer(text).writerows([rows[0]] + [r for r in rows[1:] if int(r[0]) <= step])
+        _atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
+
+    # ------------------------------------------------------------------ training
+
+    def train_step(self, images: Tensor, labels_onehot: Tensor) -> dict[str, float]:
+        """One generator update, then one discriminator update, on a batch already on the device.
+
+        Args:
+            images: (B, 3, H, W) true first frames in [0, 1].
+            labels_onehot: (B, L, H, W) their one-hot label maps.
+        Returns:
+            the log row: ``g_total`` and every active term (unweighted), ``d_loss``, ``d_real`` /
+            ``d_fake`` (mean patch logits of true and generated images, over scales) and
+            ``grad_norm_g``.
+        Raises:
+            NonFiniteError: a loss is NaN/inf (that network's update is not applied).
+        """
+        tc = self.config
+        generator, discriminator = self.generator, self.discriminator
+        generator.train()
+        discriminator.train()
+        fake = generator(labels_onehot)
+
+        discriminator.requires_grad_(False)  # the generator's update: no gradient to D's weights
+        try:
+            fake_outputs = discriminator(fake, labels_onehot)
+            with torch.no_grad():
+                real_outputs = discriminator(images, labels_onehot)
+        finally:
+            discriminator.requires_grad_(True)
+        available = {
+            "l1": lambda: (fake - images).abs().mean(),
+            "feature_matching": lambda: feature_matching_loss(fake_outputs, real_outputs),
+            "adversarial": lambda: hinge_generator_loss(fake_outputs),
+            "perceptual": lambda: self.perceptual(fake, images),
+        }
+        terms = {name: available[name]() for name in self.active_terms}
+        g_total = sum(tc.weight(name) * value for name, value in terms.items())
+        values = dict(zip(["g_total", *terms], torch.stack([g_total.detach(), *terms.values()]).tolist(),
+                          strict=True))
+        self._check_finite(values, "generator")
+        self.optimizer_g.zero_grad(set_to_none=True)
+        g_total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(generator.parameters(), math.inf).item()
+        self.optimizer_g.step()
+
+        real_outputs = discriminator(images, labels_onehot)
+        fake_outputs = discriminator(fake.detach(), labels_onehot)
+        d_loss = hinge_discriminator_loss(real_outputs, fake_outputs)
+        d_real = torch.stack([r[-1].mean() for r in real_outputs]).mean()
+        d_fake = torch.stack([f[-1].mean() for f in fake_outputs]).mean()
+        d_stats = torch.stack([d_loss.detach(), d_real.detach(), d_fake.detach()]).tolist()
+        d_values = dict(zip(["d_loss", "d_real", "d_fake"], d_stats, strict=True))
+        self._check_finite(d_values, "discriminator")
+        self.optimizer_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizer_d.step()
+        self.step += 1
+        return {**values, **d_values, "grad_norm_g": grad_norm}
+
+    def _check_finite(self, values: dict[str, float], network: str) -> None:
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            raise NonFiniteError(
+                f"step {self.step + 1}: the {network}'s loss {bad} went non-finite ({shown})"
+            )
+
+    def train(self, until: int | None = None) -> dict[str, Any]:
+        """Train from :attr:`step` up to ``until`` (default: ``train_config.steps``).
+
+        Writes a CSV row every step, samples and checkpoints on their schedules, and the
+        checkpoint, a last sample and ``summary.json`` at the end; returns the summary dict.
+        On a non-finite loss it writes the summary with the reason and raises, leaving the last
+        good checkpoint as it was.
+        """
+        tc = self.config
+        until = tc.steps if until is None else min(until, tc.steps)
+        if not self._started and self.checkpoint_path.is_file():
+            raise FileExistsError(
+                f"{self.out_dir} already holds a run ({self.checkpoint_path}): resume it "
+                "(Stage1Trainer.resume(), seg2vid train-stage1 --resume) or train into another folder"
+            )
+        new_log = not self._started or not self.log_path.is_file()
+        self._started = True
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self._pool is None and self.step < until:
+            self._pool = self._render_pool()
+        history: list[dict[str, float]] = []
+        start_step, start = self.step, time.perf_counter()
+        bar = None
+        if progress_enabled():
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=until, initial=self.step, desc="train stage 1", unit="step")
+        log = open(self.log_path, "w" if new_log else "a", newline="")
+        try:
+            writer = csv.DictWriter(log, fieldnames=self.columns)
+            if new_log:
+                writer.writeheader()
+            while self.step < until:
+                step = self.step + 1
+                t0 = time.perf_counter()
+                images, labels = self.load_batch(step)
+                images = images.to(self.device, non_blocking=True)
+                onehot = CITYSCAPES.one_hot(labels).to(self.device, non_blocking=True)
+                t1 = time.perf_counter()
+                try:
+                    row = self.train_step(images, onehot)
+                except NonFiniteError as err:
+                    note = (f"the last good checkpoint, untouched, is {self.checkpoint_path}"
+                            if self.checkpoint_path.is_file() else "no checkpoint had been written yet")
+                    message = f"{err}. Stopped without saving: {note}"
+                    self._write_summary(f"failed: {message}", history, time.perf_counter() - start,
+                                        self.step - start_step)
+                    raise NonFiniteError(message) from err
+                row = {"step": step, **row, "data_s": round(t1 - t0, 4),
+                       "step_s": round(time.perf_counter() - t1, 4)}
+                writer.writerow(row)
+                log.flush()
+                history.append({k: row[k] for k in ["g_total", *self.active_terms, "d_loss"]})
+                if step == start_step + 2:  # the first step also pays one-off warm-up costs
+                    self._warn_if_slow(time.perf_counter() - t0, until - step)
+                if bar is not None:
+                    bar.update(1)
+                    if step % tc.log_every == 0 or step == until:
+                        bar.set_postfix({k: f"{history[-1][k]:.3g}" for k in ("l1", "adversarial", "d_loss")
+                                         if k in history[-1]}, refresh=False)
+                if tc.sample_every and step % tc.sample_every == 0:
+                    self.write_samples()
+                if tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            log.close()
+            if bar is not None:
+                bar.close()
+        if self.step > start_step or not self.checkpoint_path.is_file():
+            self.save_checkpoint()
+            if tc.sample_every and self.step % tc.sample_every:
+                self.write_samples()
+        status = "finished" if self.step >= tc.steps else f"paused at step {self.step} of {tc.steps}"
+        self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
+        return json.loads(self.summary_path.read_text())
+
+    def _warn_if_slow(self, seconds_per_step: float, steps_left: int) -> None:
+        minutes = seconds_per_step * steps_left / 60
+        if self.device.type == "cpu" and minutes > 15:
+            warnings.warn(
+                f"training stage 1 on the CPU: about {minutes:.0f} min for the {steps_left} steps left "
+                f"({seconds_per_step:.2f} s/step). A GPU runtime is far faster (Colab: Runtime -> "
+                "Change runtime type -> GPU).",
+                stacklevel=3,
+            )
+
+    def _write_summary(
+        self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
+    ) -> None:
+        window = history[-self.config.log_every:]
+        summary = {
+            "status": status,
+            "step": self.step,
+            "steps": self.config.steps,
+            "device": str(self.device),
+            "perceptual": self.perceptual is not None,
+            "seconds_this_session": round(seconds, 3),
+            "steps_per_second": round(steps_done / seconds, 4) if seconds > 0 and steps_done else None,
+            "last_losses": {k: float(np.mean([r[k] for r in window])) for k in window[0]} if window else {},
+            "paths": {"checkpoint": str(self.checkpoint_path), "log": str(self.log_path),
+                      "samples": str(self.samples_dir)},
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.config.to_dict(),
+            "versions": {"seg2vid": __version__, "torch": torch.__version__},
+        }
+        _atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+
+    @torch.no_grad()
+    def write_samples(self, num_images: int = 4) -> Path:
+        """A PNG of held-out label maps: rows = maps; columns = label map | generated | true frame.
+
+        The held-out maps come from dataset ``seed + SAMPLE_SPLIT_OFFSET``; drawing the sample
+        uses its own seeded generator, never the global RNG, so it does not change the run.
+        """
+        tc = self.config
+        if self._sample_batch is None:
+            held_out_seed = tc.seed + SAMPLE_SPLIT_OFFSET
+            self._sample_batch = render_first_frames(num_images, tc.height, tc.width, held_out_seed)
+        images, labels = self._sample_batch
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            g = torch.Generator(device=self.device).manual_seed(tc.seed)
+            generated = self.generator.generate(CITYSCAPES.one_hot(labels).to(self.device), generator=g).cpu()
+        finally:
+            self.generator.train(was_training)
+        scale = max(1, 128 // tc.height)
+        colours = label_video_rgb(labels)
+        columns = [colours, to_uint8_video(generated), to_uint8_video(images)]
+        rows = [[upscale(column[i : i + 1], scale)[0] for column in columns] for i in range(len(labels))]
+        return save_png(self.samples_dir / f"step_{self.step:06d}.png", grid_image(rows))
