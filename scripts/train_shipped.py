@@ -2,17 +2,13 @@
 """Train the shipped stage-2 checkpoint ``data/checkpoints/seg2vid_tiny_64.pt`` (its recipe, as code).
 
 The run is :class:`seg2vid.train.Trainer` with the ``tiny`` preset (64x64, 1 + 4 frames) on the
-synthetic streets, exactly as ``seg2vid train`` builds it, except for the loss weights of the two
-flow-regularising terms (see :data:`LOSS`): it writes its folder (``runs/seg2vid_tiny_64``:
-checkpoint, full CSV log, summary, sample GIFs), then the model-only export, a trimmed log
-(every ``--log-stride``-th step) and the evaluation (``scripts/evaluate_shipped.py``) next to it.
-
-Why not the default weights: ``LossConfig``'s consistency (1) and smoothness (0.01) weights are
-the authors' values for flows in NORMALISED grid units, and seg2vid's flows are in pixels, so at
-64 px both terms weigh (W - 1) / 2 = 31.5 times more than the authors'. With them the flows stay
-at zero (zero flows are perfectly consistent and smooth) and the posterior collapses: after 1000
-steps the end-point error equalled zero flow's and the KL was 0.003 nats. Scaling both weights by
-2 / (W - 1) gives back the authors' balance.
+synthetic streets, as ``seg2vid train --preset tiny --kl-warmup 500 --num-clips 1000`` builds it
+(loss weights: :meth:`LossConfig.for_pixel_flows`, the authors' table with the consistency and
+smoothness weights converted for flows in pixels -- with the table's raw weights the flows stay at
+zero and the latent collapses; lesson 04 shows why). It writes its folder
+(``runs/seg2vid_tiny_64``: checkpoint, full CSV log, summary, sample GIFs), then the model-only
+export, a trimmed log (every ``--log-stride``-th step) and the evaluation
+(``scripts/evaluate_shipped.py``) next to it.
 
 Usage, from the repository root (about 15 minutes on one CPU core)::
 
@@ -37,10 +33,7 @@ sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip instal
 from seg2vid.cli import tcmalloc_environment  # noqa: E402
 
 PRESET = "tiny"
-#: Pixels -> the authors' normalised units (align_corners=True) at the preset's 64-pixel width.
-PIXELS_TO_AUTHORS = 2 / (64 - 1)
-LOSS = {"consistency": 1.0 * PIXELS_TO_AUTHORS, "smoothness": 0.01 * PIXELS_TO_AUTHORS,
-        "kl_warmup_steps": 500}
+KL_WARMUP_STEPS = 500
 TRAIN = {"steps": 5000, "batch_size": 8, "lr": 1e-3, "seed": 0, "num_clips": 1000, "sample_every": 1000,
          "checkpoint_every": 500, "device": "cpu"}
 
@@ -79,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     from seg2vid.train import TrainConfig, Trainer, export_model
 
     torch.set_num_threads(args.threads)
-    trainer = Trainer(PRESETS[PRESET], TrainConfig(**TRAIN), LossConfig(**LOSS), args.out)
+    loss = LossConfig.for_pixel_flows(PRESETS[PRESET].width, kl_warmup_steps=KL_WARMUP_STEPS)
+    trainer = Trainer(PRESETS[PRESET], TrainConfig(**TRAIN), loss, args.out)
     if trainer.checkpoint_path.is_file():
         print(f"resuming {trainer.checkpoint_path} at step {trainer.resume()}")
     start = time.perf_counter()

@@ -125,7 +125,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, amp=args.amp, num_clips=args.num_clips or None,
         device=args.device,
     )
-    loss_config = LossConfig(kl_warmup_steps=args.kl_warmup)
+    loss_config = LossConfig.for_pixel_flows(model_config.width, kl_warmup_steps=args.kl_warmup)
     out = Path(args.out or f"runs/{args.preset}")
     trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights)
     if not args.resume and trainer.checkpoint_path.is_file():

@@ -118,6 +118,23 @@ class LossConfig:
             w *= min(1.0, (step + 1) / self.kl_warmup_steps)
         return w
 
+    @classmethod
+    def for_pixel_flows(cls, width: int, **overrides) -> LossConfig:
+        """The authors' weights, converted for flows in PIXELS at image width ``width``.
+
+        The authors' consistency and smoothness weights were set for flows in normalised grid
+        units (``align_corners=True``: 2 / (W - 1) per pixel). Both terms measure flow, so in
+        pixels they come out (W - 1) / 2 times larger (31.5 at 64 px) and, with the table's
+        weights, keep the flow at zero and the latent unused. This scales both weights by
+        2 / (width - 1); lesson 04 shows the failure. ``seg2vid train`` uses it by default.
+        """
+        if width < 2:
+            raise ValueError(f"width must be >= 2 pixels, got {width}")
+        scale = 2 / (width - 1)
+        paper = cls()
+        values = {"consistency": paper.consistency * scale, "smoothness": paper.smoothness * scale}
+        return cls(**{**values, **overrides})
+
     def to_dict(self) -> dict:
         """Plain dict of the fields, for checkpoints and logs."""
         return dataclasses.asdict(self)

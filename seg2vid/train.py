@@ -374,7 +374,8 @@ class Trainer:
     ):
         self.model_config = model_config
         self.config = tc = train_config or TrainConfig()
-        self.loss_config = loss_config or LossConfig()
+        # default: the authors' weights converted for pixel flows at this width (see LossConfig)
+        self.loss_config = loss_config or LossConfig.for_pixel_flows(model_config.width)
         if model_config.label_channels != CITYSCAPES.num_channels:
             raise ValueError(
                 f"the synthetic streets use the Cityscapes labels ({CITYSCAPES.num_channels} one-hot "

@@ -258,3 +258,13 @@ def test_perceptual_term_in_the_objective_and_the_warning_when_off(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         seg2vid_loss(output, frames, LossConfig(perceptual=0))  # weight 0: nothing to say
+
+
+def test_pixel_flow_weights_are_the_paper_weights_in_grid_units():
+    # a flow of (W - 1) / 2 pixels is 1 grid unit: the converted weights price it like the paper's
+    paper, ours = LossConfig(), LossConfig.for_pixel_flows(64, kl_warmup_steps=7)
+    assert ours.consistency * (64 - 1) / 2 == pytest.approx(paper.consistency)
+    assert ours.smoothness * (64 - 1) / 2 == pytest.approx(paper.smoothness)
+    assert ours.recon == paper.recon and ours.kl == paper.kl and ours.kl_warmup_steps == 7
+    with pytest.raises(ValueError, match="width"):
+        LossConfig.for_pixel_flows(1)
