@@ -208,7 +208,7 @@ def check_batch(frames: Tensor, labels: Tensor, config: Seg2VidConfig, where: st
 # ----------------------------------------------------------------------------- files
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     """Write ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or
     a crash) sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +224,7 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def _rng_state(device: torch.device) -> dict[str, Any]:
+def rng_state(device: torch.device) -> dict[str, Any]:
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
@@ -236,7 +236,7 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
     }
 
 
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     if device.type == "cuda" and state["cuda"] is not None:
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -297,7 +297,7 @@ def export_model(checkpoint_path: str | Path, out_path: str | Path) -> Path:
     # own, compact storages: a state-dict tensor may be a view into a larger one
     exported["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
     out_path = Path(out_path)
-    _atomic_write(out_path, lambda fh: torch.save(exported, fh))
+    atomic_write(out_path, lambda fh: torch.save(exported, fh))
     return out_path
 
 
@@ -326,7 +326,7 @@ def find_checkpoint(path: str | Path | None) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def _differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+def config_differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     return [
         f"{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
         for key in sorted(set(saved) | set(current))
@@ -478,9 +478,9 @@ class Trainer:
             "loss_config": self.loss_config.to_dict(),
             "train_config": self.config.to_dict(),
             "perceptual": self.perceptual is not None,
-            "rng": _rng_state(self.device),
+            "rng": rng_state(self.device),
         }
-        _atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
+        atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
         return self.checkpoint_path
 
     def resume(self, path: str | Path | None = None) -> int:
@@ -499,9 +499,9 @@ class Trainer:
                 "load its weights with load_model(), or resume from the run's checkpoints/last.pt"
             )
         problems = (
-            [f"model {d}" for d in _differences(ckpt["model_config"], self.model_config.to_dict())]
-            + [f"loss {d}" for d in _differences(ckpt["loss_config"], self.loss_config.to_dict())]
-            + [f"train {d}" for d in _differences(ckpt["train_config"], self.config.to_dict(),
+            [f"model {d}" for d in config_differences(ckpt["model_config"], self.model_config.to_dict())]
+            + [f"loss {d}" for d in config_differences(ckpt["loss_config"], self.loss_config.to_dict())]
+            + [f"train {d}" for d in config_differences(ckpt["train_config"], self.config.to_dict(),
                                                    TrainConfig.RESUMABLE_CHANGES)]
         )
         if ckpt["perceptual"] != (self.perceptual is not None):
@@ -519,7 +519,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scaler.is_enabled() and ckpt["scaler"] is not None:
             self.scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"], self.device)
+        set_rng_state(ckpt["rng"], self.device)
         self.step = ckpt["step"]
         self._truncate_log(self.step)
         self._started = True
@@ -537,7 +537,7 @@ class Trainer:
         kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
         text = io.StringIO()
         csv.writer(text).writerows(kept)
-        _atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
+        atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
 
     def _write_summary(
         self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
@@ -559,7 +559,7 @@ class Trainer:
             "train_config": self.config.to_dict(),
             "versions": {"seg2vid": __version__, "torch": torch.__version__},
         }
-        _atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+        atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
 
     # ------------------------------------------------------------------ samples
 

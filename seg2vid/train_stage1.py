@@ -60,10 +60,10 @@ from seg2vid.train import (
     SAMPLE_SPLIT_OFFSET,
     CheckpointMismatchError,
     NonFiniteError,
-    _atomic_write,
-    _differences,
-    _rng_state,
-    _set_rng_state,
+    atomic_write,
+    config_differences,
+    rng_state,
+    set_rng_state,
 )
 from seg2vid.utils import pick_device, progress, progress_enabled, seed_everything
 from seg2vid.viz import grid_image, label_video_rgb, save_png, to_uint8_video, upscale
@@ -467,9 +467,9 @@ class Stage1Trainer:
             "model_config": self.model_config.to_dict(),
             "train_config": self.config.to_dict(),
             "perceptual": self.perceptual is not None,
-            "rng": _rng_state(self.device),
+            "rng": rng_state(self.device),
         }
-        _atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
+        atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
         return self.checkpoint_path
 
     def export_generator(self, path: str | Path) -> Path:
@@ -485,7 +485,7 @@ class Stage1Trainer:
             "train_config": self.config.to_dict(),
         }
         path = Path(path)
-        _atomic_write(path, lambda fh: torch.save(export, fh))
+        atomic_write(path, lambda fh: torch.save(export, fh))
         return path
 
     def resume(self, path: str | Path | None = None) -> int:
@@ -499,8 +499,8 @@ class Stage1Trainer:
         path = Path(path) if path is not None else self.checkpoint_path
         ckpt = load_stage1_checkpoint(path)
         problems = (
-            [f"model {d}" for d in _differences(ckpt["model_config"], self.model_config.to_dict())]
-            + [f"train {d}" for d in _differences(ckpt["train_config"], self.config.to_dict(),
+            [f"model {d}" for d in config_differences(ckpt["model_config"], self.model_config.to_dict())]
+            + [f"train {d}" for d in config_differences(ckpt["train_config"], self.config.to_dict(),
                                                    Stage1TrainConfig.RESUMABLE_CHANGES)]
         )
         if ckpt["perceptual"] != (self.perceptual is not None):
@@ -515,7 +515,7 @@ class Stage1Trainer:
         self.discriminator.load_state_dict(ckpt["discriminator"])
         self.optimizer_g.load_state_dict(ckpt["optimizer_g"])
         self.optimizer_d.load_state_dict(ckpt["optimizer_d"])
-        _set_rng_state(ckpt["rng"], self.device)
+        set_rng_state(ckpt["rng"], self.device)
         self.step = ckpt["step"]
         self._truncate_log(self.step)
         self._started = True
@@ -530,7 +530,7 @@ class Stage1Trainer:
             raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
         text = io.StringIO()
         csv.writer(text).writerows([rows[0]] + [r for r in rows[1:] if int(r[0]) <= step])
-        _atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
+        atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
 
     # ------------------------------------------------------------------ training
 
@@ -703,7 +703,7 @@ class Stage1Trainer:
             "train_config": self.config.to_dict(),
             "versions": {"seg2vid": __version__, "torch": torch.__version__},
         }
-        _atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+        atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
 
     @torch.no_grad()
     def write_samples(self, num_images: int = 4) -> Path:
