@@ -13,6 +13,7 @@ The package behind the course notebooks. Public API by module:
 - :mod:`seg2vid.perceptual`     -- VGG-19 features from a LOCAL weights file (never downloaded).
 - :mod:`seg2vid.train`          -- the trainer: checkpoints, exact resume, logs, sample videos.
 - :mod:`seg2vid.train_stage1`   -- the stage-1 (SPADE, adversarial) trainer.
+- :mod:`seg2vid.pipeline`       -- one label map in, several videos out (stage 1 then stage 2).
 - :mod:`seg2vid.viz`            -- frame/flow/mask grids, inline videos, GIF and MP4 files.
 - :mod:`seg2vid.exercises`      -- the self-checks used by the notebooks' exercise cells.
 - :mod:`seg2vid.course`         -- builds the learner notebooks from the solutions.

@@ -1,0 +1,226 @@
+"""Label map in, videos out: stage 1 (first frame) and stage 2 (futures) behind one call.
+
+    >>> from seg2vid.pipeline import Pipeline, read_label_png
+    >>> pipe = Pipeline.from_shipped()                      # the two shipped 64x64 checkpoints
+    >>> labels = read_label_png("map.png")                  # int64 (H, W) train ids
+    >>> videos = pipe.generate(labels, n_samples=3, generator=torch.Generator().manual_seed(0))
+    >>> videos.shape                                        # (3, T+1, 3, 64, 64) in [0, 1]
+
+:class:`Pipeline` validates the label map against the label table, resizes it (nearest
+neighbour, with a note on stderr) to the model's size, makes the first frame with stage 1 (or
+uses the image given as ``first_frame``, through :class:`~seg2vid.models.stage1.ImageFirstFrame`)
+and samples ``n_samples`` futures from stage 2's prior, all in one batch, on the models' device.
+
+:func:`read_label_png` reads a label map stored as a PNG in either encoding: train ids (a
+single channel holding ids of the table, 255 = void) or the Cityscapes colours (RGB).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.models.seg2vid import Seg2Vid
+from seg2vid.models.stage1 import FirstFrameGenerator, ImageFirstFrame
+
+__all__ = ["SHIPPED_STAGE1", "SHIPPED_STAGE2", "Pipeline", "read_label_png", "save_samples"]
+
+#: Repository paths of the shipped checkpoints (found with :func:`seg2vid.train.find_checkpoint`).
+SHIPPED_STAGE1 = "data/checkpoints/spade_tiny_64.pt"
+SHIPPED_STAGE2 = "data/checkpoints/seg2vid_tiny_64.pt"
+
+
+def read_label_png(path: str | Path, table: LabelTable = CITYSCAPES) -> np.ndarray:
+    """Read a label-map PNG: int64 train ids (H, W).
+
+    The encoding is detected from the file: a single-channel image (mode ``L``/``P``/``I``, or an
+    RGB image whose three channels are equal and hold only valid ids) is read as train ids; an RGB
+    (or RGBA, alpha dropped) image is read as the table's colours.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: an id that is not a train id of ``table`` nor its void id, or a colour that
+            belongs to no class; the message names them.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label map {path} does not exist")
+    with Image.open(path) as im:
+        if im.mode in ("L", "I", "I;16", "I;16B", "I;16L"):
+            ids = np.asarray(im).astype(np.int64)
+        elif im.mode == "P":
+            ids = np.asarray(im).astype(np.int64)  # palette images store the index = the id
+        else:
+            rgb = np.asarray(im.convert("RGB"))
+            ids = None
+            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+                grey = rgb[..., 0].astype(np.int64)
+                values = np.unique(grey)
+                valid = (values < table.num_classes) | (values == table.ignore_id)
+                if valid.all():
+                    ids = grey  # a grey image holding ids, saved as RGB
+            if ids is None:
+                ids = table.from_colors(rgb)
+    if ids.ndim != 2:
+        raise ValueError(f"label map {path} must be a 2-D image, got shape {ids.shape}")
+    try:
+        table.check(ids)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return ids
+
+
+class Pipeline:
+    """Stage 1 (label map -> first frame) followed by stage 2 (first frame + map -> futures).
+
+    Args:
+        stage1: any :class:`~seg2vid.models.stage1.FirstFrameGenerator` (None: every call must
+            pass ``first_frame``).
+        stage2: a trained :class:`~seg2vid.models.seg2vid.Seg2Vid` (its size is the pipeline's).
+        table: the label set of both models.
+    """
+
+    def __init__(self, stage1: FirstFrameGenerator | None, stage2: Seg2Vid, table: LabelTable = CITYSCAPES):
+        if stage1 is not None and not isinstance(stage1, FirstFrameGenerator):
+            raise TypeError(
+                f"stage1 must have a generate(labels_onehot, generator) method, got {type(stage1).__name__}"
+            )
+        self.stage1 = stage1
+        self.stage2 = stage2.eval()
+        self.table = table
+
+    @classmethod
+    def from_shipped(cls, device: str | torch.device | None = None) -> Pipeline:
+        """The pipeline of the two shipped 64x64 checkpoints (SPADE stage 1, tiny stage 2).
+
+        Raises:
+            FileNotFoundError: naming the checkpoint(s) that cannot be found.
+        """
+        from seg2vid.train import find_checkpoint, load_model
+        from seg2vid.train_stage1 import load_spade_generator
+
+        found = {name: find_checkpoint(name) for name in (SHIPPED_STAGE1, SHIPPED_STAGE2)}
+        missing = [name for name, path in found.items() if path is None]
+        if missing:
+            raise FileNotFoundError(
+                f"shipped checkpoint(s) not found: {', '.join(missing)} (looked in the current folder, "
+                "the repository that holds the seg2vid package and <sys.prefix>/share/seg2vid)"
+            )
+        stage2 = load_model(found[SHIPPED_STAGE2], device=device)
+        stage1 = load_spade_generator(found[SHIPPED_STAGE1], device=device)
+        return cls(stage1, stage2)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.stage2.parameters()).device
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the videos."""
+        return self.stage2.config.height, self.stage2.config.width
+
+    @property
+    def frames(self) -> int:
+        """T, the number of generated future frames (videos hold T + 1)."""
+        return self.stage2.config.frames
+
+    def prepare_labels(self, label_map: Tensor | np.ndarray) -> Tensor:
+        """Validate an int (H, W) label map and resize it (nearest) to the model size: int64 (H, W)."""
+        labels = torch.as_tensor(np.ascontiguousarray(label_map) if isinstance(label_map, np.ndarray)
+                                 else label_map)
+        if labels.dim() != 2:
+            raise ValueError(f"label_map must be (H, W) integer train ids, got shape {tuple(labels.shape)}")
+        self.table.check(labels)
+        labels = labels.long()
+        size = self.size
+        if tuple(labels.shape) != size:
+            print(f"seg2vid: resizing the {labels.shape[0]}x{labels.shape[1]} label map to the model's "
+                  f"{size[0]}x{size[1]} (nearest neighbour)", file=sys.stderr)
+            labels = F.interpolate(labels[None, None].float(), size=size, mode="nearest")[0, 0].long()
+        return labels
+
+    @torch.no_grad()
+    def generate(
+        self,
+        label_map: Tensor | np.ndarray,
+        n_samples: int = 3,
+        first_frame: Tensor | np.ndarray | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``n_samples`` videos for one label map.
+
+        Args:
+            label_map: int (H, W) train ids of the table (void allowed); resized to the model's size.
+            n_samples: futures to sample.
+            first_frame: optional image of the scene (float (3, H, W) in [0, 1] or uint8 (H, W, 3));
+                resized to the model's size; stage 1 is skipped.
+            generator: seeds stage 1's noise and stage 2's latents (a CPU generator is fine with
+                models on a GPU: it seeds a generator there).
+        Returns:
+            float (n_samples, T+1, 3, H, W) in [0, 1] on the CPU; frame 0 is the first frame.
+        """
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        labels = self.prepare_labels(label_map)
+        onehot = self.table.one_hot(labels)[None]  # (1, L, H, W)
+        device = self.device
+        stage1 = ImageFirstFrame(first_frame, resize=True) if first_frame is not None else self.stage1
+        if stage1 is None:
+            raise ValueError("this pipeline has no stage 1: pass first_frame")
+        if generator is not None and generator.device != device:
+            # a generator on another device (a CPU one with CUDA models) seeds one on the models' device
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            generator = torch.Generator(device=device).manual_seed(seed)
+        onehot = onehot.to(device)
+        first = stage1.generate(onehot, generator=generator).to(device).clamp(0, 1)
+        out = self.stage2.sample(first, onehot, n_samples=n_samples, generator=generator)
+        return out.video.float().clamp(0, 1).cpu()
+
+
+def save_samples(
+    out: str | Path,
+    videos: Tensor,
+    label_map: Tensor | np.ndarray,
+    prefix: str = "sample",
+    fps: float = 4,
+    scale: int = 2,
+    table: LabelTable = CITYSCAPES,
+) -> list[Path]:
+    """Write each video as ``{prefix}_{i}.gif`` and ``.mp4`` and a contact sheet ``{prefix}s.png``.
+
+    Args:
+        out: folder (created if missing).
+        videos: (N, T+1, 3, H, W) in [0, 1], as :meth:`Pipeline.generate` returns them.
+        label_map: int (H', W') train ids; shown (resized to H, W, nearest) in the sheet's first column.
+        prefix: file-name stem.
+        fps, scale: playback speed and integer pixel upscaling of every file.
+    Returns:
+        the paths written: GIF and MP4 of every sample, then the sheet (rows = samples; columns =
+        the label map, then time).
+    """
+    from seg2vid.viz import grid_image, save_gif, save_mp4, save_png, upscale
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    videos = videos.detach().float().cpu()
+    labels = torch.as_tensor(np.asarray(label_map)).long()
+    size = tuple(videos.shape[-2:])
+    if tuple(labels.shape) != size:
+        labels = F.interpolate(labels[None, None].float(), size=size, mode="nearest")[0, 0].long()
+    label_rgb = table.colorize(labels)
+    written = []
+    for i, video in enumerate(videos):
+        written.append(save_gif(out / f"{prefix}_{i}.gif", video, fps=fps, scale=scale))
+        written.append(save_mp4(out / f"{prefix}_{i}.mp4", video, fps=fps, scale=scale))
+    frames_uint8 = (videos.permute(0, 1, 3, 4, 2).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    rows = [[upscale(label_rgb, scale), *[upscale(f, scale) for f in video]] for video in frames_uint8]
+    written.append(save_png(out / f"{prefix}s.png", grid_image(rows)))
+    return written
