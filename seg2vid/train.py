@@ -343,10 +343,164 @@ def _float32(output: Seg2VidOutput) -> Seg2VidOutput:
     })
 
 
+# ----------------------------------------------------------------------------- shared train loop
+
+
+class TrainLoop:
+    """The bookkeeping that :class:`Trainer` and :class:`seg2vid.train_stage1.Stage1Trainer` share.
+
+    A subclass sets the attributes ``config`` (with ``steps``, ``log_every``, ``sample_every``,
+    ``checkpoint_every``), ``device``, ``step``, ``_started``, ``columns``, ``perceptual``,
+    ``model_config``, ``out_dir``, ``checkpoint_path``, ``log_path``, ``summary_path`` and
+    ``samples_dir``; it provides :meth:`save_checkpoint`, :meth:`write_samples`,
+    :meth:`_train_one` (load one batch and take one step) and :meth:`_history_keys`, and names
+    what differs in the class attributes below. :meth:`_train_loop` then runs the loop: the CSV
+    row, the history, the slow-CPU warning, the progress bar, the sample and checkpoint cadence,
+    the final checkpoint, sample and ``summary.json``.
+    """
+
+    #: Description of the progress bar.
+    _BAR_DESC = "train"
+    #: How to resume, named in the error when ``out_dir`` already holds a run.
+    _RESUME_HINT = "Trainer.resume(), seg2vid train --resume"
+    #: History keys shown in the progress bar's postfix (those present).
+    _POSTFIX_KEYS: tuple[str, ...] = ("total", "recon", "kl")
+    #: What is slow, in the slow-CPU warning ("<what> on the CPU: about N min ...").
+    _SLOW_WHAT = "training"
+
+    def _history_keys(self) -> list[str]:
+        """Columns of a CSV row kept in the history (the summary's "last losses", the postfix)."""
+        raise NotImplementedError
+
+    def _train_one(self, step: int, fail: Any) -> tuple[dict[str, Any], float, float]:
+        """Load the batch of (1-based) step ``step`` and take one optimiser step.
+
+        Returns the log row (without ``step``, ``data_s``, ``step_s``), the time the batch started
+        loading and the time the step started (``time.perf_counter()``). On a failure it calls
+        ``fail(message)`` (which writes the summary with the reason) and raises.
+        """
+        raise NotImplementedError
+
+    def _before_loop(self, until: int) -> None:
+        """Called once before the loop starts (and its clock): nothing by default."""
+
+    def _summary_configs(self) -> dict[str, Any]:
+        """The configs of ``summary.json``, in order, after ``model_config``: ``train_config``."""
+        return {"train_config": self.config.to_dict()}
+
+    def _train_loop(self, until: int | None) -> dict[str, Any]:
+        """The body of ``train(until)``; see :meth:`Trainer.train`. Returns the summary dict."""
+        tc = self.config
+        until = tc.steps if until is None else min(until, tc.steps)
+        if not self._started and self.checkpoint_path.is_file():
+            raise FileExistsError(
+                f"{self.out_dir} already holds a run ({self.checkpoint_path}): resume it "
+                f"({self._RESUME_HINT}) or train into another folder"
+            )
+        new_log = not self._started or not self.log_path.is_file()
+        self._started = True
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._before_loop(until)
+        history: list[dict[str, float]] = []
+        start_step, start = self.step, time.perf_counter()
+
+        def fail(message: str) -> None:
+            self._write_summary(f"failed: {message}", history, time.perf_counter() - start,
+                                self.step - start_step)
+
+        bar = None
+        if progress_enabled():
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=until, initial=self.step, desc=self._BAR_DESC, unit="step")
+        log = open(self.log_path, "w" if new_log else "a", newline="")
+        try:
+            writer = csv.DictWriter(log, fieldnames=self.columns)
+            if new_log:
+                writer.writeheader()
+            while self.step < until:
+                step = self.step + 1
+                row, t0, t1 = self._train_one(step, fail)
+                row = {"step": step, **row, "data_s": round(t1 - t0, 4),
+                       "step_s": round(time.perf_counter() - t1, 4)}
+                writer.writerow(row)
+                log.flush()
+                history.append({k: row[k] for k in self._history_keys()})
+                if step == start_step + 2:  # the first step also pays one-off warm-up costs
+                    self._warn_if_slow(time.perf_counter() - t0, until - step)
+                if bar is not None:
+                    bar.update(1)
+                    if step % tc.log_every == 0 or step == until:
+                        bar.set_postfix({k: f"{history[-1][k]:.3g}" for k in self._POSTFIX_KEYS
+                                         if k in history[-1]}, refresh=False)
+                if tc.sample_every and step % tc.sample_every == 0:
+                    self.write_samples()
+                if tc.checkpoint_every and step % tc.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            log.close()
+            if bar is not None:
+                bar.close()
+        if self.step > start_step or not self.checkpoint_path.is_file():
+            self.save_checkpoint()
+            if tc.sample_every and self.step % tc.sample_every:
+                self.write_samples()
+        status = "finished" if self.step >= tc.steps else f"paused at step {self.step} of {tc.steps}"
+        self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
+        return json.loads(self.summary_path.read_text())
+
+    def _warn_if_slow(self, seconds_per_step: float, steps_left: int) -> None:
+        """Warn when the rest of a CPU run would take more than 15 minutes (points at ``train()``'s
+        caller: _warn_if_slow <- _train_loop <- train <- caller)."""
+        minutes = seconds_per_step * steps_left / 60
+        if self.device.type == "cpu" and minutes > 15:
+            warnings.warn(
+                f"{self._SLOW_WHAT} on the CPU: about {minutes:.0f} min for the {steps_left} steps left "
+                f"({seconds_per_step:.2f} s/step). A GPU runtime is far faster (Colab: Runtime -> "
+                "Change runtime type -> GPU).",
+                stacklevel=4,
+            )
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop the CSV log's rows after ``step`` (written before an interruption), atomically."""
+        if not self.log_path.is_file():
+            return
+        with open(self.log_path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or rows[0] != self.columns:
+            raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+        text = io.StringIO()
+        csv.writer(text).writerows(kept)
+        atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
+
+    def _write_summary(
+        self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
+    ) -> None:
+        """Write ``summary.json`` atomically: status, throughput, the last losses, paths, configs."""
+        window = history[-self.config.log_every:]
+        summary = {
+            "status": status,
+            "step": self.step,
+            "steps": self.config.steps,
+            "device": str(self.device),
+            "perceptual": self.perceptual is not None,
+            "seconds_this_session": round(seconds, 3),
+            "steps_per_second": round(steps_done / seconds, 4) if seconds > 0 and steps_done else None,
+            "last_losses": {k: float(np.mean([r[k] for r in window])) for k in window[0]} if window else {},
+            "paths": {"checkpoint": str(self.checkpoint_path), "log": str(self.log_path),
+                      "samples": str(self.samples_dir)},
+            "model_config": self.model_config.to_dict(),
+            **self._summary_configs(),
+            "versions": {"seg2vid": __version__, "torch": torch.__version__},
+        }
+        atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+
+
 # ----------------------------------------------------------------------------- trainer
 
 
-class Trainer:
+class Trainer(TrainLoop):
     """Trains a :class:`Seg2Vid` on synthetic streets; see the module docstring for the outputs.
 
     Args:
@@ -525,41 +679,9 @@ class Trainer:
         self._started = True
         return self.step
 
-    # ------------------------------------------------------------------ logs
-
-    def _truncate_log(self, step: int) -> None:
-        if not self.log_path.is_file():
-            return
-        with open(self.log_path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        if not rows or rows[0] != self.columns:
-            raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
-        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
-        text = io.StringIO()
-        csv.writer(text).writerows(kept)
-        atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
-
-    def _write_summary(
-        self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
-    ) -> None:
-        window = history[-self.config.log_every:]
-        summary = {
-            "status": status,
-            "step": self.step,
-            "steps": self.config.steps,
-            "device": str(self.device),
-            "perceptual": self.perceptual is not None,
-            "seconds_this_session": round(seconds, 3),
-            "steps_per_second": round(steps_done / seconds, 4) if seconds > 0 and steps_done else None,
-            "last_losses": {k: float(np.mean([r[k] for r in window])) for k in window[0]} if window else {},
-            "paths": {"checkpoint": str(self.checkpoint_path), "log": str(self.log_path),
-                      "samples": str(self.samples_dir)},
-            "model_config": self.model_config.to_dict(),
-            "loss_config": self.loss_config.to_dict(),
-            "train_config": self.config.to_dict(),
-            "versions": {"seg2vid": __version__, "torch": torch.__version__},
-        }
-        atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+    def _summary_configs(self) -> dict[str, Any]:
+        """The configs of ``summary.json`` after ``model_config``: the loss's and the training's."""
+        return {"loss_config": self.loss_config.to_dict(), "train_config": self.config.to_dict()}
 
     # ------------------------------------------------------------------ samples
 
@@ -651,79 +773,28 @@ class Trainer:
         On a bad batch or a non-finite loss it writes the summary with the reason and raises,
         leaving the last good checkpoint as it was.
         """
-        tc = self.config
-        until = tc.steps if until is None else min(until, tc.steps)
-        if not self._started and self.checkpoint_path.is_file():
-            raise FileExistsError(
-                f"{self.out_dir} already holds a run ({self.checkpoint_path}): resume it (Trainer.resume(), "
-                "seg2vid train --resume) or train into another folder"
-            )
-        new_log = not self._started or not self.log_path.is_file()
-        self._started = True
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        history: list[dict[str, float]] = []
-        start_step, start = self.step, time.perf_counter()
-        bar = None
-        if progress_enabled():
-            from tqdm.auto import tqdm
+        return self._train_loop(until)
 
-            bar = tqdm(total=until, initial=self.step, desc="train", unit="step")
-        log = open(self.log_path, "w" if new_log else "a", newline="")
+    def _history_keys(self) -> list[str]:
+        """The total and the active loss terms."""
+        return ["total", *self.active_terms]
+
+    def _train_one(self, step: int, fail: Any) -> tuple[dict[str, Any], float, float]:
+        """Load, check and move the batch of step ``step`` and train on it; see
+        :meth:`TrainLoop._train_one`. A bad batch or a non-finite loss stops the run."""
+        t0 = time.perf_counter()
+        indices = self.clip_indices(step)
+        where = f"step {step} (clips {', '.join(map(str, indices[:8]))}{' ...' * (len(indices) > 8)})"
         try:
-            writer = csv.DictWriter(log, fieldnames=self.columns)
-            if new_log:
-                writer.writeheader()
-            while self.step < until:
-                step = self.step + 1
-                t0 = time.perf_counter()
-                indices = self.clip_indices(step)
-                where = f"step {step} (clips {', '.join(map(str, indices[:8]))}{' ...' * (len(indices) > 8)})"
-                try:
-                    frames, labels = self.load_batch(step)
-                    check_batch(frames, labels, self.model_config, where)
-                    frames = frames.to(self.device, non_blocking=True)
-                    onehot = CITYSCAPES.one_hot(labels).to(self.device, non_blocking=True)
-                    t1 = time.perf_counter()
-                    row = self.train_step(frames, onehot)
-                except (NonFiniteError, ValueError) as err:
-                    message = f"{err}. Stopped without saving: {self._failure_note()}"
-                    self._write_summary(f"failed: {message}", history, time.perf_counter() - start,
-                                        self.step - start_step)
-                    raise type(err)(message) from err
-                row = {"step": step, **row, "data_s": round(t1 - t0, 4),
-                       "step_s": round(time.perf_counter() - t1, 4)}
-                writer.writerow(row)
-                log.flush()
-                history.append({k: row[k] for k in ["total", *self.active_terms]})
-                if step == start_step + 2:  # the first step also pays one-off warm-up costs
-                    self._warn_if_slow(time.perf_counter() - t0, until - step)
-                if bar is not None:
-                    bar.update(1)
-                    if step % tc.log_every == 0 or step == until:
-                        bar.set_postfix({k: f"{history[-1][k]:.3g}" for k in ("total", "recon", "kl")
-                                         if k in history[-1]}, refresh=False)
-                if tc.sample_every and step % tc.sample_every == 0:
-                    self.write_samples()
-                if tc.checkpoint_every and step % tc.checkpoint_every == 0:
-                    self.save_checkpoint()
-        finally:
-            log.close()
-            if bar is not None:
-                bar.close()
-        if self.step > start_step or not self.checkpoint_path.is_file():
-            self.save_checkpoint()
-            if tc.sample_every and self.step % tc.sample_every:
-                self.write_samples()
-        status = "finished" if self.step >= tc.steps else f"paused at step {self.step} of {tc.steps}"
-        self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
-        return json.loads(self.summary_path.read_text())
+            frames, labels = self.load_batch(step)
+            check_batch(frames, labels, self.model_config, where)
+            frames = frames.to(self.device, non_blocking=True)
+            onehot = CITYSCAPES.one_hot(labels).to(self.device, non_blocking=True)
+            t1 = time.perf_counter()
+            row = self.train_step(frames, onehot)
+        except (NonFiniteError, ValueError) as err:
+            message = f"{err}. Stopped without saving: {self._failure_note()}"
+            fail(message)
+            raise type(err)(message) from err
+        return row, t0, t1
 
-    def _warn_if_slow(self, seconds_per_step: float, steps_left: int) -> None:
-        minutes = seconds_per_step * steps_left / 60
-        if self.device.type == "cpu" and minutes > 15:
-            warnings.warn(
-                f"training on the CPU: about {minutes:.0f} min for the {steps_left} steps left "
-                f"({seconds_per_step:.2f} s/step). A GPU runtime is far faster (Colab: Runtime -> "
-                "Change runtime type -> GPU).",
-                stacklevel=3,
-            )

@@ -35,13 +35,9 @@ generator alone (a few MB), which :func:`load_spade_generator` reads back, and
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,12 +56,13 @@ from seg2vid.train import (
     SAMPLE_SPLIT_OFFSET,
     CheckpointMismatchError,
     NonFiniteError,
+    TrainLoop,
     atomic_write,
     config_differences,
     rng_state,
     set_rng_state,
 )
-from seg2vid.utils import pick_device, progress, progress_enabled, seed_everything
+from seg2vid.utils import pick_device, progress, seed_everything
 from seg2vid.viz import grid_image, label_video_rgb, save_png, to_uint8_video, upscale
 
 __all__ = [
@@ -356,7 +353,7 @@ class Stage1TrainConfig:
 # ----------------------------------------------------------------------------- trainer
 
 
-class Stage1Trainer:
+class Stage1Trainer(TrainLoop):
     """Trains a :class:`SpadeGenerator` on synthetic first frames; see the module docstring.
 
     Args:
@@ -371,6 +368,11 @@ class Stage1Trainer:
         summary = trainer.train()
         trainer.export_generator("spade_tiny_64.pt")
     """
+
+    _BAR_DESC = "train stage 1"
+    _RESUME_HINT = "Stage1Trainer.resume(), seg2vid train-stage1 --resume"
+    _POSTFIX_KEYS = ("l1", "adversarial", "d_loss")
+    _SLOW_WHAT = "training stage 1"
 
     def __init__(
         self,
@@ -521,17 +523,6 @@ class Stage1Trainer:
         self._started = True
         return self.step
 
-    def _truncate_log(self, step: int) -> None:
-        if not self.log_path.is_file():
-            return
-        with open(self.log_path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        if not rows or rows[0] != self.columns:
-            raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
-        text = io.StringIO()
-        csv.writer(text).writerows([rows[0]] + [r for r in rows[1:] if int(r[0]) <= step])
-        atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
-
     # ------------------------------------------------------------------ training
 
     def train_step(self, images: Tensor, labels_onehot: Tensor) -> dict[str, float]:
@@ -606,104 +597,34 @@ class Stage1Trainer:
         On a non-finite loss it writes the summary with the reason and raises, leaving the last
         good checkpoint as it was.
         """
-        tc = self.config
-        until = tc.steps if until is None else min(until, tc.steps)
-        if not self._started and self.checkpoint_path.is_file():
-            raise FileExistsError(
-                f"{self.out_dir} already holds a run ({self.checkpoint_path}): resume it "
-                "(Stage1Trainer.resume(), seg2vid train-stage1 --resume) or train into another folder"
-            )
-        new_log = not self._started or not self.log_path.is_file()
-        self._started = True
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return self._train_loop(until)
+
+    def _before_loop(self, until: int) -> None:
+        """Render the pool before the clock starts (when there is a step to take)."""
         if self._pool is None and self.step < until:
             self._pool = self._render_pool()
-        history: list[dict[str, float]] = []
-        start_step, start = self.step, time.perf_counter()
-        bar = None
-        if progress_enabled():
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=until, initial=self.step, desc="train stage 1", unit="step")
-        log = open(self.log_path, "w" if new_log else "a", newline="")
+    def _history_keys(self) -> list[str]:
+        """The generator's total and active terms, and the discriminator's loss."""
+        return ["g_total", *self.active_terms, "d_loss"]
+
+    def _train_one(self, step: int, fail: Any) -> tuple[dict[str, Any], float, float]:
+        """Load and move the batch of step ``step`` and train on it; see
+        :meth:`seg2vid.train.TrainLoop._train_one`. A non-finite loss stops the run."""
+        t0 = time.perf_counter()
+        images, labels = self.load_batch(step)
+        images = images.to(self.device, non_blocking=True)
+        onehot = CITYSCAPES.one_hot(labels).to(self.device, non_blocking=True)
+        t1 = time.perf_counter()
         try:
-            writer = csv.DictWriter(log, fieldnames=self.columns)
-            if new_log:
-                writer.writeheader()
-            while self.step < until:
-                step = self.step + 1
-                t0 = time.perf_counter()
-                images, labels = self.load_batch(step)
-                images = images.to(self.device, non_blocking=True)
-                onehot = CITYSCAPES.one_hot(labels).to(self.device, non_blocking=True)
-                t1 = time.perf_counter()
-                try:
-                    row = self.train_step(images, onehot)
-                except NonFiniteError as err:
-                    note = (f"the last good checkpoint, untouched, is {self.checkpoint_path}"
-                            if self.checkpoint_path.is_file() else "no checkpoint had been written yet")
-                    message = f"{err}. Stopped without saving: {note}"
-                    self._write_summary(f"failed: {message}", history, time.perf_counter() - start,
-                                        self.step - start_step)
-                    raise NonFiniteError(message) from err
-                row = {"step": step, **row, "data_s": round(t1 - t0, 4),
-                       "step_s": round(time.perf_counter() - t1, 4)}
-                writer.writerow(row)
-                log.flush()
-                history.append({k: row[k] for k in ["g_total", *self.active_terms, "d_loss"]})
-                if step == start_step + 2:  # the first step also pays one-off warm-up costs
-                    self._warn_if_slow(time.perf_counter() - t0, until - step)
-                if bar is not None:
-                    bar.update(1)
-                    if step % tc.log_every == 0 or step == until:
-                        bar.set_postfix({k: f"{history[-1][k]:.3g}" for k in ("l1", "adversarial", "d_loss")
-                                         if k in history[-1]}, refresh=False)
-                if tc.sample_every and step % tc.sample_every == 0:
-                    self.write_samples()
-                if tc.checkpoint_every and step % tc.checkpoint_every == 0:
-                    self.save_checkpoint()
-        finally:
-            log.close()
-            if bar is not None:
-                bar.close()
-        if self.step > start_step or not self.checkpoint_path.is_file():
-            self.save_checkpoint()
-            if tc.sample_every and self.step % tc.sample_every:
-                self.write_samples()
-        status = "finished" if self.step >= tc.steps else f"paused at step {self.step} of {tc.steps}"
-        self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
-        return json.loads(self.summary_path.read_text())
-
-    def _warn_if_slow(self, seconds_per_step: float, steps_left: int) -> None:
-        minutes = seconds_per_step * steps_left / 60
-        if self.device.type == "cpu" and minutes > 15:
-            warnings.warn(
-                f"training stage 1 on the CPU: about {minutes:.0f} min for the {steps_left} steps left "
-                f"({seconds_per_step:.2f} s/step). A GPU runtime is far faster (Colab: Runtime -> "
-                "Change runtime type -> GPU).",
-                stacklevel=3,
-            )
-
-    def _write_summary(
-        self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
-    ) -> None:
-        window = history[-self.config.log_every:]
-        summary = {
-            "status": status,
-            "step": self.step,
-            "steps": self.config.steps,
-            "device": str(self.device),
-            "perceptual": self.perceptual is not None,
-            "seconds_this_session": round(seconds, 3),
-            "steps_per_second": round(steps_done / seconds, 4) if seconds > 0 and steps_done else None,
-            "last_losses": {k: float(np.mean([r[k] for r in window])) for k in window[0]} if window else {},
-            "paths": {"checkpoint": str(self.checkpoint_path), "log": str(self.log_path),
-                      "samples": str(self.samples_dir)},
-            "model_config": self.model_config.to_dict(),
-            "train_config": self.config.to_dict(),
-            "versions": {"seg2vid": __version__, "torch": torch.__version__},
-        }
-        atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+            row = self.train_step(images, onehot)
+        except NonFiniteError as err:
+            note = (f"the last good checkpoint, untouched, is {self.checkpoint_path}"
+                    if self.checkpoint_path.is_file() else "no checkpoint had been written yet")
+            message = f"{err}. Stopped without saving: {note}"
+            fail(message)
+            raise NonFiniteError(message) from err
+        return row, t0, t1
 
     @torch.no_grad()
     def write_samples(self, num_images: int = 4) -> Path:
