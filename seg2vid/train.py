@@ -351,13 +351,22 @@ class TrainLoop:
 
     A subclass sets the attributes ``config`` (with ``steps``, ``log_every``, ``sample_every``,
     ``checkpoint_every``), ``device``, ``step``, ``_started``, ``columns``, ``perceptual``,
-    ``model_config``, ``out_dir``, ``checkpoint_path``, ``log_path``, ``summary_path`` and
-    ``samples_dir``; it provides :meth:`save_checkpoint`, :meth:`write_samples`,
-    :meth:`_train_one` (load one batch and take one step) and :meth:`_history_keys`, and names
+    ``model_config`` and the output paths (:meth:`_set_output_paths`); it provides
+    :meth:`save_checkpoint`, :meth:`write_samples`, :meth:`_train_one` (load one batch and take
+    one step) and :meth:`_history_keys`, and names
     what differs in the class attributes below. :meth:`_train_loop` then runs the loop: the CSV
     row, the history, the slow-CPU warning, the progress bar, the sample and checkpoint cadence,
     the final checkpoint, sample and ``summary.json``.
     """
+
+    def _set_output_paths(self, out_dir: str | Path) -> None:
+        """The run's layout: ``OUT/checkpoints/last.pt``, ``OUT/log.csv``, ``OUT/summary.json``,
+        ``OUT/samples/``."""
+        self.out_dir = Path(out_dir)
+        self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt"
+        self.log_path = self.out_dir / "log.csv"
+        self.summary_path = self.out_dir / "summary.json"
+        self.samples_dir = self.out_dir / "samples"
 
     #: Description of the progress bar.
     _BAR_DESC = "train"
@@ -538,11 +547,7 @@ class Trainer(TrainLoop):
         self.device = pick_device(tc.device)
         if tc.amp != "off" and self.device.type != "cuda":
             raise ValueError(f"amp={tc.amp!r} needs a CUDA device, and this run is on {self.device}")
-        self.out_dir = Path(out_dir)
-        self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt"
-        self.log_path = self.out_dir / "log.csv"
-        self.summary_path = self.out_dir / "summary.json"
-        self.samples_dir = self.out_dir / "samples"
+        self._set_output_paths(out_dir)
 
         seed_everything(tc.seed)
         self.model = Seg2Vid(model_config).to(self.device)

@@ -393,11 +393,7 @@ class Stage1Trainer(TrainLoop):
             raise ValueError(f"height and width must be multiples of {m} for this generator, "
                              f"got {tc.height}x{tc.width}")
         self.device = pick_device(tc.device)
-        self.out_dir = Path(out_dir)
-        self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt"
-        self.log_path = self.out_dir / "log.csv"
-        self.summary_path = self.out_dir / "summary.json"
-        self.samples_dir = self.out_dir / "samples"
+        self._set_output_paths(out_dir)
 
         seed_everything(tc.seed)
         self.generator = SpadeGenerator(model_config).to(self.device)
