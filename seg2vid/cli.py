@@ -166,52 +166,108 @@ def tcmalloc_environment(environ: dict[str, str] | None = None) -> dict[str, str
     return env
 
 
+#: ``seg2vid train`` options that override a field of the run config: option -> (table, field).
+_TRAIN_OVERRIDES = {
+    "size": ("model", None), "frames": ("model", "frames"),
+    "steps": ("train", "steps"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
+    "grad_clip": ("train", "grad_clip"), "seed": ("train", "seed"), "num_clips": ("train", "num_clips"),
+    "log_every": ("train", "log_every"), "sample_every": ("train", "sample_every"),
+    "checkpoint_every": ("train", "checkpoint_every"), "amp": ("train", "amp"),
+    "device": ("train", "device"),
+    "workers": ("train", "num_workers"), "compile": ("train", "compile"),
+    "kl_warmup": ("loss", "kl_warmup_steps"),
+    "data": ("data", "kind"), "data_root": ("data", "root"), "split": ("data", "split"),
+}
+
+
+def train_settings(args: argparse.Namespace):
+    """The run config of ``seg2vid train``: the ``--config`` file (or the ``--preset`` alone), then
+    every option given on the command line on top. Returns a :class:`seg2vid.configs.RunConfig`."""
+    from seg2vid.configs import RunConfig, load_run_config
+
+    run = load_run_config(args.config) if args.config else RunConfig(preset=args.preset or "tiny")
+    tables = {name: dict(getattr(run, name)) for name in ("model", "data", "train", "loss")}
+    for option, (table, name) in _TRAIN_OVERRIDES.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if option == "size":
+            tables["model"]["height"], tables["model"]["width"] = value
+        elif option == "grad_clip":
+            tables["train"]["grad_clip"] = value or None
+        elif option == "num_clips":
+            tables["train"]["num_clips"] = value or None
+        else:
+            tables[table][name] = value
+    preset = args.preset if args.preset is not None else run.preset
+    return RunConfig(preset, tables["model"], tables["data"], tables["train"], tables["loss"], run.source)
+
+
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from seg2vid.models import PRESETS
-    from seg2vid.objective import LossConfig
+    from seg2vid.configs import model_for_table
     from seg2vid.train import TrainConfig, Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_config = PRESETS[args.preset]
-    changes = {}
-    if args.size is not None:
-        changes["height"], changes["width"] = args.size
-    if args.frames is not None:
-        changes["frames"] = args.frames
-    model_config = model_config.replace(**changes)
-    train_config = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip or None,
-        seed=args.seed, log_every=args.log_every, sample_every=args.sample_every,
-        checkpoint_every=args.checkpoint_every, amp=args.amp, num_clips=args.num_clips or None,
-        device=args.device,
-    )
-    loss_config = LossConfig.for_pixel_flows(model_config.width, kl_warmup_steps=args.kl_warmup)
-    out = Path(args.out or f"runs/{args.preset}")
-    trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights)
-    if not args.resume and trainer.checkpoint_path.is_file():
-        raise FileExistsError(f"{out} already holds a run: add --resume to continue it, or use another --out")
-    if args.resume:
-        print(f"seg2vid train: resuming {trainer.checkpoint_path} at step {trainer.resume()}")
-    c = model_config
-    preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
-    print(
-        f"seg2vid train: preset {args.preset}, {c.height}x{c.width}, 1 + {c.frames} frames, "
-        f"{sum(p.numel() for p in trainer.model.parameters()):,} parameters, on {trainer.device} "
-        f"({torch.get_num_threads()} threads, {preloaded})"
-    )
-    data = f"a pool of {args.num_clips} clips" if args.num_clips else "fresh clips every step"
-    perceptual = args.perceptual_weights or "off (no --perceptual-weights)"
-    print(f"  {args.steps} steps of {args.batch_size} clips ({data}); perceptual loss: {perceptual}")
-    print(f"  checkpoint: {trainer.checkpoint_path}")
-    print(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
-    every = f"every {args.sample_every} steps and at the end" if args.sample_every else "off"
-    print(f"  samples:    {trainer.samples_dir}/ ({every})")
-    summary = trainer.train()
-    print(f"seg2vid train: {summary['status']} at step {summary['step']}; "
-          f"last losses: {', '.join(f'{k} {v:.4g}' for k, v in summary['last_losses'].items())}")
+    run = train_settings(args)
+    model_config = run.model_config()
+    data = {"kind": "synthetic", **run.data}
+    dataset = held_out = None
+    if data["kind"] != "synthetic" or len(data) > 1:
+        if data["kind"] != "synthetic" and not data.get("root"):
+            raise ValueError(
+                f"the {data['kind']} dataset needs its folder: --data-root PATH (or root in [data])")
+        from seg2vid.data import DatasetConfig, build_dataset
+
+        size = {"height": model_config.height, "width": model_config.width, "frames": model_config.frames}
+        data_config = DatasetConfig.from_dict({**data, **size})
+        dataset = build_dataset(data_config)
+        model_config = model_for_table(model_config, dataset.table)
+        data = data_config.to_dict()
+    train_config = TrainConfig.from_dict(run.train)
+    loss_config = run.loss_config(model_config.width)
+    name = Path(run.source).stem if run.source else run.preset
+    out = Path(args.out or f"runs/{name}")
+    trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights,
+                      dataset=dataset, held_out=held_out, data_config=data)
+    say = print if trainer.is_main else (lambda *a, **k: None)
+    try:
+        if trainer.checkpoint_path.is_file():
+            if args.no_resume:
+                raise FileExistsError(f"{out} already holds a run ({trainer.checkpoint_path}); without "
+                                      "--no-resume it is resumed, or use another --out")
+            say(f"seg2vid train: resuming {trainer.checkpoint_path} at step {trainer.resume()}")
+        elif args.resume:
+            raise FileNotFoundError(f"--resume: no checkpoint at {trainer.checkpoint_path}")
+        c, tc = model_config, train_config
+        preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
+        processes = trainer.process.world_size
+        say(
+            f"seg2vid train: {run.source or 'preset ' + run.preset}: {c.height}x{c.width}, "
+            f"1 + {c.frames} frames, {sum(p.numel() for p in trainer.model.parameters()):,} parameters, "
+            f"on {trainer.device} ({processes} process{'es' if processes > 1 else ''}, "
+            f"{torch.get_num_threads()} threads, {preloaded})"
+        )
+        if dataset is None:
+            source = (f"a pool of {tc.num_clips} synthetic clips" if tc.num_clips
+                      else "fresh synthetic clips every step")
+        else:
+            source = f"{len(dataset)} {data['kind']} clips ({data.get('split', '')})"
+        perceptual = args.perceptual_weights or "off (no --perceptual-weights)"
+        say(f"  {tc.steps} steps of {tc.batch_size} clips per process ({source}); "
+            f"perceptual loss: {perceptual}")
+        say(f"  checkpoint: {trainer.checkpoint_path} (every {tc.checkpoint_every} steps, at the end "
+            "and on SIGTERM)")
+        say(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
+        every = f"every {tc.sample_every} steps and at the end" if tc.sample_every else "off"
+        say(f"  samples:    {trainer.samples_dir}/ ({every})")
+        summary = trainer.train()
+        say(f"seg2vid train: {summary['status']} at step {summary['step']}; "
+            f"last losses: {', '.join(f'{k} {v:.4g}' for k, v in summary['last_losses'].items())}")
+    finally:
+        trainer.close()
     return 0
 
 
@@ -307,25 +363,37 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint, the logs and the sample videos go.",
     )
     add = train.add_argument
-    add("--preset", choices=("tiny", "paper"), default="tiny", help="model preset (default: tiny)")
+    add("--config", default=None, metavar="NAME|FILE",
+        help="run config: a shipped name (synthetic_tiny_64, synthetic_128_gpu, cityscapes_128x256_t4, "
+        "cityscapes_128x256_t8, kth_128_t15, ucf101_128_t4) or a .toml file; options below override it")
+    add("--preset", choices=("tiny", "paper"), default=None, help="model preset (default: tiny)")
     add("--size", type=_size, default=None, help="H or HxW, multiples of 16 (default: the preset's)")
     add("--frames", type=int, default=None, help="future frames T (default: the preset's)")
-    add("--steps", type=int, default=2000, help="optimiser steps in total (default: 2000)")
-    add("--batch-size", type=int, default=8, help="clips per step (default: 8)")
-    add("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    add("--grad-clip", type=float, default=0.0, help="gradient-norm clip, 0 = off (default: off)")
-    add("--kl-warmup", type=int, default=0, help="linear KL warm-up steps (default: 0)")
-    add("--seed", type=int, default=0, help="seed of the model, noise and data (default: 0)")
-    add("--num-clips", type=int, default=1000,
-        help="size of the pool of clips rendered once and reused; 0 = fresh clips every step (default: 1000)")
-    add("--out", default=None, help="output folder (default: runs/PRESET)")
-    add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add("--data", choices=("synthetic", "cityscapes", "kth", "ucf101", "folder"), default=None,
+        help="training data (default: synthetic streets)")
+    add("--data-root", default=None, metavar="PATH", help="folder of a real dataset (see data/README.md)")
+    add("--split", default=None, help="dataset split (default: train)")
+    add("--steps", type=int, default=None, help="optimiser steps in total (default: 2000)")
+    add("--batch-size", type=int, default=None, help="clips per step and process (default: 8)")
+    add("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3)")
+    add("--grad-clip", type=float, default=None, help="gradient-norm clip, 0 = off (default: off)")
+    add("--kl-warmup", type=int, default=None, help="linear KL warm-up steps (default: 0)")
+    add("--seed", type=int, default=None, help="seed of the model, noise and data (default: 0)")
+    add("--num-clips", type=int, default=None,
+        help="synthetic data: size of the pool of clips rendered once and reused; 0 = fresh clips every "
+        "step (default: 1000)")
+    add("--out", default=None, help="output folder (default: runs/CONFIG or runs/PRESET)")
+    add("--resume", action="store_true", help="require a checkpoint in --out to continue from")
+    add("--no-resume", action="store_true",
+        help="refuse to continue a run already in --out (by default it is resumed)")
     add("--perceptual-weights", default=None, metavar="PATH",
         help="local VGG-19 weights file for the perceptual loss (default: the term is off)")
-    add("--log-every", type=int, default=10, help="progress-bar refresh (default: 10)")
-    add("--sample-every", type=int, default=500, help="sample GIF every N steps, 0 = off (default: 500)")
-    add("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (default: 500)")
-    add("--amp", choices=("off", "bf16", "fp16"), default="off", help="mixed precision, CUDA only")
+    add("--log-every", type=int, default=None, help="progress-bar refresh (default: 10)")
+    add("--sample-every", type=int, default=None, help="sample GIF every N steps, 0 = off (default: 500)")
+    add("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default: 500)")
+    add("--amp", choices=("off", "bf16", "fp16"), default=None, help="mixed precision, CUDA only")
+    add("--compile", action="store_const", const=True, default=None, help="torch.compile the training step")
+    add("--workers", type=int, default=None, help="DataLoader worker processes (default: 0)")
     add("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     train.set_defaults(func=_train)

@@ -46,11 +46,13 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -58,9 +60,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
-from seg2vid import __version__
-from seg2vid.data.labels import CITYSCAPES
+from seg2vid import __version__, distributed
+from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
 from seg2vid.objective import TERMS, LossConfig, seg2vid_loss
@@ -117,11 +120,19 @@ class TrainConfig:
             (the CSV log gets every step).
         sample_every: write a sample GIF every N steps and at the end; 0 = never.
         checkpoint_every: write the checkpoint every N steps; it is always written at the end.
-        amp: ``"off"``, or mixed precision on CUDA: ``"bf16"`` (autocast) or ``"fp16"``
-            (autocast + GradScaler). Losses are always computed in float32.
+        amp: ``"off"``, or mixed precision: ``"bf16"`` (autocast; CUDA on Ampere or newer, also
+            allowed on the CPU, where CI tests the path) or ``"fp16"`` (autocast + GradScaler;
+            CUDA only, e.g. a T4). The model's parameters and the losses stay float32.
         num_clips: N = a fixed pool of N clips rendered once and reused (the default, 1000);
             ``None`` = fresh clips rendered at every step (see the module docstring).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` = the best available.
+            Under ``torchrun`` on CUDA every process takes ``cuda:LOCAL_RANK``.
+        num_workers: DataLoader worker processes that load the batches ahead of the step (0 = in
+            the training process, the default: on a 2-core CPU a worker steals a core from the
+            convolutions; on a GPU machine with real videos, 4-8 keep the GPU fed). On CUDA the
+            batches are also put in pinned memory.
+        compile: run the training forward pass through ``torch.compile`` (PyTorch 2; pays off on
+            GPUs for long runs; the first steps are slow while it compiles).
     """
 
     steps: int = 2000
@@ -135,9 +146,12 @@ class TrainConfig:
     amp: Literal["off", "bf16", "fp16"] = "off"
     num_clips: int | None = 1000
     device: str | None = None
+    num_workers: int = 0
+    compile: bool = False
 
     #: Fields that may differ between a checkpoint and the run that resumes it.
-    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "checkpoint_every", "amp", "device")
+    RESUMABLE_CHANGES = ("steps", "log_every", "sample_every", "checkpoint_every", "amp", "device",
+                         "num_workers", "compile")
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1:
@@ -152,6 +166,8 @@ class TrainConfig:
             raise ValueError(f"amp must be 'off', 'bf16' or 'fp16', got {self.amp!r}")
         if self.num_clips is not None and self.num_clips < 1:
             raise ValueError(f"num_clips must be >= 1 or None (fresh clips every step), got {self.num_clips}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
     def to_dict(self) -> dict:
         """Plain dict of the fields, for checkpoints and logs."""
@@ -169,14 +185,18 @@ class TrainConfig:
 # ----------------------------------------------------------------------------- batches
 
 
-def check_batch(frames: Tensor, labels: Tensor, config: Seg2VidConfig, where: str = "batch") -> None:
+def check_batch(
+    frames: Tensor, labels: Tensor, config: Seg2VidConfig, where: str = "batch",
+    table: LabelTable = CITYSCAPES,
+) -> None:
     """Refuse a bad batch before it reaches the model, saying what is wrong.
 
     Args:
         frames: (B, T+1, 3, H, W) float clip in [0, 1], T and H, W those of ``config``.
-        labels: (B, H, W) integer Cityscapes train ids of the FIRST frame (255 = void).
+        labels: (B, H, W) integer train ids of the FIRST frame (``table.ignore_id`` = void).
         config: the model's configuration.
         where: names the batch in messages (e.g. "step 12 (clips 88..95)").
+        table: the label table the ids belong to (default: Cityscapes).
     Raises:
         ValueError: wrong shapes or dtypes, frames outside [0, 1], unknown label ids.
         NonFiniteError: NaN or inf in the frames.
@@ -200,7 +220,7 @@ def check_batch(frames: Tensor, labels: Tensor, config: Seg2VidConfig, where: st
     if low < 0 or high > 1:
         raise ValueError(f"{where}: frames must lie in [0, 1], got values in [{low:.3g}, {high:.3g}]")
     try:
-        CITYSCAPES.check(labels)
+        table.check(labels)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from None
 
@@ -294,6 +314,8 @@ def export_model(checkpoint_path: str | Path, out_path: str | Path) -> Path:
     """
     ckpt = load_checkpoint(checkpoint_path)
     exported = {key: ckpt[key] for key in MODEL_ONLY_KEYS}
+    if "data_config" in ckpt:
+        exported["data_config"] = ckpt["data_config"]
     # own, compact storages: a state-dict tensor may be a view into a larger one
     exported["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
     out_path = Path(out_path)
@@ -334,6 +356,21 @@ def config_differences(saved: dict, current: dict, ignore: tuple[str, ...] = ())
     ]
 
 
+def _catch_sigterm(loop: TrainLoop) -> Callable[[], None]:
+    """Make SIGTERM (a Colab runtime or a cluster job being stopped, ``kill``) end the training
+    loop after the current step, with a checkpoint, instead of killing it mid-step. Returns the
+    function that restores the previous handler. Only the main thread may set handlers: elsewhere
+    (a training loop in a worker thread) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: Any) -> None:
+        loop._stop_signal = signum
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def _float32(output: Seg2VidOutput) -> Seg2VidOutput:
     """The output with every floating tensor in float32 (losses are not computed in half)."""
     return dataclasses.replace(output, **{
@@ -341,6 +378,50 @@ def _float32(output: Seg2VidOutput) -> Seg2VidOutput:
         for f in dataclasses.fields(output)
         if isinstance(value := getattr(output, f.name), Tensor) and value.is_floating_point()
     })
+
+
+def _frames_and_labels(item: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """(frames (T+1, 3, H, W) float in [0, 1], first-frame label map (H, W) int64) of a dataset
+    item: ``"label_map"`` (real datasets) or ``"labels"[0]`` (synthetic streets)."""
+    if "label_map" in item:
+        labels = item["label_map"]
+    elif "labels" in item:
+        labels = item["labels"][0]
+    else:
+        raise ValueError(f"a training item needs 'frames' and 'label_map'; got keys {sorted(item)}")
+    return item["frames"], labels.long()
+
+
+def _collate(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
+    """Stack dataset items into a batch: frames (B, T+1, 3, H, W) float, labels (B, H, W) int64."""
+    pairs = [_frames_and_labels(item) for item in items]
+    return torch.stack([f.float() for f, _ in pairs]), torch.stack([lab for _, lab in pairs])
+
+
+class _Items(torch.utils.data.Dataset):
+    """A dataset seen through ``__getitem__`` only (what the DataLoader's workers need)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.dataset[index]
+
+
+class _Subset(torch.utils.data.Dataset):
+    """The clips ``indices`` of ``dataset`` (the default held-out clips of a real dataset)."""
+
+    def __init__(self, dataset: Dataset, indices: Iterable[int]):
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.dataset[self.indices[index]]
 
 
 # ----------------------------------------------------------------------------- shared train loop
@@ -376,6 +457,14 @@ class TrainLoop:
     _POSTFIX_KEYS: tuple[str, ...] = ("total", "recon", "kl")
     #: What is slow, in the slow-CPU warning ("<what> on the CPU: about N min ...").
     _SLOW_WHAT = "training"
+    #: Whether this process writes files (False on ranks > 0 of a multi-process run).
+    is_main = True
+    #: Set by the SIGTERM handler while :meth:`_train_loop` runs: stop after the current step.
+    _stop_signal: int | None = None
+
+    def _sync_stop(self, stop: bool) -> bool:
+        """Whether to stop now, agreed by all processes (alone: ``stop``)."""
+        return stop
 
     def _history_keys(self) -> list[str]:
         """Columns of a CSV row kept in the history (the summary's "last losses", the postfix)."""
@@ -408,7 +497,9 @@ class TrainLoop:
             )
         new_log = not self._started or not self.log_path.is_file()
         self._started = True
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        main = self.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         self._before_loop(until)
         history: list[dict[str, float]] = []
         start_step, start = self.step, time.perf_counter()
@@ -418,24 +509,25 @@ class TrainLoop:
                                 self.step - start_step)
 
         bar = None
-        if progress_enabled():
+        if progress_enabled() and main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=until, initial=self.step, desc=self._BAR_DESC, unit="step")
-        log = open(self.log_path, "w" if new_log else "a", newline="")
+        log = open(self.log_path, "w" if new_log else "a", newline="") if main else None
+        self._stop_signal = None
+        restore = _catch_sigterm(self)
         try:
-            writer = csv.DictWriter(log, fieldnames=self.columns)
-            if new_log:
+            writer = csv.DictWriter(log, fieldnames=self.columns) if log is not None else None
+            if writer is not None and new_log:
                 writer.writeheader()
-            while self.step < until:
-                step = self.step + 1
-                row, t0, t1 = self._train_one(step, fail)
+            for step, row, t0, t1 in self._steps(until, fail):
                 row = {"step": step, **row, "data_s": round(t1 - t0, 4),
                        "step_s": round(time.perf_counter() - t1, 4)}
-                writer.writerow(row)
-                log.flush()
+                if writer is not None:
+                    writer.writerow(row)
+                    log.flush()
                 history.append({k: row[k] for k in self._history_keys()})
-                if step == start_step + 2:  # the first step also pays one-off warm-up costs
+                if step == start_step + 2 and main:  # the first step also pays one-off warm-up costs
                     self._warn_if_slow(time.perf_counter() - t0, until - step)
                 if bar is not None:
                     bar.update(1)
@@ -446,17 +538,35 @@ class TrainLoop:
                     self.write_samples()
                 if tc.checkpoint_every and step % tc.checkpoint_every == 0:
                     self.save_checkpoint()
+                if self._sync_stop(self._stop_signal is not None):
+                    break
         finally:
-            log.close()
+            restore()
+            if log is not None:
+                log.close()
             if bar is not None:
                 bar.close()
         if self.step > start_step or not self.checkpoint_path.is_file():
             self.save_checkpoint()
             if tc.sample_every and self.step % tc.sample_every:
                 self.write_samples()
-        status = "finished" if self.step >= tc.steps else f"paused at step {self.step} of {tc.steps}"
-        self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
-        return json.loads(self.summary_path.read_text())
+        if self.step >= tc.steps:
+            status = "finished"
+        elif self.step < until:
+            status = (f"stopped by SIGTERM at step {self.step} of {tc.steps}; the checkpoint is saved, "
+                      "run the same command again to resume")
+        else:
+            status = f"paused at step {self.step} of {tc.steps}"
+        return self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
+
+    def _steps(self, until: int, fail: Any) -> Iterator[tuple[int, dict[str, Any], float, float]]:
+        """Train step by step up to ``until``; yields (step, log row, batch start, step start).
+
+        Subclasses that load batches ahead (DataLoader workers) override this."""
+        while self.step < until:
+            step = self.step + 1
+            row, t0, t1 = self._train_one(step, fail)
+            yield step, row, t0, t1
 
     def _warn_if_slow(self, seconds_per_step: float, steps_left: int) -> None:
         """Warn when the rest of a CPU run would take more than 15 minutes (points at ``train()``'s
@@ -485,8 +595,9 @@ class TrainLoop:
 
     def _write_summary(
         self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
-    ) -> None:
-        """Write ``summary.json`` atomically: status, throughput, the last losses, paths, configs."""
+    ) -> dict[str, Any]:
+        """Write ``summary.json`` atomically (rank 0 only): status, throughput, the last losses,
+        paths, configs. Returns the summary."""
         window = history[-self.config.log_every:]
         summary = {
             "status": status,
@@ -503,7 +614,10 @@ class TrainLoop:
             **self._summary_configs(),
             "versions": {"seg2vid": __version__, "torch": torch.__version__},
         }
-        atomic_write(self.summary_path, lambda fh: fh.write(json.dumps(summary, indent=2).encode()))
+        text = json.dumps(summary, indent=2)
+        if self.is_main:
+            atomic_write(self.summary_path, lambda fh: fh.write(text.encode()))
+        return json.loads(text)
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -519,6 +633,19 @@ class Trainer(TrainLoop):
         out_dir: folder for checkpoints, logs and samples (created).
         perceptual_weights: local file with VGG-19 weights for the perceptual term; ``None``
             leaves the term off (and says so once).
+        dataset: the training clips; ``None`` = synthetic streets at the model's size (a pool of
+            ``num_clips`` or a fresh stream, see the module docstring). Otherwise any dataset
+            whose items hold ``"frames"`` (T+1, 3, H, W) in [0, 1] and ``"label_map"`` (H, W)
+            train ids of the first frame, and whose ``table`` attribute is the label table
+            (e.g. :func:`seg2vid.data.build_dataset`); each epoch visits it in a permutation
+            seeded by (seed, epoch).
+        held_out: clips for the sample videos (the first two are shown); ``None`` = two synthetic
+            clips from another seed, or the dataset's first two clips when ``dataset`` is given.
+        data_config: a description of ``dataset`` (e.g. ``DatasetConfig.to_dict()``), stored in the
+            checkpoint so that resuming on other data is refused.
+
+    Under ``torchrun`` each process trains on its own ``batch_size`` clips of every step (see
+    :mod:`seg2vid.distributed`); only rank 0 writes files.
 
     Typical use::
 
@@ -534,23 +661,42 @@ class Trainer(TrainLoop):
         loss_config: LossConfig | None = None,
         out_dir: str | Path = "runs/seg2vid",
         perceptual_weights: str | Path | None = None,
+        dataset: Dataset | None = None,
+        held_out: Dataset | None = None,
+        data_config: dict[str, Any] | None = None,
     ):
         self.model_config = model_config
         self.config = tc = train_config or TrainConfig()
         # default: the authors' weights converted for pixel flows at this width (see LossConfig)
         self.loss_config = loss_config or LossConfig.for_pixel_flows(model_config.width)
-        if model_config.label_channels != CITYSCAPES.num_channels:
+        #: The label table of the training data (one-hot channels, label checks).
+        self.table: LabelTable = getattr(dataset, "table", CITYSCAPES) if dataset is not None else CITYSCAPES
+        if model_config.label_channels != self.table.num_channels:
+            where = "the synthetic streets use" if dataset is None else "the dataset's label table has"
             raise ValueError(
-                f"the synthetic streets use the Cityscapes labels ({CITYSCAPES.num_channels} one-hot "
-                f"channels); the model expects {model_config.label_channels}"
+                f"{where} {self.table.num_channels} one-hot label channels; the model expects "
+                f"{model_config.label_channels} (build the model with Seg2VidConfig.for_table(table, ...))"
             )
-        self.device = pick_device(tc.device)
-        if tc.amp != "off" and self.device.type != "cuda":
-            raise ValueError(f"amp={tc.amp!r} needs a CUDA device, and this run is on {self.device}")
+        self.data_config = data_config if data_config is not None else (
+            {"kind": "synthetic"} if dataset is None else {"kind": type(dataset).__name__})
+        if tc.amp == "fp16" and (wanted := pick_device(tc.device)).type != "cuda":
+            raise ValueError(f"amp='fp16' needs a CUDA device (its GradScaler), and this run is on {wanted}; "
+                             "bf16 also runs on the CPU")
+        self.device, self.process = distributed.setup(tc.device)
+        self.is_main = self.process.is_main
         self._set_output_paths(out_dir)
 
         seed_everything(tc.seed)
         self.model = Seg2Vid(model_config).to(self.device)
+        #: What the training step calls: the model, wrapped in DDP and/or torch.compile if asked.
+        self.step_model: torch.nn.Module = self.model
+        if self.process.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.step_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            # same initial weights everywhere (DDP broadcasts rank 0's); different noise per rank
+            torch.manual_seed(tc.seed + 7919 * self.process.rank)
+        if tc.compile:
+            self.step_model = torch.compile(self.step_model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.scaler = torch.amp.GradScaler("cuda", enabled=tc.amp == "fp16")
         self.perceptual = load_perceptual(perceptual_weights, device=self.device)
@@ -558,14 +704,26 @@ class Trainer(TrainLoop):
         self.step = 0
         self._started = False  # set by resume() or the first train(): guards existing runs
         self._epoch_order: tuple[int, Tensor] | None = None
+        self._next_batch: tuple[Tensor, Tensor] | None = None  # a batch loaded ahead by a DataLoader
         #: Columns of the CSV log.
         self.columns = ["step", "total", *self.active_terms, "kl_weight", "grad_norm", "lr"]
         self.columns += ["data_s", "step_s"]
 
         scene = SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames)
-        self.dataset = SyntheticStreets(tc.num_clips or _STREAM_LENGTH, scene, seed=tc.seed)
-        self._pool = None if tc.num_clips is None else self._render(range(tc.num_clips), "rendering the pool")
-        self._held_out = SyntheticStreets(2, scene, seed=tc.seed + SAMPLE_SPLIT_OFFSET)
+        self._pool = None
+        if dataset is not None:
+            #: The training clips (synthetic streets by default).
+            self.dataset = dataset
+            if len(dataset) < 1:
+                raise ValueError("the training dataset holds no clips")
+            self._held_out = held_out if held_out is not None else _Subset(
+                dataset, range(min(2, len(dataset))))
+        else:
+            self.dataset = SyntheticStreets(tc.num_clips or _STREAM_LENGTH, scene, seed=tc.seed)
+            if tc.num_clips is not None:
+                self._pool = self._render(range(tc.num_clips), "rendering the pool")
+            self._held_out = held_out if held_out is not None else SyntheticStreets(
+                2, scene, seed=tc.seed + SAMPLE_SPLIT_OFFSET)
         self._sample_clips: tuple[Tensor, Tensor] | None = None  # rendered at the first sample
 
     # ------------------------------------------------------------------ data
@@ -579,30 +737,42 @@ class Trainer(TrainLoop):
         ]
 
     def _render(
-        self, indices: Iterable[int], desc: str | None, dataset: SyntheticStreets | None = None
+        self, indices: Iterable[int], desc: str | None, dataset: Dataset | None = None
     ) -> tuple[Tensor, Tensor]:
+        """Clips ``indices`` of ``dataset`` (default: the training set) as 8-bit frames
+        (N, T+1, 3, H, W) uint8 and first-frame label maps (N, H, W) uint8."""
         dataset = self.dataset if dataset is None else dataset
         if desc and progress_enabled():
             from tqdm.auto import tqdm
 
             indices = tqdm(indices, desc=desc, leave=False)
-        clips = [dataset[i] for i in indices]
-        frames = torch.stack([(c["frames"] * 255).round().to(torch.uint8) for c in clips])
-        return frames, torch.stack([c["labels"][0].to(torch.uint8) for c in clips])  # ids 0..18, 255
+        clips = [_frames_and_labels(dataset[i]) for i in indices]
+        frames = torch.stack([(f * 255).round().to(torch.uint8) for f, _ in clips])
+        return frames, torch.stack([lab.to(torch.uint8) for _, lab in clips])  # ids 0..18, 255
+
+    @property
+    def _num_source_clips(self) -> int | None:
+        """Clips an epoch visits (None: the endless synthetic stream)."""
+        if self._pool is not None:
+            return len(self._pool[0])
+        return None if isinstance(self.dataset, SyntheticStreets) else len(self.dataset)
 
     def clip_indices(self, step: int) -> list[int]:
-        """Dataset indices of the clips of (1-based) step ``step``: a pure function of (seed, step)."""
-        b, n = self.config.batch_size, self.config.num_clips
-        positions = range((step - 1) * b, step * b)
+        """Dataset indices of THIS process's clips of (1-based) step ``step``: a pure function of
+        (seed, step, rank). Under ``torchrun`` the step's ``batch_size * world_size`` clips are
+        split between the ranks."""
+        b, n = self.config.batch_size, self._num_source_clips
+        first = ((step - 1) * self.process.world_size + self.process.rank) * b
+        positions = range(first, first + b)
         if n is None:
             return [p % _STREAM_LENGTH for p in positions]
-        return [int(self._permutation(p // n)[p % n]) for p in positions]
+        return [int(self._permutation(p // n, n)[p % n]) for p in positions]
 
-    def _permutation(self, epoch: int) -> Tensor:
-        # the pool's epoch e visits the clips in a permutation seeded by (seed, e)
+    def _permutation(self, epoch: int, n: int) -> Tensor:
+        # epoch e visits the n clips in a permutation seeded by (seed, e)
         if self._epoch_order is None or self._epoch_order[0] != epoch:
             seed = int(np.random.SeedSequence([self.config.seed, epoch]).generate_state(1)[0])
-            order = torch.randperm(self.config.num_clips, generator=torch.Generator().manual_seed(seed))
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
             self._epoch_order = (epoch, order)
         return self._epoch_order[1]
 
@@ -610,9 +780,31 @@ class Trainer(TrainLoop):
         """The CPU batch of (1-based) step ``step``: frames (B, T+1, 3, H, W) in [0, 1] and the first
         frames' label maps (B, H, W) int64. Replace this method to train on other data."""
         indices = self.clip_indices(step)
-        frames, labels = self._render(indices, None) if self._pool is None else (
-            self._pool[0][indices], self._pool[1][indices])
-        return frames.float() / 255, labels.long()
+        if self._pool is not None:
+            return self._pool[0][indices].float() / 255, self._pool[1][indices].long()
+        if isinstance(self.dataset, SyntheticStreets):
+            frames, labels = self._render(indices, None)
+            return frames.float() / 255, labels.long()
+        return _collate([self.dataset[i] for i in indices])
+
+    def _steps(self, until: int, fail: Any) -> Iterator[tuple[int, dict[str, Any], float, float]]:
+        """As :meth:`TrainLoop._steps`; with ``num_workers`` > 0 a DataLoader loads the batches of
+        the coming steps in worker processes (the same clips as :meth:`load_batch`)."""
+        if self.config.num_workers == 0 or self._pool is not None or self.step >= until:
+            yield from super()._steps(until, fail)
+            return
+        batches = [self.clip_indices(s) for s in range(self.step + 1, until + 1)]
+        loader = torch.utils.data.DataLoader(
+            _Items(self.dataset), batch_sampler=batches, num_workers=self.config.num_workers,
+            collate_fn=_collate, pin_memory=self.device.type == "cuda",
+        )
+        waited = time.perf_counter()
+        for batch in loader:
+            step = self.step + 1
+            self._next_batch = batch
+            row, _, t1 = self._train_one(step, fail)
+            yield step, row, waited, t1
+            waited = time.perf_counter()
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -624,7 +816,10 @@ class Trainer(TrainLoop):
 
     def save_checkpoint(self) -> Path:
         """Write ``OUT/checkpoints/last.pt`` atomically (only tensors and plain Python values, so it
-        loads with ``torch.load(weights_only=True)``; the VGG is never part of it)."""
+        loads with ``torch.load(weights_only=True)``; the VGG is never part of it). Only rank 0
+        writes it."""
+        if not self.is_main:
+            return self.checkpoint_path
         ckpt = {
             "format": CHECKPOINT_FORMAT[0],
             "format_version": CHECKPOINT_FORMAT[1],
@@ -636,6 +831,7 @@ class Trainer(TrainLoop):
             "model_config": self.model_config.to_dict(),
             "loss_config": self.loss_config.to_dict(),
             "train_config": self.config.to_dict(),
+            "data_config": self.data_config,
             "perceptual": self.perceptual is not None,
             "rng": rng_state(self.device),
         }
@@ -663,6 +859,9 @@ class Trainer(TrainLoop):
             + [f"train {d}" for d in config_differences(ckpt["train_config"], self.config.to_dict(),
                                                    TrainConfig.RESUMABLE_CHANGES)]
         )
+        # (checkpoints from before data_config existed were all trained on synthetic streets)
+        problems += [f"data {d}" for d in config_differences(
+            ckpt.get("data_config", {"kind": "synthetic"}), self.data_config)]
         if ckpt["perceptual"] != (self.perceptual is not None):
             on = {True: "on", False: "off"}
             problems.append(
@@ -680,7 +879,10 @@ class Trainer(TrainLoop):
             self.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"], self.device)
         self.step = ckpt["step"]
-        self._truncate_log(self.step)
+        if self.process.distributed:  # the checkpoint holds rank 0's RNG: the others branch off it
+            torch.manual_seed(self.config.seed + 7919 * self.process.rank + self.step)
+        if self.is_main:
+            self._truncate_log(self.step)
         self._started = True
         return self.step
 
@@ -695,13 +897,16 @@ class Trainer(TrainLoop):
         """A GIF of the held-out clips: true | reconstruction from the posterior mean | a prior sample.
 
         Uses its own seeded generator, never the global RNG, so writing samples does not change
-        the training run.
+        the training run. Only rank 0 writes them (other ranks return the path untouched).
         """
+        path = self.samples_dir / f"step_{self.step:06d}.gif"
+        if not self.is_main:
+            return path
         if self._sample_clips is None:
             self._sample_clips = self._render(range(len(self._held_out)), None, self._held_out)
         frames, labels = self._sample_clips
         frames = (frames.float() / 255).to(self.device)
-        onehot = CITYSCAPES.one_hot(labels.long()).to(self.device)
+        onehot = self.table.one_hot(labels.long().to(self.device))
         was_training = self.model.training
         self.model.eval()
         try:
@@ -718,7 +923,7 @@ class Trainer(TrainLoop):
             row = hstack_videos([upscale(to_uint8_video(v[i]), scale) for v in (frames, recon, sample)],
                                 background=PANEL_GAP_GREY)
             rows += [row, np.repeat(gap, row.shape[2], axis=2)]
-        return save_gif(self.samples_dir / f"step_{self.step:06d}.gif", np.concatenate(rows[:-1], axis=1))
+        return save_gif(path, np.concatenate(rows[:-1], axis=1))
 
     # ------------------------------------------------------------------ training
 
@@ -737,14 +942,15 @@ class Trainer(TrainLoop):
         tc = self.config
         self.model.train()
         with torch.autocast(self.device.type, dtype=_AMP_DTYPES.get(tc.amp), enabled=tc.amp != "off"):
-            output = self.model(frames, onehot)
+            output = self.step_model(frames, onehot)
         if tc.amp != "off":
             output = _float32(output)
         total, terms = seg2vid_loss(output, frames, self.loss_config, self.step, self.perceptual)
         values = dict(zip(["total", *terms], torch.stack([total.detach(), *terms.values()]).tolist(),
                           strict=True))
         bad = [k for k, v in values.items() if not math.isfinite(v) and k != "total"]
-        if bad or not math.isfinite(values["total"]):
+        # all ranks stop together: one rank alone would wait forever for the others' gradients
+        if distributed.any_flag(bool(bad) or not math.isfinite(values["total"]), self.device):
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
             raise NonFiniteError(
                 f"step {self.step + 1}: loss term(s) {bad or ['total']} went non-finite "
@@ -754,7 +960,7 @@ class Trainer(TrainLoop):
         self.scaler.scale(total).backward()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip or math.inf).item()
-        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():  # (the same on every rank)
             # (with fp16 the scaler skips such a step and lowers its scale: that is its job)
             names = [n for n, p in self.model.named_parameters()
                      if p.grad is not None and not torch.isfinite(p.grad).all()]
@@ -780,6 +986,16 @@ class Trainer(TrainLoop):
         """
         return self._train_loop(until)
 
+    def _sync_stop(self, stop: bool) -> bool:
+        """Stop when any rank was asked to (a SIGTERM reaches every process of a torchrun job,
+        but not necessarily at the same step)."""
+        return distributed.any_flag(stop, self.device)
+
+    def close(self) -> None:
+        """Leave the process group of a ``torchrun`` job (a no-op for a one-process run)."""
+        if self.process.distributed:
+            distributed.teardown()
+
     def _history_keys(self) -> list[str]:
         """The total and the active loss terms."""
         return ["total", *self.active_terms]
@@ -791,10 +1007,11 @@ class Trainer(TrainLoop):
         indices = self.clip_indices(step)
         where = f"step {step} (clips {', '.join(map(str, indices[:8]))}{' ...' * (len(indices) > 8)})"
         try:
-            frames, labels = self.load_batch(step)
-            check_batch(frames, labels, self.model_config, where)
+            batch, self._next_batch = self._next_batch, None
+            frames, labels = batch if batch is not None else self.load_batch(step)
+            check_batch(frames, labels, self.model_config, where, self.table)
             frames = frames.to(self.device, non_blocking=True)
-            onehot = CITYSCAPES.one_hot(labels).to(self.device, non_blocking=True)
+            onehot = self.table.one_hot(labels.to(self.device, non_blocking=True))
             t1 = time.perf_counter()
             row = self.train_step(frames, onehot)
         except (NonFiniteError, ValueError) as err:
@@ -803,3 +1020,9 @@ class Trainer(TrainLoop):
             raise type(err)(message) from err
         return row, t0, t1
 
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m seg2vid.train`` / ``torchrun -m seg2vid.train``
+    from seg2vid.cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -234,9 +235,20 @@ def test_bad_train_configs_are_named(kwargs, message):
         TrainConfig(**kwargs)
 
 
-def test_amp_needs_cuda(tmp_path):
+def test_fp16_needs_cuda(tmp_path):
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        make_trainer(tmp_path, amp="bf16")
+        make_trainer(tmp_path, amp="fp16")
+
+
+def test_bf16_autocast_trains_with_float32_parameters_and_losses(tmp_path):
+    """The mixed-precision path (autocast, float32 losses) runs in CI through CPU bf16."""
+    trainer = make_trainer(tmp_path, steps=3, amp="bf16")
+    summary = trainer.train()
+    assert summary["status"] == "finished"
+    assert all(math.isfinite(v) for v in summary["last_losses"].values())
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    rows = log_rows(tmp_path / "log.csv")
+    assert len(rows) == 3 and all(math.isfinite(float(r["total"])) for r in rows)
 
 
 # ----------------------------------------------------------------------------- learning
@@ -279,11 +291,78 @@ def test_cli_trains_writes_checkpoint_log_and_gif_then_resumes(tmp_path, capsys)
                  "perceptual loss: off"):
         assert text in printed
     assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 2
-    assert cli.main([*args, "--steps", "3", "--resume"]) == 0
+    assert cli.main([*args, "--steps", "3"]) == 0  # a run in --out is resumed by default
     assert "resuming" in capsys.readouterr().out
     assert len(log_rows(out / "log.csv")) == 3
-    assert cli.main([*args, "--steps", "3"]) == 2  # refuses to overwrite without --resume
-    assert "--resume" in capsys.readouterr().err
+    assert cli.main([*args, "--steps", "4", "--no-resume"]) == 2  # ... unless told not to
+    assert "--no-resume" in capsys.readouterr().err
+    assert cli.main([*args, "--out", str(tmp_path / "empty"), "--resume"]) == 2  # --resume needs a run
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_run_configs_parse_and_cli_options_override_them(tmp_path):
+    from seg2vid.configs import NAMES, load_run_config
+
+    assert {"cityscapes_128x256_t4", "cityscapes_128x256_t8", "kth_128_t15", "ucf101_128_t4",
+            "synthetic_128_gpu", "synthetic_tiny_64"} <= set(NAMES)
+    for name in NAMES:
+        run = load_run_config(name)
+        model = run.model_config()
+        TrainConfig.from_dict(run.train)
+        run.loss_config(model.width)
+    paper = load_run_config("cityscapes_128x256_t4")
+    assert (paper.model_config().height, paper.model_config().width, paper.model_config().frames) == (128, 256, 4)
+    assert paper.data["kind"] == "cityscapes" and paper.data["split"] == "train"
+    assert load_run_config("cityscapes_128x256_t8").model_config().frames == 8
+    args = cli.build_parser().parse_args(["train", "--config", "cityscapes_128x256_t4", "--steps", "7",
+                                          "--size", "64x128", "--data-root", "/data/cs"])
+    run = cli.train_settings(args)
+    assert run.train["steps"] == 7 and run.train["amp"] == "bf16"
+    assert (run.model_config().height, run.model_config().width) == (64, 128)
+    assert run.data["root"] == "/data/cs"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[modle]\npreset = 'tiny'\n")
+    with pytest.raises(ValueError, match="modle"):
+        load_run_config(bad)
+    with pytest.raises(FileNotFoundError, match="synthetic_tiny_64"):
+        load_run_config("no_such_config")
+    assert cli.main(["train", "--config", "kth_128_t15", "--steps", "1"]) == 2  # no --data-root: said
+
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint_then_resumes(tmp_path):
+    """A stopped Colab runtime sends SIGTERM: the trainer saves and says how to resume."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "seg2vid", "train", "--preset", "tiny", "--size", "32", "--frames", "2",
+            "--batch-size", "2", "--num-clips", "4", "--sample-every", "0", "--checkpoint-every", "0",
+            "--device", "cpu", "--threads", "1", "--out", str(out)]
+    env = {**__import__("os").environ, "SEG2VID_PROGRESS": "0", "SEG2VID_NO_TCMALLOC": "1"}
+    proc = subprocess.Popen([*args, "--steps", "100000"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (
+                (out / "log.csv").is_file() and len(log_rows(out / "log.csv")) >= 3):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "stopped by SIGTERM" in stdout
+    saved = load_checkpoint(out / "checkpoints" / "last.pt")["step"]
+    assert saved >= 3 and saved == len(log_rows(out / "log.csv"))  # nothing lost, nothing extra
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"].startswith("stopped by SIGTERM")
+    # the same command resumes (here up to saved + 1 steps)
+    result = subprocess.run([*args, "--steps", str(saved + 1)], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resuming {out / 'checkpoints' / 'last.pt'} at step {saved}" in result.stdout
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == saved + 1
 
 
 def test_tcmalloc_reexec_environment(tmp_path, monkeypatch):

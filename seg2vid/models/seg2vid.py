@@ -281,8 +281,13 @@ class SpaceTimeConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.spatial(x)
         bt, c, h, w = y.shape
-        y = y.view(bt // self.frames, self.frames, c, h, w).transpose(1, 2)  # (B, C, T, H, W)
-        y = self.act(self.norm(self.temporal(y)))
+        b = bt // self.frames
+        y = y.view(b, self.frames, c, h * w).transpose(1, 2)  # (B, C, T, H*W)
+        # The 3-tap temporal convolution, run as a 2-D one over (T, H*W) with the Conv3d's own
+        # weights (C, C, 3, 1, 1): the same numbers, but PyTorch's CPU Conv3d returns NaN weight
+        # gradients under bf16 autocast when T < 3 (found by the bf16 training test).
+        y = F.conv2d(y, self.temporal.weight.squeeze(-1), self.temporal.bias, padding=(1, 0))
+        y = self.act(self.norm(y.view(b, c, self.frames, h, w)))  # (B, C, T, H, W)
         return y.transpose(1, 2).reshape(bt, c, h, w)
 
 
@@ -388,8 +393,8 @@ class Seg2Vid(nn.Module):
         )
         self.decoder = FlowDecoder(c)
         self.refiner = RefineNet(c.refine_widths, c.norm)
-        self.register_buffer("_bg", torch.tensor(c.background_channels), persistent=False)
-        self.register_buffer("_fg", torch.tensor(c.foreground_channels), persistent=False)
+        self.register_buffer("_bg", torch.tensor(c.background_channels, dtype=torch.long), persistent=False)
+        self.register_buffer("_fg", torch.tensor(c.foreground_channels, dtype=torch.long), persistent=False)
 
     @property
     def latent_size(self) -> int:
