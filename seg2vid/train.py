@@ -854,7 +854,9 @@ class Trainer(TrainLoop):
                 "load its weights with load_model(), or resume from the run's checkpoints/last.pt"
             )
         problems = (
-            [f"model {d}" for d in config_differences(ckpt["model_config"], self.model_config.to_dict())]
+            # (through from_dict: fields added since the checkpoint was written take their defaults)
+            [f"model {d}" for d in config_differences(
+                Seg2VidConfig.from_dict(ckpt["model_config"]).to_dict(), self.model_config.to_dict())]
             + [f"loss {d}" for d in config_differences(ckpt["loss_config"], self.loss_config.to_dict())]
             + [f"train {d}" for d in config_differences(ckpt["train_config"], self.config.to_dict(),
                                                    TrainConfig.RESUMABLE_CHANGES)]

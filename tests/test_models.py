@@ -5,7 +5,7 @@ import torch
 
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.flow import warp
-from seg2vid.models import PRESETS, Seg2Vid, Seg2VidConfig
+from seg2vid.models import PRESETS, VARIANTS, Seg2Vid, Seg2VidConfig
 
 SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
 
@@ -119,3 +119,44 @@ def test_groups_come_from_the_label_table():
     model = Seg2Vid(config)
     out = model(torch.rand(1, 2, 3, 32, 32), table.one_hot(torch.randint(0, 3, (1, 32, 32))))
     assert out.frames.shape == (1, 1, 3, 32, 32)
+
+
+# ----------------------------------------------------------------------------- ablation variants
+
+
+@pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_trains_and_samples(variant, one_thread):
+    from seg2vid.objective import LossConfig, seg2vid_loss
+
+    torch.manual_seed(0)
+    config = Seg2VidConfig(height=32, width=32, frames=2, variant=variant)
+    model = Seg2Vid(config)
+    frames = torch.rand(2, 3, 3, 32, 32)
+    labels = CITYSCAPES.one_hot(torch.randint(0, 19, (2, 32, 32)))
+    out = model(frames, labels)
+    total, _ = seg2vid_loss(out, frames, LossConfig.for_pixel_flows(32), 0, None)
+    total.backward()
+    assert torch.isfinite(total)
+    sample = model.sample(frames[:, 0], labels, n_samples=2, generator=torch.Generator().manual_seed(1))
+    assert sample.video.shape == (4, 3, 3, 32, 32)
+    assert torch.isfinite(sample.video).all() and sample.video.min() >= 0 and sample.video.max() <= 1
+    if variant in ("zero_flow", "direct_pixels"):
+        assert sample.flow_fwd.abs().max() == 0 and sample.flow_bwd.abs().max() == 0
+    if variant in ("no_masks", "direct_pixels"):
+        assert (sample.mask_fwd == 1).all() and (sample.mask_bwd == 1).all()
+    if variant == "no_refine":
+        assert torch.equal(sample.video[:, 1:], sample.warped)
+    if variant == "deterministic":
+        assert (out.mu == 0).all() and (out.logvar == 0).all() and (sample.z == 0).all()
+    if variant == "no_labels":  # the label map changes nothing
+        other = CITYSCAPES.one_hot(torch.randint(0, 19, (2, 32, 32)))
+        g = torch.Generator()
+        a = model.sample(frames[:, 0], labels, generator=g.manual_seed(3)).video
+        b = model.sample(frames[:, 0], other, generator=g.manual_seed(3)).video
+        assert torch.equal(a, b)
+
+
+def test_unknown_variant_is_named():
+    with pytest.raises(ValueError, match="no_flow.*choose one of"):
+        Seg2VidConfig(variant="no_flow")

@@ -311,7 +311,8 @@ def test_run_configs_parse_and_cli_options_override_them(tmp_path):
         TrainConfig.from_dict(run.train)
         run.loss_config(model.width)
     paper = load_run_config("cityscapes_128x256_t4")
-    assert (paper.model_config().height, paper.model_config().width, paper.model_config().frames) == (128, 256, 4)
+    model = paper.model_config()
+    assert (model.height, model.width, model.frames) == (128, 256, 4)
     assert paper.data["kind"] == "cityscapes" and paper.data["split"] == "train"
     assert load_run_config("cityscapes_128x256_t8").model_config().frames == 8
     args = cli.build_parser().parse_args(["train", "--config", "cityscapes_128x256_t4", "--steps", "7",

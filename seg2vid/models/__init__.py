@@ -2,7 +2,7 @@
 the interface of :mod:`seg2vid.models.stage1`. Stage 2 (first frame + label map -> video):
 :mod:`seg2vid.models.seg2vid`."""
 
-from seg2vid.models.seg2vid import PRESETS, Seg2Vid, Seg2VidConfig, Seg2VidOutput
+from seg2vid.models.seg2vid import PRESETS, VARIANTS, Seg2Vid, Seg2VidConfig, Seg2VidOutput
 from seg2vid.models.spade import (
     SPADE,
     SPADE_PRESETS,
@@ -18,6 +18,7 @@ __all__ = [
     "PRESETS",
     "SPADE",
     "SPADE_PRESETS",
+    "VARIANTS",
     "FirstFrameGenerator",
     "ImageFirstFrame",
     "MultiScaleDiscriminator",

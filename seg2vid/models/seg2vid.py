@@ -47,7 +47,7 @@ from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.flow import ALIGN_CORNERS, warp
 from seg2vid.models.blocks import NORMS, Norm, conv2d_block, norm3d
 
-__all__ = ["PRESETS", "Seg2Vid", "Seg2VidConfig", "Seg2VidOutput", "warp_and_fill"]
+__all__ = ["PRESETS", "VARIANTS", "Seg2Vid", "Seg2VidConfig", "Seg2VidOutput", "warp_and_fill"]
 
 
 def _table_channels(table: LabelTable) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
@@ -56,6 +56,18 @@ def _table_channels(table: LabelTable) -> tuple[int, tuple[int, ...], tuple[int,
 
 
 _L, _BG, _FG = _table_channels(CITYSCAPES)
+
+#: The model and its ablations (``Seg2VidConfig.variant``), each removing one idea of the paper.
+VARIANTS: dict[str, str] = {
+    "full": "the method: flow from a cVAE, visibility masks, refinement, label maps",
+    "zero_flow": "flows forced to zero: the refinement net alone turns the first frame into each frame",
+    "direct_pixels": "no flow at all: the decoder predicts each frame's pixels (as a change of the first "
+                     "frame in logit space), then the refinement net",
+    "no_labels": "the label map is replaced by zeros everywhere (no semantic input)",
+    "no_masks": "visibility masks fixed to 1 (every pixel counts as visible)",
+    "no_refine": "no refinement: each frame is the warped first frame",
+    "deterministic": "no latent: z = 0 always (no posterior, no KL), one future per input",
+}
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,8 @@ class Seg2VidConfig:
             the same initial weights give comparable flows at every resolution.
         noise_fill: fill occluded pixels with uniform noise before refinement (the authors'
             choice); False fills them with zeros.
+        variant: the full model (``"full"``) or one of the ablations of :data:`VARIANTS` that
+            test the paper's claims (lesson 06, ``scripts/ablations.py``).
     """
 
     height: int = 64
@@ -97,8 +111,11 @@ class Seg2VidConfig:
     flow_scale: float | None = None
     noise_fill: bool = True
     align_corners: bool = field(default=ALIGN_CORNERS, metadata={"doc": "of every grid_sample"})
+    variant: str = "full"
 
     def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {sorted(VARIANTS)}")
         if self.height % 16 or self.width % 16 or min(self.height, self.width) < 16:
             raise ValueError(
                 f"height and width must be multiples of 16 (four stride-2 stages), got "
@@ -317,6 +334,14 @@ class FlowDecoder(nn.Module):
         return torch.cat([x, skip.repeat_interleave(self.frames, dim=0)], dim=1)
 
     def forward(self, features: list[Tensor], z: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
+        """(flow_fwd, flow_bwd) (B, T, 2, H, W) in pixels, (mask_fwd, mask_bwd) (B, T, 1, H, W)."""
+        out = self.raw(features, z, size)
+        flow_fwd = out[:, :, 0:2] * self.scale
+        flow_bwd = out[:, :, 2:4] * self.scale
+        return flow_fwd, flow_bwd, torch.sigmoid(out[:, :, 4:5]), torch.sigmoid(out[:, :, 5:6])
+
+    def raw(self, features: list[Tensor], z: Tensor, size: tuple[int, int]) -> Tensor:
+        """The heads' raw output (B, T, 6, H, W), upsampled to ``size``."""
         f2, f4, f8, f16 = features
         b, _, h16, w16 = f16.shape
         tiled = z[:, :, None, None].expand(-1, -1, h16, w16)
@@ -327,10 +352,7 @@ class FlowDecoder(nn.Module):
         x = self.up2(self._up_and_join(x, f2))
         out = self.head(x)  # (B * T, 6, H/2, W/2)
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
-        out = out.view(b, self.frames, 6, *size)
-        flow_fwd = out[:, :, 0:2] * self.scale
-        flow_bwd = out[:, :, 2:4] * self.scale
-        return flow_fwd, flow_bwd, torch.sigmoid(out[:, :, 4:5]), torch.sigmoid(out[:, :, 5:6])
+        return out.view(b, self.frames, 6, *size)
 
 
 class RefineNet(nn.Module):
@@ -436,7 +458,7 @@ class Seg2Vid(nn.Module):
         """The learned prior's (mu, logvar), or None when the prior is N(0, I)."""
         if self.prior is None:
             return None
-        return self.prior(torch.cat([first_frame, labels], dim=1))
+        return self.prior(torch.cat([first_frame, self._labels_seen(labels)], dim=1))
 
     def decode(self, first_frame: Tensor, labels: Tensor, z: Tensor,
                generator: torch.Generator | None = None) -> Seg2VidOutput:
@@ -444,8 +466,23 @@ class Seg2Vid(nn.Module):
         if z.shape != (first_frame.shape[0], self.latent_size):
             raise ValueError(f"z must be (B, {self.latent_size}), got {tuple(z.shape)}")
         size = first_frame.shape[-2:]
+        variant = self.config.variant
+        labels = self._labels_seen(labels)
         features = self.image_encoder(torch.cat([first_frame, labels], dim=1))
+        if variant == "direct_pixels":
+            raw = self.decoder.raw(features, z, size)  # (B, T, 6, H, W): the first 3 channels are used
+            b, t = raw.shape[:2]
+            base = torch.logit(first_frame.clamp(1e-3, 1 - 1e-3)).unsqueeze(1)
+            pixels = torch.sigmoid(base + raw[:, :, :3])
+            flow_fwd = flow_bwd = raw.new_zeros(b, t, 2, *size)
+            mask_fwd = mask_bwd = raw.new_ones(b, t, 1, *size)
+            refined = self.refiner(pixels.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
+            return Seg2VidOutput(first_frame, refined, pixels, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
         flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size)
+        if variant == "zero_flow":
+            flow_fwd, flow_bwd = torch.zeros_like(flow_fwd), torch.zeros_like(flow_bwd)
+        elif variant == "no_masks":
+            mask_fwd, mask_bwd = torch.ones_like(mask_fwd), torch.ones_like(mask_bwd)
         b, t = flow_fwd.shape[:2]
         shape = (b, t, *first_frame.shape[1:])
         if self.config.noise_fill:
@@ -453,8 +490,15 @@ class Seg2Vid(nn.Module):
         else:
             noise = first_frame.new_zeros(shape)
         warped, filled = warp_and_fill(first_frame, flow_fwd, mask_fwd, noise)
-        refined = self.refiner(filled.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
+        if variant == "no_refine":
+            refined = warped
+        else:
+            refined = self.refiner(filled.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
         return Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
+
+    def _labels_seen(self, labels: Tensor) -> Tensor:
+        """The label map as the networks see it (all zeros for the ``no_labels`` ablation)."""
+        return torch.zeros_like(labels) if self.config.variant == "no_labels" else labels
 
     # ------------------------------------------------------------------ use
 
@@ -466,8 +510,12 @@ class Seg2Vid(nn.Module):
             labels: (B, L, H, W) one-hot label map of the first frame.
         """
         self._check(frames[:, 0] if frames.dim() == 5 else frames, labels, frames)
-        mu, logvar = self.posterior(frames, labels)
-        out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar))
+        if self.config.variant == "deterministic":  # z = 0: q = N(0, I) exactly, so the KL is 0
+            mu = logvar = frames.new_zeros(frames.shape[0], self.latent_size)
+            out = self.decode(frames[:, 0], labels, mu)
+        else:
+            mu, logvar = self.posterior(frames, self._labels_seen(labels))
+            out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar))
         out.mu, out.logvar = mu, logvar
         prior = self.prior_params(frames[:, 0], labels)
         if prior is not None:
@@ -495,4 +543,6 @@ class Seg2Vid(nn.Module):
                           device=first.device, dtype=first.dtype)
         prior = self.prior_params(first, lab)
         z = eps if prior is None else prior[0] + torch.exp(0.5 * prior[1]) * eps
+        if self.config.variant == "deterministic":
+            z = torch.zeros_like(z)
         return self.decode(first, lab, z, generator=generator)
