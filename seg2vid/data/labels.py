@@ -233,3 +233,9 @@ def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
     if arr.size and (arr.min() < 0 or arr.max() > 33):
         raise ValueError(f"Cityscapes label ids are 0..33, got values in [{arr.min()}, {arr.max()}]")
     return _ID_TO_TRAIN_ID[arr.astype(np.int64)]
+
+
+#: One class, "scene", for datasets without label maps (KTH, UCF-101, folders of videos without a
+#: ``labels/`` subfolder): every label map is all zeros, so the model is conditioned on the first
+#: frame alone. Its one class is background (there is no foreground group to encode separately).
+SCENE = LabelTable(names=("scene",), colors=((128, 128, 128),), foreground=(False,))
