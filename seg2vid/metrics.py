@@ -1,4 +1,5 @@
-"""Evaluation metrics: flow end-point error and binary-mask precision / recall / IoU.
+"""Evaluation metrics: per-frame PSNR / SSIM, flow end-point error, binary-mask precision / recall /
+IoU, and best-of-N / diversity scores for stochastic models (feature metrics: :mod:`.feature_metrics`).
 
 Flow follows :mod:`seg2vid.flow` (pixels, ``(..., 2, H, W)``). Masks are ``(..., 1, H, W)``
 (any shape works for the mask scores) and are read as binary: a pixel is POSITIVE where the mask
@@ -7,21 +8,60 @@ is > 0.5. Choose what "positive" means by what you pass: to score an occlusion d
 (a visible-pixel IoU is close to 1 for any detector and says little).
 
 Scores pool the pixel counts over everything they are given (micro-averaging): pass a whole
-batch or a stack of clips at once, or add up :func:`mask_confusion` counts yourself.
+batch or a stack of clips at once, or add up :func:`mask_confusion` counts yourself. The
+``frame_*`` variants instead give one score per frame (used by :func:`video_scores`).
+
+The evaluation protocol. Videos are (B, T, C, H, W) and images (B, C, H, W), float in [0, 1], and
+every pixel score is PER FRAME: (B, T) for videos, (B,) for images. PSNR is
+``10 log10(1 / MSE)`` dB with data range 1, the MSE taken over one frame's C, H, W (in float64); a
+frame identical to its target has MSE 0 and PSNR ``+inf`` (returned as is; :func:`summarize`
+caps it at :data:`PSNR_CAP_DB`). SSIM is torchmetrics' ``structural_similarity_index_measure``
+with a Gaussian window of 11 pixels, sigma 1.5, k1 0.01, k2 0.03, data range 1, averaged over the
+frame's channels and pixels (frames must be at least 11 x 11). Flow EPE is in pixels, masks are
+read at 0.5. Stochastic models are scored on N samples per input, reduced by :func:`best_of_n`
+(per input, not per frame) or :func:`mean_of_n`, with :func:`diversity` for the spread.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = [
+    "PSNR_CAP_DB",
+    "SSIM_SETTINGS",
+    "best_index",
+    "best_of_n",
+    "diversity",
     "end_point_error",
+    "frame_end_point_error",
+    "frame_mask_iou",
     "mask_confusion",
     "mask_iou",
     "mask_precision",
     "mask_recall",
     "mask_scores",
+    "mean_of_n",
+    "psnr",
+    "ssim",
+    "summarize",
+    "video_scores",
 ]
+
+#: The one SSIM setting used everywhere (Wang et al. 2004's constants, data range 1).
+SSIM_SETTINGS: dict[str, float | int | bool] = {
+    "gaussian_kernel": True,
+    "kernel_size": 11,
+    "sigma": 1.5,
+    "k1": 0.01,
+    "k2": 0.03,
+    "data_range": 1.0,
+}
+
+#: PSNR of an exact frame is +inf; :func:`summarize` replaces it by this many dB before averaging,
+#: so one perfect frame neither makes the mean infinite nor is silently dropped.
+PSNR_CAP_DB: float = 100.0
 
 
 def end_point_error(
@@ -99,3 +139,277 @@ def mask_scores(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
         "recall": _ratio(c["tp"], c["tp"] + c["fn"]),
         "iou": _ratio(c["tp"], c["tp"] + c["fp"] + c["fn"]),
     }
+
+
+# ----------------------------------------------------------------------------- per-frame variants
+
+
+def frame_end_point_error(
+    flow_pred: torch.Tensor, flow_true: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean end-point error of EACH flow field, in pixels.
+
+    Args:
+        flow_pred: (..., 2, H, W) estimated flow in pixels, e.g. (B, T, 2, H, W).
+        flow_true: (..., 2, H, W) true flow in pixels (same shape).
+        mask: (..., 1, H, W) valid pixels (> 0.5), broadcast against the flows; ``None`` = all.
+    Returns:
+        (...) float tensor, e.g. (B, T): each field's mean EPE over its valid pixels; NaN for a
+        field with no valid pixel. (Averaging these gives each frame the same weight, unlike
+        :func:`end_point_error`, which pools all valid pixels.)
+    """
+    if flow_pred.shape != flow_true.shape or flow_pred.dim() < 3 or flow_pred.shape[-3] != 2:
+        raise ValueError(
+            f"flow_pred {tuple(flow_pred.shape)} and flow_true {tuple(flow_true.shape)} must both "
+            "be (..., 2, H, W)"
+        )
+    distance = (flow_pred - flow_true).square().sum(dim=-3, keepdim=True).sqrt()  # (..., 1, H, W)
+    if mask is None:
+        return distance.mean(dim=(-3, -2, -1))
+    try:
+        distance, valid = torch.broadcast_tensors(distance, (mask > 0.5).to(distance.dtype))
+    except RuntimeError:
+        raise ValueError(
+            f"mask {tuple(mask.shape)} does not broadcast against the flows' (..., 1, H, W) = "
+            f"{(*flow_pred.shape[:-3], 1, *flow_pred.shape[-2:])}"
+        ) from None
+    # 0 / 0 = NaN where a field has no valid pixel: an average over nothing is undefined.
+    return (distance * valid).sum(dim=(-3, -2, -1)) / valid.sum(dim=(-3, -2, -1))
+
+
+def frame_mask_iou(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of EACH mask's positive pixels (> 0.5).
+
+    Args:
+        pred, true: (..., 1, H, W) masks of the same shape, e.g. (B, T, 1, H, W).
+    Returns:
+        (...) float tensor, e.g. (B, T): TP / (TP + FP + FN) per mask; NaN where both are empty.
+    """
+    if pred.shape != true.shape or pred.dim() < 3:
+        raise ValueError(f"pred {tuple(pred.shape)} and true {tuple(true.shape)} must both be (..., 1, H, W)")
+    p, t = pred > 0.5, true > 0.5
+    intersection = (p & t).sum(dim=(-3, -2, -1))
+    union = (p | t).sum(dim=(-3, -2, -1))
+    return intersection.double().div(union.double()).float()
+
+
+# ----------------------------------------------------------------------------- pixel scores
+
+
+def _frames(pred: torch.Tensor, true: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """Flatten (B, T, C, H, W) or (B, C, H, W) pairs to frames (N, C, H, W) + the leading shape."""
+    if pred.shape != true.shape or pred.dim() not in (4, 5):
+        raise ValueError(
+            f"{name}: pred {tuple(pred.shape)} and true {tuple(true.shape)} must have the same shape, "
+            "(B, T, C, H, W) videos or (B, C, H, W) images"
+        )
+    if not (pred.is_floating_point() and true.is_floating_point()):
+        raise TypeError(f"{name}: pred and true must be float in [0, 1], not {pred.dtype}, {true.dtype}")
+    lead = tuple(pred.shape[:-3])
+    return pred.reshape(-1, *pred.shape[-3:]), true.reshape(-1, *true.shape[-3:]), lead
+
+
+def _torchmetrics_image():
+    """torchmetrics' image functions, imported on first use so the flow and mask scores above work
+    without torchmetrics installed."""
+    try:
+        from torchmetrics.functional import image
+    except ImportError:
+        raise ImportError("psnr / ssim use torchmetrics: pip install 'torchmetrics>=1.0'") from None
+    return image
+
+
+def psnr(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio of each frame, in dB.
+
+    Args:
+        pred, true: (B, T, C, H, W) videos or (B, C, H, W) images, float, in [0, data_range].
+        data_range: the value span (1.0 for images in [0, 1]).
+    Returns:
+        (B, T) or (B,) float32: ``10 log10(data_range^2 / MSE)`` with the MSE over one frame's
+        C, H, W (computed in float64). A frame equal to its target gives ``+inf``.
+    """
+    p, t, lead = _frames(pred, true, "psnr")
+    scores = _torchmetrics_image().peak_signal_noise_ratio(
+        p.double(), t.double(), data_range=data_range, reduction="none", dim=(1, 2, 3)
+    )
+    return scores.float().reshape(lead)
+
+
+def ssim(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """Structural similarity of each frame (torchmetrics, :data:`SSIM_SETTINGS`).
+
+    Args:
+        pred, true: (B, T, C, H, W) videos or (B, C, H, W) images, float in [0, 1], H, W >= 11.
+    Returns:
+        (B, T) or (B,) float: mean SSIM over the frame's channels and pixels; 1 for identical
+        frames, lower (down to -1) as structure differs.
+    """
+    p, t, lead = _frames(pred, true, "ssim")
+    window = SSIM_SETTINGS["kernel_size"]
+    if min(p.shape[-2:]) < window:
+        raise ValueError(f"ssim: frames {tuple(p.shape[-2:])} are smaller than the {window}-pixel window")
+    image = _torchmetrics_image()
+    scores = image.structural_similarity_index_measure(p, t, reduction="none", **SSIM_SETTINGS)
+    return scores.reshape(lead)
+
+
+def video_scores(
+    pred: torch.Tensor,
+    true: torch.Tensor,
+    flow_pred: torch.Tensor | None = None,
+    flow_true: torch.Tensor | None = None,
+    visible_pred: torch.Tensor | None = None,
+    visible_true: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """All per-frame scores of one batch of generated videos against the true ones.
+
+    Args:
+        pred, true: (B, T, 3, H, W) frames in [0, 1].
+        flow_pred, flow_true: (B, T', 2, H, W) flows in pixels (give both or neither); T' is
+            whatever the flows cover (often T - 1).
+        visible_pred, visible_true: (B, T', 1, H, W) visibility masks in [0, 1], 1 = visible (give
+            both or neither); read as binary at 0.5.
+        valid: (B, T', 1, H, W) pixels where the true flow is defined (> 0.5), broadcast; EPE is
+            averaged over them only. ``None`` = every pixel.
+    Returns:
+        ``{"psnr": (B, T), "ssim": (B, T)}`` plus, when the flows are given, ``"epe"`` (B, T')
+        pixels (NaN for a frame with no valid pixel), and when the masks are given
+        ``"mask_iou"`` (B, T', IoU of the visible pixels) and ``"occluded_iou"`` (B, T', IoU of
+        the occluded pixels, the informative one; NaN where neither mask has an occlusion).
+    """
+    if pred.dim() != 5:
+        raise ValueError(f"pred must be a (B, T, C, H, W) video batch, got {tuple(pred.shape)}")
+    scores = {"psnr": psnr(pred, true), "ssim": ssim(pred, true)}
+    if (flow_pred is None) != (flow_true is None):
+        raise ValueError("give both flow_pred and flow_true, or neither")
+    if (visible_pred is None) != (visible_true is None):
+        raise ValueError("give both visible_pred and visible_true, or neither")
+    if valid is not None and flow_pred is None:
+        raise ValueError("valid masks the flow error: it needs flow_pred and flow_true")
+    if flow_pred is not None:
+        if flow_pred.dim() != 5:
+            raise ValueError(f"flows must be (B, T', 2, H, W), got {tuple(flow_pred.shape)}")
+        scores["epe"] = frame_end_point_error(flow_pred, flow_true, valid)
+    if visible_pred is not None:
+        if visible_pred.dim() != 5:
+            raise ValueError(f"visibility masks must be (B, T', 1, H, W), got {tuple(visible_pred.shape)}")
+        scores["mask_iou"] = frame_mask_iou(visible_pred, visible_true)
+        scores["occluded_iou"] = frame_mask_iou(1 - visible_pred, 1 - visible_true)
+    return scores
+
+
+# ----------------------------------------------------------------------------- stochastic evaluation
+
+
+def _check_samples(scores: torch.Tensor, name: str) -> None:
+    if scores.dim() not in (2, 3):
+        raise ValueError(
+            f"{name}: scores must be (N, B, T) or (N, B) (N samples per input), got {tuple(scores.shape)}"
+        )
+
+
+def best_index(scores: torch.Tensor, higher_is_better: bool = True) -> torch.Tensor:
+    """Index of the best of the N samples of each input.
+
+    Args:
+        scores: (N, B, T) per-frame or (N, B) per-input scores of N samples per input.
+        higher_is_better: True for PSNR / SSIM / IoU, False for errors (EPE, LPIPS).
+    Returns:
+        (B,) long: for each input the sample whose score AVERAGED OVER FRAMES is best (NaN frames
+        are skipped; a sample with no defined score is never picked unless all are undefined).
+    """
+    _check_samples(scores, "best_index")
+    per_sample = scores.double().nanmean(dim=-1) if scores.dim() == 3 else scores.double()
+    worst = -math.inf if higher_is_better else math.inf
+    per_sample = per_sample.nan_to_num(nan=worst, posinf=math.inf, neginf=-math.inf)
+    return per_sample.argmax(dim=0) if higher_is_better else per_sample.argmin(dim=0)
+
+
+def best_of_n(scores: torch.Tensor, higher_is_better: bool = True) -> torch.Tensor:
+    """Best-of-N score: per INPUT, the scores of its best sample (see :func:`best_index`).
+
+    One sample is chosen per input (by its frame-averaged score) and all of its frames are kept;
+    frames are NOT picked independently from different samples, which would mix samples into a
+    video the model never produced and flatter it further.
+
+    Args:
+        scores: (N, B, T) or (N, B) scores of N samples per input.
+        higher_is_better: True for PSNR / SSIM / IoU, False for errors.
+    Returns:
+        (B, T) or (B,): ``scores[best_index(scores)[b], b]`` for each input b.
+    """
+    index = best_index(scores, higher_is_better)
+    return scores[index, torch.arange(scores.shape[1], device=scores.device)]
+
+
+def mean_of_n(scores: torch.Tensor) -> torch.Tensor:
+    """Mean over the N samples: (N, B, T) -> (B, T), (N, B) -> (B,) (a +inf PSNR stays +inf)."""
+    _check_samples(scores, "mean_of_n")
+    return scores.mean(dim=0)
+
+
+def diversity(samples: torch.Tensor) -> torch.Tensor:
+    """Mean pairwise L1 distance between the N samples of each input.
+
+    L1 = mean absolute pixel difference, in the pixels' own units (two constant videos differing
+    by d are d apart), and unlike L2 it is not dominated by the few pixels where samples differ
+    most, so a model that varies a whole region a little counts as much as one that varies a
+    small spot a lot.
+
+    Args:
+        samples: (N, B, T, C, H, W) videos (or (N, B, C, H, W) images), N >= 2 samples per input.
+    Returns:
+        (B,) float: mean over the N(N-1)/2 pairs i < j of ``mean |samples[i, b] - samples[j, b]|``
+        over frames, channels and pixels.
+    """
+    if samples.dim() < 3:
+        raise ValueError(f"samples must be (N, B, T, C, H, W), got {tuple(samples.shape)}")
+    n = samples.shape[0]
+    if n < 2:
+        raise ValueError(f"diversity compares samples with each other: it needs N >= 2 samples, got N = {n}")
+    dims = tuple(range(1, samples.dim() - 1))
+    total = torch.zeros(samples.shape[1], dtype=torch.float64, device=samples.device)
+    for i in range(n):  # pair by pair: N is small and this never holds N^2 videos
+        for j in range(i + 1, n):
+            total += (samples[i] - samples[j]).abs().double().mean(dim=dims)
+    return (total / (n * (n - 1) / 2)).to(samples.dtype)
+
+
+# ----------------------------------------------------------------------------- summaries
+
+
+def summarize(per_frame: dict[str, torch.Tensor]) -> dict[str, dict]:
+    """Dataset-level numbers from per-frame scores (e.g. concatenated :func:`video_scores`).
+
+    Each score is first averaged over the frames of an input, then over inputs. NaN entries (an
+    EPE with no valid pixel, an IoU of two empty masks) are left out of every mean. For keys
+    containing ``"psnr"``, ``+inf`` (an exact frame) is replaced by :data:`PSNR_CAP_DB` first.
+
+    Args:
+        per_frame: name -> (B, T) per-frame or (B,) per-input scores.
+    Returns:
+        name -> ``{"mean": float, "std": float, "n": int, "per_frame": list[float]}``: the mean
+        and sample standard deviation (NaN for fewer than 2 inputs) over the ``n`` inputs with a
+        defined score, and the mean at each frame index over inputs (length T; for
+        metric-vs-time plots; ``[mean]`` for (B,) scores).
+    """
+    summary = {}
+    for name, scores in per_frame.items():
+        if scores.dim() not in (1, 2):
+            raise ValueError(f"summarize: {name!r} must be (B, T) or (B,), got {tuple(scores.shape)}")
+        values = scores.detach().double().cpu()
+        if "psnr" in name.lower():
+            values = values.clamp(max=PSNR_CAP_DB)  # +inf -> cap; finite values unchanged
+        if values.dim() == 1:
+            values = values.unsqueeze(1)
+        per_input = values.nanmean(dim=1)
+        per_input = per_input[~per_input.isnan()]
+        summary[name] = {
+            "mean": per_input.mean().item() if len(per_input) else math.nan,
+            "std": per_input.std().item() if len(per_input) > 1 else math.nan,
+            "n": len(per_input),
+            "per_frame": values.nanmean(dim=0).tolist(),
+        }
+    return summary
