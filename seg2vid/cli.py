@@ -27,6 +27,12 @@ Sub-commands (more arrive with the later parts of the course):
     again at every step, tcmalloc keeps them (about 1.6x faster CPU steps on the reference
     machine). ``SEG2VID_NO_TCMALLOC=1`` turns this off; without the library nothing happens.
 
+``seg2vid evaluate``
+    Score a stage-2 checkpoint (default: the shipped one) on held-out synthetic clips (or a real
+    dataset's split) with :func:`seg2vid.evaluate.evaluate`: PSNR/SSIM best-of-N and mean-of-N,
+    flow end-point error, occlusion IoU, diversity, semantic fidelity, and FVD/FID/LPIPS when local
+    weight files are given; print the table with its protocol, save ``eval.json`` and ``table.md``.
+
 ``seg2vid train-stage1``
     Train the stage-1 generator (label map -> first frame; SPADE, a preset) on the first frames
     of synthetic streets with :class:`seg2vid.train_stage1.Stage1Trainer`, same folder layout
@@ -314,6 +320,74 @@ def _train_stage1(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from seg2vid import evaluate as ev
+    from seg2vid.train import atomic_write, find_checkpoint, load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    path = find_checkpoint(args.checkpoint)
+    if path is None:
+        raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
+    model = load_model(path, args.device)
+    c = model.config
+    if args.data == "synthetic":
+        seed = ev.TEST_SEED if args.split == "test" else ev.TEST_SEED + 1
+        dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed), None
+    else:
+        from seg2vid.data import DatasetConfig, build_dataset
+
+        if not args.data_root:
+            raise ValueError(f"the {args.data} dataset needs its folder: --data-root PATH")
+        dataset = build_dataset(DatasetConfig(kind=args.data, root=args.data_root, split=args.split,
+                                              height=c.height, width=c.width, frames=c.frames))
+        if args.num_clips < len(dataset):
+            from seg2vid.train import _Subset
+
+            step = len(dataset) // args.num_clips
+            dataset = _Subset(dataset, range(0, len(dataset), step)[: args.num_clips])
+        table = getattr(dataset, "table", None)
+    segmenter = None
+    if args.segmenter != "none" and c.label_channels == 20:
+        from seg2vid.segmenter import load_segmenter
+
+        segmenter = load_segmenter(None if args.segmenter == "shipped" else args.segmenter)
+    features = {}
+    if args.lpips_backbone or args.lpips_linear:
+        from seg2vid.feature_metrics import load_lpips
+
+        features["lpips_model"] = load_lpips(args.lpips_backbone, args.lpips_linear,
+                                             device=args.device or "cpu")
+    if args.i3d:
+        from seg2vid.feature_metrics import load_fvd_extractor
+
+        features["fvd_extractor"] = load_fvd_extractor(args.i3d)
+    if args.inception:
+        from seg2vid.feature_metrics import load_fid_extractor
+
+        features["fid_extractor"] = load_fid_extractor(args.inception)
+    kwargs = {"table": table} if table is not None else {}
+    result = ev.evaluate(model, dataset, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
+                         device=next(model.parameters()).device, **kwargs, **features)
+    result.update(checkpoint=str(path), data=args.data, split=args.split)
+    markdown = ev.format_table({path.stem: result["metrics"]})
+    out = Path(args.out)
+    atomic_write(out / "eval.json", lambda fh: fh.write(json.dumps(result, indent=1).encode()))
+    atomic_write(out / "table.md", lambda fh: fh.write((markdown + "\n\n" + ev.PROTOCOL + "\n").encode()))
+    print(f"seg2vid evaluate: {path} on {len(dataset)} {args.data} {args.split} clips, "
+          f"N = {args.samples} samples ({result['seconds']:.0f} s)\n")
+    print(markdown)
+    print(f"\nprotocol: {ev.PROTOCOL}")
+    for name, protocol in result["feature_protocols"].items():
+        print(f"{name}: {protocol}")
+    print(f"\nsaved {out / 'eval.json'} and {out / 'table.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seg2vid`` command (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -397,6 +471,31 @@ def build_parser() -> argparse.ArgumentParser:
     add("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="score a stage-2 checkpoint: PSNR/SSIM, flow error, occlusion IoU, diversity, ...",
+        description="Evaluate a stage-2 checkpoint on held-out clips with every metric of the course "
+        "(FVD/FID/LPIPS only with local weight files). Prints the table and saves eval.json and table.md.",
+    )
+    add = evaluate.add_argument
+    add("--checkpoint", default="data/checkpoints/seg2vid_tiny_64.pt",
+        help="stage-2 checkpoint (default: the shipped tiny model)")
+    add("--split", default="test", help="test (default) or val; for real data: the dataset's split")
+    add("--data", choices=("synthetic", "cityscapes", "kth", "ucf101", "folder"), default="synthetic",
+        help="held-out data (default: synthetic streets with exact flow)")
+    add("--data-root", default=None, metavar="PATH", help="folder of a real dataset")
+    add("--num-clips", type=int, default=64, help="held-out clips (default: 64)")
+    add("--samples", type=int, default=5, help="futures per input, N (default: 5)")
+    add("--seed", type=int, default=0, help="seed of the samples (default: 0)")
+    add("--segmenter", default="shipped", help="segmenter for semantic fidelity: shipped, a path, or none")
+    add("--i3d", default=None, metavar="PATH", help="local I3D TorchScript file: adds FVD")
+    add("--inception", default=None, metavar="PATH", help="local torchvision Inception-v3 weights: adds FID")
+    add("--lpips-backbone", default=None, metavar="PATH", help="local AlexNet weights for LPIPS")
+    add("--lpips-linear", default=None, metavar="PATH", help="local LPIPS linear-layer weights (alex.pth)")
+    add("--out", default="eval_output", help="output folder (default: eval_output)")
+    add("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    evaluate.set_defaults(func=_evaluate)
 
     stage1 = sub.add_parser(
         "train-stage1", help="train the stage-1 generator (label map -> first frame, SPADE)",

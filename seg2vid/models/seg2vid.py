@@ -66,7 +66,8 @@ VARIANTS: dict[str, str] = {
     "no_labels": "the label map is replaced by zeros everywhere (no semantic input)",
     "no_masks": "visibility masks fixed to 1 (every pixel counts as visible)",
     "no_refine": "no refinement: each frame is the warped first frame",
-    "deterministic": "no latent: z = 0 always (no posterior, no KL), one future per input",
+    "deterministic": "no randomness: z = 0 always (no posterior, no KL) and occluded pixels filled with "
+                     "zeros, not noise: one future per input",
 }
 
 
@@ -485,7 +486,7 @@ class Seg2Vid(nn.Module):
             mask_fwd, mask_bwd = torch.ones_like(mask_fwd), torch.ones_like(mask_bwd)
         b, t = flow_fwd.shape[:2]
         shape = (b, t, *first_frame.shape[1:])
-        if self.config.noise_fill:
+        if self.config.noise_fill and variant != "deterministic":
             noise = torch.rand(shape, generator=generator, device=first_frame.device, dtype=first_frame.dtype)
         else:
             noise = first_frame.new_zeros(shape)
