@@ -797,6 +797,9 @@ class Trainer(TrainLoop):
         loader = torch.utils.data.DataLoader(
             _Items(self.dataset), batch_sampler=batches, num_workers=self.config.num_workers,
             collate_fn=_collate, pin_memory=self.device.type == "cuda",
+            # its own generator: the loader draws its workers' base seed from it, and drawing it
+            # from the global RNG would change the run's latent and noise draws
+            generator=torch.Generator().manual_seed(self.config.seed + self.step),
         )
         waited = time.perf_counter()
         for batch in loader:

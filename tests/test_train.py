@@ -420,3 +420,24 @@ def test_cli_trains_on_a_folder_of_videos(tmp_path, capsys, with_labels):
     _write_folder_dataset(other, with_labels)
     assert cli.main([*args[:4], str(other), *args[5:], "--steps", "3"]) == 2
     assert "data root" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+def test_dataloader_workers_give_the_same_run(tmp_path):
+    """num_workers > 0 loads the same clips in worker processes: bit-identical parameters."""
+    from seg2vid.configs import model_for_table
+    from seg2vid.data import DatasetConfig, build_dataset
+
+    root = tmp_path / "videos"
+    _write_folder_dataset(root, with_labels=True)
+    dataset = build_dataset(DatasetConfig(kind="folder", root=str(root), height=32, width=32, frames=2))
+    model = model_for_table(MODEL, dataset.table)
+    states = []
+    for workers in (0, 1):
+        config = TrainConfig(steps=2, batch_size=2, sample_every=0, checkpoint_every=0, device="cpu",
+                             num_workers=workers)
+        trainer = Trainer(model, config, LossConfig(), tmp_path / f"w{workers}", dataset=dataset)
+        trainer.train()
+        states.append(trainer.model.state_dict())
+    for name, value in states[0].items():
+        assert torch.equal(value, states[1][name]), name
