@@ -293,11 +293,24 @@ def _train_stage1(args: argparse.Namespace) -> int:
         device=args.device,
     )
     out = Path(args.out or f"runs/stage1_{args.preset}")
-    trainer = Stage1Trainer(SPADE_PRESETS[args.preset], train_config, out, args.perceptual_weights)
-    if not args.resume and trainer.checkpoint_path.is_file():
-        raise FileExistsError(f"{out} already holds a run: add --resume to continue it, or use another --out")
-    if args.resume:
+    dataset = data = None
+    if args.data != "synthetic":
+        from seg2vid.data import DatasetConfig, build_dataset
+
+        if not args.data_root:
+            raise ValueError(f"the {args.data} dataset needs its folder: --data-root PATH")
+        data_config = DatasetConfig(kind=args.data, root=args.data_root, split=args.split, height=height,
+                                    width=width, frames=1)
+        dataset, data = build_dataset(data_config), data_config.to_dict()
+    trainer = Stage1Trainer(SPADE_PRESETS[args.preset], train_config, out, args.perceptual_weights,
+                            dataset=dataset, data_config=data)
+    if trainer.checkpoint_path.is_file():
+        if args.no_resume:
+            raise FileExistsError(f"{out} already holds a run ({trainer.checkpoint_path}); without "
+                                  "--no-resume it is resumed, or use another --out")
         print(f"seg2vid train-stage1: resuming {trainer.checkpoint_path} at step {trainer.resume()}")
+    elif args.resume:
+        raise FileNotFoundError(f"--resume: no checkpoint at {trainer.checkpoint_path}")
     preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
     print(
         f"seg2vid train-stage1: preset {args.preset}, {height}x{width}, "
@@ -513,7 +526,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of the models, noise and data (default: 0)")
     add("--num-clips", type=int, default=2000, help="clips rendered once and reused (default: 2000)")
     add("--out", default=None, help="output folder (default: runs/stage1_PRESET)")
-    add("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    add("--data", choices=("synthetic", "cityscapes", "folder"), default="synthetic",
+        help="first frames + label maps to learn from (default: synthetic streets)")
+    add("--data-root", default=None, metavar="PATH", help="folder of a real dataset (see data/README.md)")
+    add("--split", default="train", help="dataset split (default: train)")
+    add("--resume", action="store_true", help="require a checkpoint in --out to continue from")
+    add("--no-resume", action="store_true",
+        help="refuse to continue a run already in --out (by default it is resumed)")
     add("--export", default=None, metavar="PATH", help="also write the generator alone to PATH at the end")
     add("--perceptual-weights", default=None, metavar="PATH",
         help="local VGG-19 weights file for the perceptual loss (default: the term is off)")

@@ -361,6 +361,11 @@ class Stage1Trainer(TrainLoop):
         train_config: size, steps, batch, optimisers, loss weights, bookkeeping, device.
         out_dir: folder for the checkpoint, logs and samples (created at the first step).
         perceptual_weights: local VGG-19 weights file for the perceptual term; None = term off.
+        dataset: None = synthetic streets; otherwise clips with Cityscapes label maps (e.g.
+            ``build_dataset(DatasetConfig(kind="cityscapes", ...))``): the pool holds the first
+            frames and label maps of ``num_clips`` clips spread evenly over the dataset.
+        data_config: a description of ``dataset`` stored in the checkpoint (resuming on other
+            data is refused).
 
     Typical use::
 
@@ -380,9 +385,19 @@ class Stage1Trainer(TrainLoop):
         train_config: Stage1TrainConfig | None = None,
         out_dir: str | Path = "runs/stage1",
         perceptual_weights: str | Path | None = None,
+        dataset: Any = None,
+        data_config: dict[str, Any] | None = None,
     ):
         self.model_config = model_config
         self.config = tc = train_config or Stage1TrainConfig()
+        if dataset is not None and getattr(dataset, "table", CITYSCAPES) != CITYSCAPES:
+            raise ValueError(
+                "stage 1 turns Cityscapes label maps into images; this dataset has no label maps "
+                f"(table: {dataset.table.names}); use a user image as the first frame"
+            )
+        self.dataset = dataset
+        self.data_config = data_config if data_config is not None else (
+            {"kind": "synthetic"} if dataset is None else {"kind": type(dataset).__name__})
         if model_config.label_channels != CITYSCAPES.num_channels:
             raise ValueError(
                 f"the synthetic streets use the Cityscapes labels ({CITYSCAPES.num_channels} one-hot "
@@ -423,6 +438,22 @@ class Stage1Trainer(TrainLoop):
 
     def _render_pool(self) -> tuple[Tensor, Tensor]:
         tc = self.config
+        if self.dataset is not None:
+            n = len(self.dataset)
+            if n == 0:
+                raise ValueError("the stage-1 dataset holds no clips")
+            k = min(tc.num_clips, n)
+            indices = [i * n // k for i in range(k)]  # k distinct clips spread over the dataset
+            images, labels = [], []
+            for i in progress(indices, desc="loading the pool", leave=False):
+                item = self.dataset[i]
+                frame = item["frames"][0]
+                if frame.shape[-2:] != (tc.height, tc.width):
+                    raise ValueError(f"dataset frames are {tuple(frame.shape[-2:])}, stage 1 trains at "
+                                     f"{tc.height}x{tc.width}: build the dataset at that size")
+                images.append((frame * 255).round().to(torch.uint8))
+                labels.append(item["label_map"].to(torch.uint8))
+            return torch.stack(images), torch.stack(labels)
         scene = SceneConfig(height=tc.height, width=tc.width, frames=1)
         dataset = SyntheticStreets(tc.num_clips, scene, seed=tc.seed)
         clips = [dataset[i] for i in progress(range(tc.num_clips), desc="rendering the pool", leave=False)]
@@ -432,6 +463,8 @@ class Stage1Trainer(TrainLoop):
     def clip_indices(self, step: int) -> list[int]:
         """Pool indices of the images of (1-based) step ``step``: a pure function of (seed, step)."""
         b, n = self.config.batch_size, self.config.num_clips
+        if self.dataset is not None:
+            n = min(n, len(self.dataset))
         indices = []
         for position in range((step - 1) * b, step * b):
             epoch = position // n
@@ -464,6 +497,7 @@ class Stage1Trainer(TrainLoop):
             "optimizer_d": self.optimizer_d.state_dict(),
             "model_config": self.model_config.to_dict(),
             "train_config": self.config.to_dict(),
+            "data_config": self.data_config,
             "perceptual": self.perceptual is not None,
             "rng": rng_state(self.device),
         }
@@ -501,6 +535,8 @@ class Stage1Trainer(TrainLoop):
             + [f"train {d}" for d in config_differences(ckpt["train_config"], self.config.to_dict(),
                                                    Stage1TrainConfig.RESUMABLE_CHANGES)]
         )
+        problems += [f"data {d}" for d in config_differences(
+            ckpt.get("data_config", {"kind": "synthetic"}), self.data_config)]
         if ckpt["perceptual"] != (self.perceptual is not None):
             problems.append(f"perceptual term: checkpoint {'on' if ckpt['perceptual'] else 'off'}, "
                             f"now {'on' if self.perceptual is not None else 'off'}")

@@ -299,8 +299,36 @@ def test_cli_train_stage1(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "finished at step 2" in text and str(out / "checkpoints" / "last.pt") in text
     assert (tmp_path / "g.pt").is_file()
-    assert main(args) == 2  # the folder holds a run and --resume was not given
-    assert "add --resume" in capsys.readouterr().err
+    assert main([*args, "--steps", "3"]) == 0  # a run in --out is resumed by default
+    assert "resuming" in capsys.readouterr().out
+    assert main([*args, "--no-resume"]) == 2
+    assert "--no-resume" in capsys.readouterr().err
+
+
+def test_cli_train_stage1_on_a_folder_dataset(tmp_path, capsys):
+    """Stage 1 learns from a real dataset's first frames and label maps (here the folder layout)."""
+    from PIL import Image
+
+    from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+    from seg2vid.train_stage1 import load_stage1_checkpoint
+
+    clips = SyntheticStreets(2, SceneConfig(height=16, width=16, frames=1), seed=3)
+    for v in range(2):
+        folder = tmp_path / "videos" / f"v{v}"
+        for sub in ("frames", "labels"):
+            (folder / sub).mkdir(parents=True)
+        for t in range(2):
+            rgb = (clips[v]["frames"][t].permute(1, 2, 0) * 255).round().byte().numpy()
+            Image.fromarray(rgb).save(folder / "frames" / f"{t}.png")
+            Image.fromarray(clips[v]["labels"][t].byte().numpy()).save(folder / "labels" / f"{t}.png")
+    out = tmp_path / "run"
+    args = ["train-stage1", "--size", "16", "--steps", "2", "--batch-size", "2", "--out", str(out),
+            "--device", "cpu", "--sample-every", "0", "--data", "folder",
+            "--data-root", str(tmp_path / "videos")]
+    assert main(args) == 0, capsys.readouterr().err
+    ckpt = load_stage1_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 2 and ckpt["data_config"]["kind"] == "folder"
+    assert main([*args[:-1], str(tmp_path / "elsewhere")]) == 2  # other data: missing folder named
 
 
 # ----------------------------------------------------------------------------- metrics and the shipped file
