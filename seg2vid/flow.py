@@ -292,3 +292,57 @@ def forward_backward_occlusion(
     scale = flow_fwd.square().sum(-3, keepdim=True) + bwd_at_source.square().sum(-3, keepdim=True)
     consistent = (residual < alpha * scale + beta).to(flow_fwd.dtype)
     return consistent * in_frame_mask(flow_fwd)
+
+
+# ----------------------------------------------------------------------------- label maps
+
+
+def warp_labels(
+    label_map: torch.Tensor,
+    flow_px: torch.Tensor,
+    ignore_id: int = 255,
+    padding_mode: str = "ignore",
+) -> torch.Tensor:
+    """Backward-warp an INTEGER label map with nearest-neighbour sampling: ``out(p) = labels(q)``.
+
+    The convention of :func:`warp`: ``q = p - flow_px(p)``, rounded to the nearest pixel centre
+    (``floor(q + 0.5)``, so a source exactly half-way between two pixels reads the right / lower
+    one). Class ids are never blended: interpolating ids would invent classes (the mean of road,
+    0, and sky, 10, is 5 = pole).
+
+    Args:
+        label_map: (..., H, W) integer train ids.
+        flow_px: (..., 2, H, W) flow in pixels on the OUTPUT grid; leading dimensions broadcast
+            against the label map's, as in :func:`warp` (pass ``label_map.unsqueeze(1)`` to carry
+            one map (B, H, W) with T flows (B, T, 2, H, W)).
+        ignore_id: the id written where the source lies outside the frame.
+        padding_mode: ``"ignore"`` (default): pixels whose rounded source is outside the frame
+            become ``ignore_id`` -- nothing there was seen; ``"border"``: they repeat the nearest
+            edge pixel, like :func:`warp`'s default for images.
+    Returns:
+        (..., H, W) label map of the label map's dtype (broadcast leading dimensions).
+    """
+    _check_flow(flow_px, "flow_px")
+    if label_map.dim() < 2 or label_map.is_floating_point() or label_map.is_complex():
+        raise ValueError(
+            f"label_map must be an integer tensor (..., H, W), got {label_map.dtype} {tuple(label_map.shape)}"
+        )
+    if label_map.shape[-2:] != flow_px.shape[-2:]:
+        raise ValueError(
+            f"label map {tuple(label_map.shape)} and flow {tuple(flow_px.shape)} differ in (H, W)"
+        )
+    if padding_mode not in ("ignore", "border"):
+        raise ValueError(f"padding_mode must be 'ignore' or 'border', got {padding_mode!r}")
+    h, w = label_map.shape[-2:]
+    lead = torch.broadcast_shapes(label_map.shape[:-2], flow_px.shape[:-3])
+    labels = label_map.expand(*lead, h, w).reshape(-1, h * w)
+    flow = flow_px.expand(*lead, 2, h, w).reshape(-1, 2, h, w)
+    src = pixel_grid(h, w, flow.device, torch.float64) - flow.double()
+    col = torch.floor(src[:, 0] + 0.5).long()
+    row = torch.floor(src[:, 1] + 0.5).long()
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    index = (row.clamp(0, h - 1) * w + col.clamp(0, w - 1)).reshape(-1, h * w)
+    out = torch.gather(labels, 1, index).reshape(-1, h, w)
+    if padding_mode == "ignore":
+        out = torch.where(inside, out, torch.full_like(out, ignore_id))
+    return out.reshape(*lead, h, w)
