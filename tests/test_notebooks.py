@@ -87,6 +87,22 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
         "num_eval_clips": 4,
         "num_samples": 3,
     },
+    "05_full_training_on_gpu": {
+        "seed": 0,
+        "cpu_threads": 1,
+        "size": 32,
+        "frames": 2,
+        "steps": 8,
+        "batch_size": 2,
+        "num_clips": 16,
+        "chunk_steps": 2,
+        "measure_steps": 3,
+        "stage1_steps": 4,
+        "stage1_batch_size": 2,
+        "stage1_num_clips": 8,
+        "num_samples": 2,
+        "folder_steps": 2,
+    },
 }
 
 #: Environment of every notebook kernel the tests start.
