@@ -103,6 +103,22 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
         "num_samples": 2,
         "folder_steps": 2,
     },
+    "06_evaluation_and_long_videos": {
+        "seed": 0,
+        "num_test_clips": 6,
+        "n_samples": 3,
+        "max_samples": 4,
+        "ablation_height": 32,
+        "ablation_width": 32,
+        "ablation_frames": 2,
+        "ablation_steps": 3,
+        "ablation_batch_size": 2,
+        "ablation_num_clips": 8,
+        "ablation_seeds": [0, 1],
+        "ablation_test_clips": 4,
+        "ablation_n_samples": 2,
+        "num_long_videos": 2,
+    },
 }
 
 #: Environment of every notebook kernel the tests start.
