@@ -186,6 +186,29 @@ _TRAIN_OVERRIDES = {
 }
 
 
+def _real_dataset(values: dict):
+    """``build_dataset(DatasetConfig.from_dict(values))`` after checking that a real dataset's
+    folder was given (returns the dataset and its config)."""
+    if values.get("kind", "synthetic") != "synthetic" and not values.get("root"):
+        raise ValueError(f"the {values['kind']} dataset needs its folder: --data-root PATH")
+    from seg2vid.data import DatasetConfig, build_dataset
+
+    config = DatasetConfig.from_dict(values)
+    return build_dataset(config), config
+
+
+def _resume_or_refuse(trainer, args: argparse.Namespace, command: str, say=print) -> None:
+    """Resume the run in ``--out`` when it holds a checkpoint (the default); refuse it with
+    ``--no-resume``; with ``--resume`` a checkpoint must be there."""
+    if trainer.checkpoint_path.is_file():
+        if args.no_resume:
+            raise FileExistsError(f"{trainer.out_dir} already holds a run ({trainer.checkpoint_path}); "
+                                  "without --no-resume it is resumed, or use another --out")
+        say(f"seg2vid {command}: resuming {trainer.checkpoint_path} at step {trainer.resume()}")
+    elif args.resume:
+        raise FileNotFoundError(f"--resume: no checkpoint at {trainer.checkpoint_path}")
+
+
 def train_settings(args: argparse.Namespace):
     """The run config of ``seg2vid train``: the ``--config`` file (or the ``--preset`` alone), then
     every option given on the command line on top. Returns a :class:`seg2vid.configs.RunConfig`."""
@@ -220,16 +243,10 @@ def _train(args: argparse.Namespace) -> int:
     run = train_settings(args)
     model_config = run.model_config()
     data = {"kind": "synthetic", **run.data}
-    dataset = held_out = None
+    dataset = None
     if data["kind"] != "synthetic" or len(data) > 1:
-        if data["kind"] != "synthetic" and not data.get("root"):
-            raise ValueError(
-                f"the {data['kind']} dataset needs its folder: --data-root PATH (or root in [data])")
-        from seg2vid.data import DatasetConfig, build_dataset
-
         size = {"height": model_config.height, "width": model_config.width, "frames": model_config.frames}
-        data_config = DatasetConfig.from_dict({**data, **size})
-        dataset = build_dataset(data_config)
+        dataset, data_config = _real_dataset({**data, **size})
         model_config = model_for_table(model_config, dataset.table)
         data = data_config.to_dict()
     train_config = TrainConfig.from_dict(run.train)
@@ -237,16 +254,10 @@ def _train(args: argparse.Namespace) -> int:
     name = Path(run.source).stem if run.source else run.preset
     out = Path(args.out or f"runs/{name}")
     trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights,
-                      dataset=dataset, held_out=held_out, data_config=data)
+                      dataset=dataset, data_config=data)
     say = print if trainer.is_main else (lambda *a, **k: None)
     try:
-        if trainer.checkpoint_path.is_file():
-            if args.no_resume:
-                raise FileExistsError(f"{out} already holds a run ({trainer.checkpoint_path}); without "
-                                      "--no-resume it is resumed, or use another --out")
-            say(f"seg2vid train: resuming {trainer.checkpoint_path} at step {trainer.resume()}")
-        elif args.resume:
-            raise FileNotFoundError(f"--resume: no checkpoint at {trainer.checkpoint_path}")
+        _resume_or_refuse(trainer, args, "train", say)
         c, tc = model_config, train_config
         preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
         processes = trainer.process.world_size
@@ -295,22 +306,12 @@ def _train_stage1(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/stage1_{args.preset}")
     dataset = data = None
     if args.data != "synthetic":
-        from seg2vid.data import DatasetConfig, build_dataset
-
-        if not args.data_root:
-            raise ValueError(f"the {args.data} dataset needs its folder: --data-root PATH")
-        data_config = DatasetConfig(kind=args.data, root=args.data_root, split=args.split, height=height,
-                                    width=width, frames=1)
-        dataset, data = build_dataset(data_config), data_config.to_dict()
+        dataset, data_config = _real_dataset({"kind": args.data, "root": args.data_root, "split": args.split,
+                                              "height": height, "width": width, "frames": 1})
+        data = data_config.to_dict()
     trainer = Stage1Trainer(SPADE_PRESETS[args.preset], train_config, out, args.perceptual_weights,
                             dataset=dataset, data_config=data)
-    if trainer.checkpoint_path.is_file():
-        if args.no_resume:
-            raise FileExistsError(f"{out} already holds a run ({trainer.checkpoint_path}); without "
-                                  "--no-resume it is resumed, or use another --out")
-        print(f"seg2vid train-stage1: resuming {trainer.checkpoint_path} at step {trainer.resume()}")
-    elif args.resume:
-        raise FileNotFoundError(f"--resume: no checkpoint at {trainer.checkpoint_path}")
+    _resume_or_refuse(trainer, args, "train-stage1")
     preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
     print(
         f"seg2vid train-stage1: preset {args.preset}, {height}x{width}, "
@@ -352,18 +353,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         seed = ev.TEST_SEED if args.split == "test" else ev.TEST_SEED + 1
         dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed), None
     else:
-        from seg2vid.data import DatasetConfig, build_dataset
+        from torch.utils.data import Subset
 
-        if not args.data_root:
-            raise ValueError(f"the {args.data} dataset needs its folder: --data-root PATH")
-        dataset = build_dataset(DatasetConfig(kind=args.data, root=args.data_root, split=args.split,
-                                              height=c.height, width=c.width, frames=c.frames))
+        dataset, _ = _real_dataset({"kind": args.data, "root": args.data_root, "split": args.split,
+                                    "height": c.height, "width": c.width, "frames": c.frames})
+        table = dataset.table  # (read before subsetting: a Subset has no table)
         if args.num_clips < len(dataset):
-            from seg2vid.train import _Subset
-
             step = len(dataset) // args.num_clips
-            dataset = _Subset(dataset, range(0, len(dataset), step)[: args.num_clips])
-        table = getattr(dataset, "table", None)
+            dataset = Subset(dataset, range(0, len(dataset), step)[: args.num_clips])
     segmenter = None
     if args.segmenter != "none" and c.label_channels == 20:
         from seg2vid.segmenter import load_segmenter

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from seg2vid import metrics
+from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.utils import progress
@@ -48,6 +49,7 @@ __all__ = [
     "Prediction",
     "evaluate",
     "format_table",
+    "masked_psnr",
     "synthetic_test_set",
 ]
 
@@ -120,9 +122,9 @@ def synthetic_test_set(
 
 def _batch(dataset: Any, indices: range) -> dict[str, Tensor]:
     items = [dataset[i] for i in indices]
-    batch = {"frames": torch.stack([it["frames"] for it in items])}
-    labels = [it["label_map"] if "label_map" in it else it["labels"][0] for it in items]
-    batch["label_map"] = torch.stack([lab.long() for lab in labels])
+    pairs = [frames_and_label_map(it) for it in items]
+    batch = {"frames": torch.stack([f for f, _ in pairs]),
+             "label_map": torch.stack([lab for _, lab in pairs])}
     for key in ("flow_fwd", "visible_fwd"):
         if all(key in it for it in items):
             batch[key] = torch.stack([it[key] for it in items])
@@ -197,10 +199,10 @@ def evaluate(
         if n >= 2:
             add("diversity", metrics.diversity(video[:, :, 1:]))
         if "visible_fwd" in batch:  # where warping the first frame cannot work: pixels hidden in it
-            hidden = (batch["visible_fwd"].to(device) < 0.5).expand_as(true)
+            hidden = batch["visible_fwd"].to(device) < 0.5
             add(
                 "psnr_occluded_mean_of_n",
-                torch.stack([_masked_psnr(video[i, :, 1:], true, hidden) for i in range(n)]).nanmean(0),
+                torch.stack([masked_psnr(video[i, :, 1:], true, hidden) for i in range(n)]).nanmean(0),
             )
         if "flow_fwd" in batch and pred.flow_fwd is not None:
             flow_true = batch["flow_fwd"].to(device)
@@ -266,10 +268,17 @@ def evaluate(
     }
 
 
-def _masked_psnr(pred: Tensor, true: Tensor, mask: Tensor) -> Tensor:
-    """PSNR (dB) of each frame over the pixels where ``mask`` is True: (B, T, C, H, W) -> (B, T);
-    NaN for a frame without such pixels; capped at :data:`seg2vid.metrics.PSNR_CAP_DB`."""
-    mask = mask.double()
+def masked_psnr(pred: Tensor, true: Tensor, mask: Tensor) -> Tensor:
+    """PSNR (dB) of each frame over the pixels where ``mask`` is True.
+
+    Args:
+        pred, true: (B, T, C, H, W) frames in [0, 1].
+        mask: bool (B, T, 1, H, W) or (B, T, C, H, W), e.g. the pixels hidden in frame 0.
+    Returns:
+        (B, T) float64; NaN for a frame without masked pixels; capped at
+        :data:`seg2vid.metrics.PSNR_CAP_DB`.
+    """
+    mask = mask.expand_as(true).double()
     count = mask.sum(dim=(2, 3, 4))
     mse = ((pred.double() - true.double()) ** 2 * mask).sum(dim=(2, 3, 4)) / count.clamp(min=1)
     psnr = (-10 * torch.log10(mse.clamp(min=1e-10))).clamp(max=metrics.PSNR_CAP_DB)

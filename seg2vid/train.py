@@ -60,9 +60,10 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from seg2vid import __version__, distributed
+from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
@@ -82,6 +83,7 @@ __all__ = [
     "find_checkpoint",
     "load_checkpoint",
     "load_model",
+    "read_log",
 ]
 
 #: Tag and version stored in every checkpoint (a file without them is refused).
@@ -285,6 +287,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+def read_log(path: str | Path) -> dict[str, np.ndarray]:
+    """A trainer's ``log.csv`` (stage 1 or 2) as ``{column: float64 array over the logged steps}``,
+    e.g. ``log["step"]``, ``log["total"]``, ``log["step_s"]`` (empty dict for a log without rows)."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {key: np.array([float(row[key]) for row in rows]) for key in (rows[0] if rows else [])}
+
+
 def load_model(path: str | Path, device: str | torch.device | None = None) -> Seg2Vid:
     """The trained :class:`Seg2Vid` of a checkpoint, in eval mode (for generation and lessons)."""
     ckpt = load_checkpoint(path)
@@ -380,48 +390,10 @@ def _float32(output: Seg2VidOutput) -> Seg2VidOutput:
     })
 
 
-def _frames_and_labels(item: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """(frames (T+1, 3, H, W) float in [0, 1], first-frame label map (H, W) int64) of a dataset
-    item: ``"label_map"`` (real datasets) or ``"labels"[0]`` (synthetic streets)."""
-    if "label_map" in item:
-        labels = item["label_map"]
-    elif "labels" in item:
-        labels = item["labels"][0]
-    else:
-        raise ValueError(f"a training item needs 'frames' and 'label_map'; got keys {sorted(item)}")
-    return item["frames"], labels.long()
-
-
 def _collate(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
     """Stack dataset items into a batch: frames (B, T+1, 3, H, W) float, labels (B, H, W) int64."""
-    pairs = [_frames_and_labels(item) for item in items]
+    pairs = [frames_and_label_map(item) for item in items]
     return torch.stack([f.float() for f, _ in pairs]), torch.stack([lab for _, lab in pairs])
-
-
-class _Items(torch.utils.data.Dataset):
-    """A dataset seen through ``__getitem__`` only (what the DataLoader's workers need)."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.dataset[index]
-
-
-class _Subset(torch.utils.data.Dataset):
-    """The clips ``indices`` of ``dataset`` (the default held-out clips of a real dataset)."""
-
-    def __init__(self, dataset: Dataset, indices: Iterable[int]):
-        self.dataset, self.indices = dataset, list(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.dataset[self.indices[index]]
 
 
 # ----------------------------------------------------------------------------- shared train loop
@@ -716,7 +688,7 @@ class Trainer(TrainLoop):
             self.dataset = dataset
             if len(dataset) < 1:
                 raise ValueError("the training dataset holds no clips")
-            self._held_out = held_out if held_out is not None else _Subset(
+            self._held_out = held_out if held_out is not None else Subset(
                 dataset, range(min(2, len(dataset))))
         else:
             self.dataset = SyntheticStreets(tc.num_clips or _STREAM_LENGTH, scene, seed=tc.seed)
@@ -746,7 +718,7 @@ class Trainer(TrainLoop):
             from tqdm.auto import tqdm
 
             indices = tqdm(indices, desc=desc, leave=False)
-        clips = [_frames_and_labels(dataset[i]) for i in indices]
+        clips = [frames_and_label_map(dataset[i]) for i in indices]
         frames = torch.stack([(f * 255).round().to(torch.uint8) for f, _ in clips])
         return frames, torch.stack([lab.to(torch.uint8) for _, lab in clips])  # ids 0..18, 255
 
@@ -795,7 +767,7 @@ class Trainer(TrainLoop):
             return
         batches = [self.clip_indices(s) for s in range(self.step + 1, until + 1)]
         loader = torch.utils.data.DataLoader(
-            _Items(self.dataset), batch_sampler=batches, num_workers=self.config.num_workers,
+            self.dataset, batch_sampler=batches, num_workers=self.config.num_workers,
             collate_fn=_collate, pin_memory=self.device.type == "cuda",
             # its own generator: the loader draws its workers' base seed from it, and drawing it
             # from the global RNG would change the run's latent and noise draws

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from seg2vid import __version__
+from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
@@ -446,13 +447,13 @@ class Stage1Trainer(TrainLoop):
             indices = [i * n // k for i in range(k)]  # k distinct clips spread over the dataset
             images, labels = [], []
             for i in progress(indices, desc="loading the pool", leave=False):
-                item = self.dataset[i]
-                frame = item["frames"][0]
+                frames, label_map = frames_and_label_map(self.dataset[i])
+                frame = frames[0]
                 if frame.shape[-2:] != (tc.height, tc.width):
                     raise ValueError(f"dataset frames are {tuple(frame.shape[-2:])}, stage 1 trains at "
                                      f"{tc.height}x{tc.width}: build the dataset at that size")
                 images.append((frame * 255).round().to(torch.uint8))
-                labels.append(item["label_map"].to(torch.uint8))
+                labels.append(label_map.to(torch.uint8))
             return torch.stack(images), torch.stack(labels)
         scene = SceneConfig(height=tc.height, width=tc.width, frames=1)
         dataset = SyntheticStreets(tc.num_clips, scene, seed=tc.seed)

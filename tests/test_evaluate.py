@@ -101,3 +101,75 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
     assert (out / "table.md").read_text().startswith("|")
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_cli_evaluate_on_a_subset_of_a_label_free_folder(tmp_path, capsys):
+    """A real dataset without label maps (one 'scene' class) keeps its table when --num-clips
+    picks a subset of its clips."""
+    import json
+
+    from PIL import Image
+
+    from seg2vid import cli
+
+    clips = synthetic_test_set(32, 32, 3, 2)
+    for v in range(2):
+        (tmp_path / "videos" / f"v{v}" / "frames").mkdir(parents=True)
+        for t in range(4):
+            rgb = (clips[v]["frames"][t].permute(1, 2, 0) * 255).round().byte().numpy()
+            Image.fromarray(rgb).save(tmp_path / "videos" / f"v{v}" / "frames" / f"{t}.png")
+    data = ["--data", "folder", "--data-root", str(tmp_path / "videos")]
+    train = [
+        "train",
+        *data,
+        "--size",
+        "32",
+        "--frames",
+        "2",
+        "--batch-size",
+        "2",
+        "--steps",
+        "1",
+        "--sample-every",
+        "0",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    assert cli.main(train) == 0, capsys.readouterr().err
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    out = tmp_path / "eval"
+    code = cli.main(
+        [
+            "evaluate",
+            "--checkpoint",
+            checkpoint,
+            *data,
+            "--split",
+            "train",
+            "--num-clips",
+            "2",
+            "--samples",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((out / "eval.json").read_text())["num_clips"] == 2  # of the 4 clips
+
+
+def test_masked_psnr_counts_only_the_masked_pixels():
+    from seg2vid.evaluate import masked_psnr
+
+    true = torch.zeros(1, 2, 3, 4, 4)
+    pred = true.clone()
+    pred[..., :2, :] = 0.1  # an error of 0.1 on the top half only
+    mask = torch.zeros(1, 2, 1, 4, 4, dtype=torch.bool)
+    mask[0, 0, :, :2, :] = True  # frame 0: the top half; frame 1: nothing
+    scores = masked_psnr(pred, true, mask)
+    assert scores[0, 0].item() == pytest.approx(20.0)  # 20 log10(1 / 0.1)
+    assert math.isnan(scores[0, 1].item())

@@ -441,3 +441,13 @@ def test_dataloader_workers_give_the_same_run(tmp_path):
         states.append(trainer.model.state_dict())
     for name, value in states[0].items():
         assert torch.equal(value, states[1][name]), name
+
+
+def test_read_log_gives_one_array_per_column(tmp_path):
+    from seg2vid.train import read_log
+
+    trainer = make_trainer(tmp_path, steps=2)
+    trainer.train()
+    log = read_log(trainer.log_path)
+    assert list(log) == trainer.columns
+    assert log["step"].tolist() == [1.0, 2.0] and log["total"].dtype.kind == "f"

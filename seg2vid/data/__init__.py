@@ -5,7 +5,13 @@ through :func:`build_dataset` with a :class:`DatasetConfig`; see ``data/README.m
 on-disk layouts.
 """
 
-from seg2vid.data.build import DATASET_KINDS, DatasetConfig, SyntheticClips, build_dataset
+from seg2vid.data.build import (
+    DATASET_KINDS,
+    DatasetConfig,
+    SyntheticClips,
+    build_dataset,
+    frames_and_label_map,
+)
 from seg2vid.data.cityscapes import CityscapesSequences, cache_label_maps
 from seg2vid.data.folder import VideoFolder
 from seg2vid.data.kth import KTH, KTH_ACTIONS
@@ -33,6 +39,7 @@ __all__ = [
     "VideoClips",
     "VideoFolder",
     "build_dataset",
+    "frames_and_label_map",
     "cache_label_maps",
     "decode_video",
     "render_clip",

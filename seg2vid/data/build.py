@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from seg2vid.data.cityscapes import LABEL_SUFFIX, CityscapesSequences, Segmenter
@@ -32,7 +33,7 @@ from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.data.ucf101 import UCF101
 
-__all__ = ["DATASET_KINDS", "DatasetConfig", "SyntheticClips", "build_dataset"]
+__all__ = ["DATASET_KINDS", "DatasetConfig", "SyntheticClips", "build_dataset", "frames_and_label_map"]
 
 #: The dataset kinds and their default frame size (height, width).
 DATASET_KINDS: dict[str, tuple[int, int]] = {
@@ -54,6 +55,18 @@ _SPLITS = {
 #: Synthetic splits are different dataset seeds: ``seed + offset``. (The trainers' held-out
 #: sample clips use ``seed + 1_000_000``; these stay clear of it.)
 SYNTHETIC_SPLIT_OFFSET = {"train": 0, "val": 2_000_000, "test": 3_000_000}
+
+
+def frames_and_label_map(item: dict) -> tuple[Tensor, Tensor]:
+    """(frames (T+1, 3, H, W) in [0, 1], first-frame label map (H, W) int64) of a dataset item:
+    its ``"label_map"`` (every kind here) or ``"labels"[0]`` (a bare :class:`SyntheticStreets`)."""
+    if "label_map" in item:
+        labels = item["label_map"]
+    elif "labels" in item:
+        labels = item["labels"][0]
+    else:
+        raise ValueError(f"a clip needs 'frames' and 'label_map'; got keys {sorted(item)}")
+    return item["frames"], labels.long()
 
 
 @dataclass(frozen=True)
