@@ -40,8 +40,8 @@ import torchvision
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SceneConfig, render_clip
 from seg2vid.models import PRESETS, Seg2Vid
-from seg2vid.objective import LossConfig, seg2vid_loss
-from seg2vid.perceptual import DEFAULT_LAYERS, VGG19_LAYERS, VGGPerceptual
+from seg2vid.training.objective import LossConfig, seg2vid_loss
+from seg2vid.training.perceptual import DEFAULT_LAYERS, VGG19_LAYERS, VGGPerceptual
 
 #: The authors' stage-2 model on the reference 2-core CPU, 128x256, 1 + 4 frames.
 AUTHORS_STEP_S = 13.0  # one training step at batch 2

@@ -2,7 +2,7 @@
 
 Usage (from the repository root; resumable, a finished run is not redone):
 
-    python scripts/ablations.py                      # the committed settings (seg2vid.ablations.FULL)
+    python scripts/ablations.py                      # the committed settings (ablations.FULL)
     python scripts/ablations.py --steps 50 --seeds 0 # a quick look
 
 Writes runs/ablations/... (checkpoints, logs, one eval.json per run) and the committed results
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from seg2vid.ablations import FULL, aggregate, check_claims, format_claims, run_ablations
-from seg2vid.evaluate import PROTOCOL, format_table
-from seg2vid.segmenter import load_segmenter
-from seg2vid.train import atomic_write
+from seg2vid.checkpoints import atomic_write
+from seg2vid.evaluation.ablations import FULL, aggregate, check_claims, format_claims, run_ablations
+from seg2vid.evaluation.evaluate import PROTOCOL, format_table
+from seg2vid.models.segmenter import load_segmenter
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@
     python scripts/build_notebooks.py --check   # change nothing; exit 1 listing what is stale
     python scripts/build_notebooks.py --strip   # strip outputs from solutions/ in place
 
-The transformation lives in seg2vid/course.py (its docstring is the authors' spec).
+The transformation lives in scripts/course.py (its docstring is the authors' spec).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="repository root")
     args = parser.parse_args(argv)
 
-    # Works from a fresh checkout too, before `pip install -e .`.
-    sys.path.insert(0, str(ROOT))
-    from seg2vid.course import NotebookBuildError, check_course, strip_solutions, write_course
+    # Works from a fresh checkout too, before `pip install -e .` (course.py lies beside this file).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from course import NotebookBuildError, check_course, strip_solutions, write_course
 
     try:
         if args.check:

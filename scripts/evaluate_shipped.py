@@ -49,7 +49,7 @@ from seg2vid.data.labels import CITYSCAPES  # noqa: E402
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets  # noqa: E402
 from seg2vid.flow import warp  # noqa: E402
 from seg2vid.metrics import end_point_error, mask_iou  # noqa: E402
-from seg2vid.train import load_model  # noqa: E402
+from seg2vid.models.loading import load_model  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "data" / "checkpoints" / "seg2vid_tiny_64.pt"
 EVAL_DATA_SEED = 2_000_000

@@ -7,7 +7,7 @@ What it does, in order (about 7 minutes on one CPU core, all of it measured and 
    1 + 2 frames each: 4,500 frames; consecutive frames of one clip are near copies, so more clips
    with fewer frames each give more variety for the same rendering time) and keeps them as 8-bit
    frames;
-2. trains :class:`seg2vid.segmenter.Segmenter` on random frames of the pool with a class-weighted
+2. trains :class:`seg2vid.models.segmenter.Segmenter` on random frames of the pool with a class-weighted
    cross-entropy (weights ``sqrt(median frequency / frequency)``, "median frequency balancing"
    softened by the square root: without it the thin classes -- poles, signs, people -- are never
    predicted), Adam with a short warm-up and a cosine decay, and two augmentations: horizontal
@@ -47,18 +47,12 @@ sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip instal
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from seg2vid.checkpoints import SEGMENTER_FORMAT  # noqa: E402
 from seg2vid.cli import tcmalloc_environment  # noqa: E402
 from seg2vid.data.labels import CITYSCAPES  # noqa: E402
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets  # noqa: E402
-from seg2vid.segmenter import (  # noqa: E402
-    SEGMENTER_FORMAT,
-    Segmenter,
-    SegmenterConfig,
-    confusion_matrix,
-    iou_from_confusion,
-    load_segmenter,
-    segment,
-)
+from seg2vid.evaluation.segmentation import confusion_matrix, iou_from_confusion  # noqa: E402
+from seg2vid.models.segmenter import Segmenter, SegmenterConfig, load_segmenter, segment  # noqa: E402
 
 #: Training pool: dataset seed (stage 2 trains on seed 0, samples on 1e6, evaluates on 2e6).
 TRAIN_DATA_SEED = 4_000_000
@@ -185,7 +179,7 @@ def evaluate(model: Segmenter, num_clips: int = EVAL["clips"], seed: int = EVAL_
 
 def save(model: Segmenter, path: Path, settings: dict) -> None:
     from seg2vid import __version__
-    from seg2vid.train import atomic_write
+    from seg2vid.checkpoints import atomic_write
 
     ckpt = {
         "format": SEGMENTER_FORMAT[0], "format_version": SEGMENTER_FORMAT[1], "seg2vid_version": __version__,

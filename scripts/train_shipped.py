@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train the shipped stage-2 checkpoint ``data/checkpoints/seg2vid_tiny_64.pt`` (its recipe, as code).
 
-The run is :class:`seg2vid.train.Trainer` with the ``tiny`` preset (64x64, 1 + 4 frames) on the
+The run is :class:`seg2vid.training.stage2.Trainer` with the ``tiny`` preset (64x64, 1 + 4 frames) on the
 synthetic streets, as ``seg2vid train --preset tiny --kl-warmup 500 --num-clips 1000`` builds it
 (loss weights: :meth:`LossConfig.for_pixel_flows`, the authors' table with the consistency and
 smoothness weights converted for flows in pixels -- with the table's raw weights the flows stay at
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from seg2vid.models import PRESETS
-    from seg2vid.objective import LossConfig
-    from seg2vid.train import TrainConfig, Trainer, export_model
+    from seg2vid.models.loading import export_model
+    from seg2vid.training.objective import LossConfig
+    from seg2vid.training.stage2 import TrainConfig, Trainer
 
     torch.set_num_threads(args.threads)
     loss = LossConfig.for_pixel_flows(PRESETS[PRESET].width, kl_warmup_steps=KL_WARMUP_STEPS)

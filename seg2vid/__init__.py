@@ -9,19 +9,19 @@ The package behind the course notebooks. Public API by module:
 - :mod:`seg2vid.losses`         -- photometric, SSIM, smoothness and consistency losses for flow.
 - :mod:`seg2vid.data`           -- ``build_dataset``: synthetic, Cityscapes, KTH, UCF-101, your own folder.
 - :mod:`seg2vid.metrics`        -- PSNR/SSIM per frame, end-point error, mask scores, best-of-N, diversity.
-- :mod:`seg2vid.feature_metrics` -- FVD, FID and LPIPS from LOCAL weight files (never downloaded).
-- :mod:`seg2vid.segmenter`      -- the small segmenter that scores semantic fidelity.
-- :mod:`seg2vid.evaluate`       -- every metric on held-out clips (``seg2vid evaluate``).
-- :mod:`seg2vid.ablations`      -- baselines and ablations that test the paper's claims.
-- :mod:`seg2vid.long_video`     -- long videos by chaining chunks.
+- :mod:`seg2vid.evaluation.feature_metrics` -- FVD, FID and LPIPS from LOCAL weight files (never downloaded).
+- :mod:`seg2vid.models.segmenter`      -- the small segmenter that scores semantic fidelity.
+- :mod:`seg2vid.evaluation.evaluate`       -- every metric on held-out clips (``seg2vid evaluate``).
+- :mod:`seg2vid.evaluation.ablations`      -- baselines and ablations that test the paper's claims.
+- :mod:`seg2vid.generation.long_video`     -- long videos by chaining chunks.
 - :mod:`seg2vid.models`         -- the Seg2Vid networks (stage 2: first frame + labels -> video).
-- :mod:`seg2vid.objective`      -- the method's training loss, every term switchable.
-- :mod:`seg2vid.perceptual`     -- VGG-19 features from a LOCAL weights file (never downloaded).
-- :mod:`seg2vid.train`          -- the trainer: checkpoints, exact resume, logs, sample videos.
-- :mod:`seg2vid.distributed`    -- multi-GPU (or multi-process CPU) training under ``torchrun``.
+- :mod:`seg2vid.training.objective`      -- the method's training loss, every term switchable.
+- :mod:`seg2vid.training.perceptual`     -- VGG-19 features from a LOCAL weights file (never downloaded).
+- :mod:`seg2vid.training.stage2`          -- the trainer: checkpoints, exact resume, logs, sample videos.
+- :mod:`seg2vid.training.distributed`    -- multi-GPU (or multi-process CPU) training under ``torchrun``.
 - :mod:`seg2vid.configs`        -- run configs (TOML): the authors' Cityscapes setting, KTH, UCF-101, ...
-- :mod:`seg2vid.train_stage1`   -- the stage-1 (SPADE, adversarial) trainer.
-- :mod:`seg2vid.pipeline`       -- one label map in, several videos out (stage 1 then stage 2).
+- :mod:`seg2vid.training.stage1`   -- the stage-1 (SPADE, adversarial) trainer.
+- :mod:`seg2vid.generation.pipeline`       -- one label map in, several videos out (stage 1 then stage 2).
 - :mod:`seg2vid.viz`            -- frame/flow/mask grids, inline videos, GIF and MP4 files.
 - :mod:`seg2vid.exercises`      -- the self-checks used by the notebooks' exercise cells.
 - :mod:`seg2vid.course`         -- builds the learner notebooks from the solutions.

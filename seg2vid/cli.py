@@ -8,7 +8,7 @@ Sub-commands (more arrive with the later parts of the course):
     columns: time) and the exact flows as Middlebury ``.flo`` files, then print where they are.
 
     With the shipped checkpoints at hand it then generates ``--samples`` futures (default 3) of a
-    64x64 synthetic label map with :class:`seg2vid.pipeline.Pipeline` (``future_i.gif``/``.mp4``
+    64x64 synthetic label map with :class:`seg2vid.generation.pipeline.Pipeline` (``future_i.gif``/``.mp4``
     and the contact sheet ``futures.png``); without them it prints a note and stops there.
 
 ``seg2vid generate``
@@ -18,7 +18,7 @@ Sub-commands (more arrive with the later parts of the course):
 
 ``seg2vid train``
     Train the stage-2 model (a preset, optionally resized) on synthetic streets with
-    :class:`seg2vid.train.Trainer`; print where the checkpoint, the CSV log, the summary and
+    :class:`seg2vid.training.stage2.Trainer`; print where the checkpoint, the CSV log, the summary and
     the sample GIFs go. ``--resume`` continues the run in ``--out``.
 
     Fast path: when ``libtcmalloc_minimal`` is installed (Debian: ``libtcmalloc-minimal4``) and
@@ -29,13 +29,13 @@ Sub-commands (more arrive with the later parts of the course):
 
 ``seg2vid evaluate``
     Score a stage-2 checkpoint (default: the shipped one) on held-out synthetic clips (or a real
-    dataset's split) with :func:`seg2vid.evaluate.evaluate`: PSNR/SSIM best-of-N and mean-of-N,
+    dataset's split) with :func:`seg2vid.evaluation.evaluate.evaluate`: PSNR/SSIM best-of-N and mean-of-N,
     flow end-point error, occlusion IoU, diversity, semantic fidelity, and FVD/FID/LPIPS when local
     weight files are given; print the table with its protocol, save ``eval.json`` and ``table.md``.
 
 ``seg2vid train-stage1``
     Train the stage-1 generator (label map -> first frame; SPADE, a preset) on the first frames
-    of synthetic streets with :class:`seg2vid.train_stage1.Stage1Trainer`, same folder layout
+    of synthetic streets with :class:`seg2vid.training.stage1.Stage1Trainer`, same folder layout
     and ``--resume``; ``--export PATH`` also writes the generator alone (a few MB). It uses the
     same tcmalloc fast path as ``seg2vid train``.
 """
@@ -99,7 +99,7 @@ def _demo_futures(args: argparse.Namespace, out: Path) -> None:
     import torch
 
     from seg2vid.data.synthetic import SceneConfig, render_clip
-    from seg2vid.pipeline import Pipeline, save_samples
+    from seg2vid.generation.pipeline import Pipeline, save_samples
 
     try:
         pipeline = Pipeline.from_shipped(device=args.device)
@@ -123,7 +123,7 @@ def _generate(args: argparse.Namespace) -> int:
     import torch
     from PIL import Image
 
-    from seg2vid.pipeline import Pipeline, read_label_png, save_samples
+    from seg2vid.generation.pipeline import Pipeline, read_label_png, save_samples
 
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
@@ -236,7 +236,7 @@ def _train(args: argparse.Namespace) -> int:
     import torch
 
     from seg2vid.configs import model_for_table
-    from seg2vid.train import TrainConfig, Trainer
+    from seg2vid.training.stage2 import TrainConfig, Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -292,7 +292,7 @@ def _train_stage1(args: argparse.Namespace) -> int:
     import torch
 
     from seg2vid.models import SPADE_PRESETS
-    from seg2vid.train_stage1 import Stage1TrainConfig, Stage1Trainer
+    from seg2vid.training.stage1 import Stage1TrainConfig, Stage1Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -339,8 +339,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     import torch
 
-    from seg2vid import evaluate as ev
-    from seg2vid.train import atomic_write, find_checkpoint, load_model
+    from seg2vid.checkpoints import atomic_write, find_checkpoint
+    from seg2vid.evaluation import evaluate as ev
+    from seg2vid.models.loading import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -363,21 +364,21 @@ def _evaluate(args: argparse.Namespace) -> int:
             dataset = Subset(dataset, range(0, len(dataset), step)[: args.num_clips])
     segmenter = None
     if args.segmenter != "none" and c.label_channels == 20:
-        from seg2vid.segmenter import load_segmenter
+        from seg2vid.models.segmenter import load_segmenter
 
         segmenter = load_segmenter(None if args.segmenter == "shipped" else args.segmenter)
     features = {}
     if args.lpips_backbone or args.lpips_linear:
-        from seg2vid.feature_metrics import load_lpips
+        from seg2vid.evaluation.feature_metrics import load_lpips
 
         features["lpips_model"] = load_lpips(args.lpips_backbone, args.lpips_linear,
                                              device=args.device or "cpu")
     if args.i3d:
-        from seg2vid.feature_metrics import load_fvd_extractor
+        from seg2vid.evaluation.feature_metrics import load_fvd_extractor
 
         features["fvd_extractor"] = load_fvd_extractor(args.i3d)
     if args.inception:
-        from seg2vid.feature_metrics import load_fid_extractor
+        from seg2vid.evaluation.feature_metrics import load_fid_extractor
 
         features["fid_extractor"] = load_fid_extractor(args.inception)
     kwargs = {"table": table} if table is not None else {}

@@ -1,7 +1,7 @@
 """Multi-process training on the CPU: 2 processes, PyTorch's gloo backend, DDP.
 
 Checks that the ranks stay in sync (identical parameters after N steps), that they train on
-different clips, that only rank 0 writes files, and that ``torchrun -m seg2vid.train`` works.
+different clips, that only rank 0 writes files, and that ``torchrun -m seg2vid train`` works.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from seg2vid.distributed import ProcessInfo, process_info
+from seg2vid.checkpoints import load_checkpoint
 from seg2vid.models.seg2vid import Seg2VidConfig
-from seg2vid.train import TrainConfig, Trainer, load_checkpoint
+from seg2vid.training.distributed import ProcessInfo, process_info
+from seg2vid.training.stage2 import TrainConfig, Trainer
 
 MODEL = Seg2VidConfig(height=32, width=32, frames=2, widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16),
                       refine_widths=(8, 16), latent_dim=4)
@@ -81,11 +82,11 @@ def test_two_gloo_processes_stay_in_sync_and_only_rank0_writes(tmp_path):
 
 
 def test_torchrun_module_entry_point(tmp_path):
-    """``torchrun --nproc_per_node 2 -m seg2vid.train ...`` on the CPU, as the README shows."""
+    """``torchrun --nproc_per_node 2 -m seg2vid train ...`` on the CPU, as the README shows."""
     out = tmp_path / "run"
     env = dict(os.environ, SEG2VID_PROGRESS="0", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", str(_free_port()), "-m", "seg2vid.train", "--device", "cpu",
+               "--master_port", str(_free_port()), "-m", "seg2vid", "train", "--device", "cpu",
                "--preset", "tiny", "--size", "32", "--frames", "2", "--steps", "2", "--batch-size", "2",
                "--num-clips", "8", "--sample-every", "0", "--threads", "1", "--out", str(out)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

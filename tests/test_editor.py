@@ -1,4 +1,4 @@
-"""seg2vid.editor: label-map edits (place an object, change the road) and the ipywidgets editor."""
+"""seg2vid.generation.editor: label-map edits (place an object, change the road) and the ipywidgets editor."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SceneConfig, render_clip
-from seg2vid.editor import (
+from seg2vid.generation.editor import (
     EDITOR_CLASSES,
     LabelMapEditor,
     label_map_editor,
@@ -96,7 +96,7 @@ def test_set_road_width_is_a_centred_band():
 
 def test_editor_builds_and_updates_with_the_shipped_pipeline(labels):
     pytest.importorskip("ipywidgets")
-    from seg2vid.pipeline import Pipeline
+    from seg2vid.generation.pipeline import Pipeline
 
     try:
         pipe = Pipeline.from_shipped(device="cpu")

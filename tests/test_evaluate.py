@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from seg2vid.ablations import CI, aggregate, check_claims, format_claims, run_ablations
-from seg2vid.evaluate import CopyFirstFrame, Prediction, evaluate, format_table, synthetic_test_set
+from seg2vid.evaluation.ablations import CI, aggregate, check_claims, format_claims, run_ablations
+from seg2vid.evaluation.evaluate import CopyFirstFrame, Prediction, evaluate, format_table, synthetic_test_set
 
-pytestmark = pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::seg2vid.training.objective.PerceptualOffWarning")
 
 
 class Oracle:
@@ -163,7 +163,7 @@ def test_cli_evaluate_on_a_subset_of_a_label_free_folder(tmp_path, capsys):
 
 
 def test_masked_psnr_counts_only_the_masked_pixels():
-    from seg2vid.evaluate import masked_psnr
+    from seg2vid.evaluation.evaluate import masked_psnr
 
     true = torch.zeros(1, 2, 3, 4, 4)
     pred = true.clone()

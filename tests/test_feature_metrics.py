@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from seg2vid.feature_metrics import (
+from seg2vid.evaluation.feature_metrics import (
     I3D_PROTOCOL,
     INCEPTION_PROTOCOL,
     LPIPS,

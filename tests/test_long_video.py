@@ -1,4 +1,5 @@
-"""Long videos by chaining chunks (seg2vid.long_video): shapes, continuity, carried maps, latents, drift."""
+"""Long videos by chaining chunks (seg2vid.generation.long_video): shapes, continuity, carried maps,
+latents, drift."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import math
 import pytest
 import torch
 
+from seg2vid.checkpoints import find_checkpoint
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SceneConfig, render_clip
-from seg2vid.long_video import LongVideo, drift_curve, generate_long
+from seg2vid.generation.long_video import LongVideo, drift_curve, generate_long
+from seg2vid.models.loading import load_model
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
-from seg2vid.train import find_checkpoint, load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

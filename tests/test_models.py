@@ -124,10 +124,10 @@ def test_groups_come_from_the_label_table():
 # ----------------------------------------------------------------------------- ablation variants
 
 
-@pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+@pytest.mark.filterwarnings("ignore::seg2vid.training.objective.PerceptualOffWarning")
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_variant_trains_and_samples(variant, one_thread):
-    from seg2vid.objective import LossConfig, seg2vid_loss
+    from seg2vid.training.objective import LossConfig, seg2vid_loss
 
     torch.manual_seed(0)
     config = Seg2VidConfig(height=32, width=32, frames=2, variant=variant)

@@ -2,7 +2,7 @@
 
 Static (fast): every solution notebook has ONE literal ``parameters`` cell; nothing committed holds
 outputs; ``notebooks/`` is exactly what ``scripts/build_notebooks.py`` generates; CI parameters
-exist for every lesson. Unit tests cover ``seg2vid.course`` (the generator) and
+exist for every lesson. Unit tests cover ``scripts/course.py`` (the generator) and
 ``seg2vid.exercises`` (the self-checks).
 
 Execution (``-m notebook``): each solution runs under papermill with its CI parameters and must
@@ -28,8 +28,13 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from seg2vid import course
-from seg2vid.course import (
+from seg2vid.exercises import check_function, check_value, compare
+
+ROOT = Path(__file__).resolve().parents[1]
+# the notebook build tool is a dev script (it needs nbformat), not part of the runtime package
+sys.path.insert(0, str(ROOT / "scripts"))
+import course  # noqa: E402
+from course import (  # noqa: E402
     NotebookBuildError,
     build_learner_notebook,
     check_course,
@@ -39,9 +44,7 @@ from seg2vid.course import (
     strip_outputs,
     write_course,
 )
-from seg2vid.exercises import check_function, check_value, compare
 
-ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / course.SOLUTIONS_DIR).glob("*.ipynb"))
 LEARNER_COPIES = sorted((ROOT / course.NOTEBOOKS_DIR).glob("*.ipynb"))
 REBUILD = "run `python scripts/build_notebooks.py`"
@@ -257,7 +260,7 @@ def test_learner_notebooks_are_generated_and_up_to_date():
 def test_install_guard_installs_from_repo_slug(path):
     problem = course.install_problem(course.read_notebook(path))
     assert problem is None, (
-        f"{_rel(path)}: {problem} (REPO_SLUG lives in seg2vid/course.py; the install URL must follow it)"
+        f"{_rel(path)}: {problem} (REPO_SLUG lives in scripts/course.py; the install URL must follow it)"
     )
 
 
@@ -410,7 +413,7 @@ def test_nbval_run_fails_when_an_exercise_cell_does_not_raise(tmp_path):
 
 
 # ============================================================================================
-# seg2vid.course
+# scripts/course.py
 # ============================================================================================
 
 
@@ -484,7 +487,7 @@ def test_markdown_regions_become_placeholders():
         replace_markdown_solutions("<!-- BEGIN SOLUTION --> oops")
 
 
-#: The install guard every lesson carries (see seg2vid.course.install_problem).
+#: The install guard every lesson carries (see course.install_problem).
 INSTALL_SOURCE = "\n".join(
     [
         "try:",

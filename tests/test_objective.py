@@ -1,4 +1,5 @@
-"""The stage-2 objective (seg2vid.objective) and the VGG-19 perceptual loss (seg2vid.perceptual)."""
+"""The stage-2 objective (seg2vid.training.objective) and the VGG-19 perceptual loss
+(seg2vid.training.perceptual)."""
 
 import warnings
 
@@ -10,8 +11,8 @@ from torch import nn
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SceneConfig, render_clip
 from seg2vid.models import Seg2Vid, Seg2VidConfig, Seg2VidOutput
-from seg2vid.objective import TERMS, LossConfig, PerceptualOffWarning, seg2vid_loss
-from seg2vid.perceptual import DEFAULT_LAYERS, VGG19_LAYERS, VGGPerceptual, load_perceptual
+from seg2vid.training.objective import TERMS, LossConfig, PerceptualOffWarning, seg2vid_loss
+from seg2vid.training.perceptual import DEFAULT_LAYERS, VGG19_LAYERS, VGGPerceptual, load_perceptual
 
 SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
 NO_VGG = LossConfig(perceptual=0)

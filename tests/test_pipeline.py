@@ -1,16 +1,16 @@
-"""seg2vid.pipeline: label map -> first frame -> futures with the shipped 64x64 checkpoints."""
+"""seg2vid.generation.pipeline: label map -> first frame -> futures with the shipped 64x64 checkpoints."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import seg2vid.pipeline as pipeline_module
+import seg2vid.generation.pipeline as pipeline_module
 from seg2vid.cli import main
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SceneConfig, render_clip
-from seg2vid.pipeline import Pipeline, read_label_png
-from seg2vid.train_stage1 import class_mean_colors, render_first_frames
+from seg2vid.generation.pipeline import Pipeline, read_label_png
+from seg2vid.training.stage1 import class_mean_colors, render_first_frames
 
 #: A scene seed far from any training pool (pools use small dataset seeds); it has three cars.
 UNSEEN_SEED = 424242

@@ -7,7 +7,7 @@ import pytest
 
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SYNTHETIC_CLASSES
-from seg2vid.pipeline import read_label_png
+from seg2vid.generation.pipeline import read_label_png
 
 MAPS = Path(__file__).resolve().parents[1] / "data" / "label_maps"
 PAIRS = sorted(p.name.removesuffix("_trainids.png") for p in MAPS.glob("*_trainids.png"))

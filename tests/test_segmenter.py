@@ -1,4 +1,5 @@
-"""Semantic fidelity (seg2vid.segmenter, seg2vid.flow.warp_labels) and the shipped segmenter checkpoint."""
+"""Semantic fidelity (seg2vid.models.segmenter, seg2vid.evaluation.segmentation, seg2vid.flow.warp_labels)
+and the shipped segmenter checkpoint."""
 
 from __future__ import annotations
 
@@ -12,17 +13,9 @@ import pytest
 import torch
 
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.evaluation.segmentation import carry_labels, confusion_matrix, mean_iou, semantic_fidelity
 from seg2vid.flow import warp, warp_labels
-from seg2vid.segmenter import (
-    Segmenter,
-    SegmenterConfig,
-    carry_labels,
-    confusion_matrix,
-    load_segmenter,
-    mean_iou,
-    segment,
-    semantic_fidelity,
-)
+from seg2vid.models.segmenter import Segmenter, SegmenterConfig, load_segmenter, segment
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "data" / "checkpoints" / "segmenter_tiny_64.pt"

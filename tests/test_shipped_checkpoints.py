@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from seg2vid.checkpoints import find_checkpoint, load_checkpoint
+from seg2vid.models.loading import export_model, load_model
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig
-from seg2vid.objective import LossConfig
-from seg2vid.train import TrainConfig, Trainer, export_model, find_checkpoint, load_checkpoint, load_model
+from seg2vid.training.objective import LossConfig
+from seg2vid.training.stage2 import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "data" / "checkpoints"

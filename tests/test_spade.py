@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seg2vid.checkpoints import CheckpointMismatchError, load_stage1_checkpoint
 from seg2vid.cli import main
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.models import (
@@ -21,8 +22,8 @@ from seg2vid.models import (
     SpadeGenerator,
     split_label_groups,
 )
-from seg2vid.train import CheckpointMismatchError
-from seg2vid.train_stage1 import (
+from seg2vid.models.loading import load_spade_generator
+from seg2vid.training.stage1 import (
     EVAL_SEED,
     Stage1TrainConfig,
     Stage1Trainer,
@@ -31,8 +32,6 @@ from seg2vid.train_stage1 import (
     feature_matching_loss,
     hinge_discriminator_loss,
     hinge_generator_loss,
-    load_spade_generator,
-    load_stage1_checkpoint,
     psnr,
     render_first_frames,
 )
@@ -309,8 +308,8 @@ def test_cli_train_stage1_on_a_folder_dataset(tmp_path, capsys):
     """Stage 1 learns from a real dataset's first frames and label maps (here the folder layout)."""
     from PIL import Image
 
+    from seg2vid.checkpoints import load_stage1_checkpoint
     from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
-    from seg2vid.train_stage1 import load_stage1_checkpoint
 
     clips = SyntheticStreets(2, SceneConfig(height=16, width=16, frames=1), seed=3)
     for v in range(2):

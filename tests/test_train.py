@@ -1,4 +1,4 @@
-"""Training stage 2 (seg2vid.train) and the ``seg2vid train`` command."""
+"""Training stage 2 (seg2vid.training.stage2) and the ``seg2vid train`` command."""
 
 import csv
 import json
@@ -10,20 +10,14 @@ import torch
 import torchvision
 from PIL import Image
 
-import seg2vid.train as train_module
+import seg2vid.training.stage2 as train_module
 from seg2vid import cli
+from seg2vid.checkpoints import CheckpointMismatchError, load_checkpoint
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.models import Seg2VidConfig
-from seg2vid.objective import LossConfig
-from seg2vid.train import (
-    CheckpointMismatchError,
-    NonFiniteError,
-    TrainConfig,
-    Trainer,
-    check_batch,
-    load_checkpoint,
-    load_model,
-)
+from seg2vid.models.loading import load_model
+from seg2vid.training.objective import LossConfig
+from seg2vid.training.stage2 import NonFiniteError, TrainConfig, Trainer, check_batch
 
 SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
 MODEL = Seg2VidConfig(height=32, width=32, frames=2, **SMALL)
@@ -278,7 +272,7 @@ def test_overfitting_one_clip_reaches_30_db(tmp_path):
 # ----------------------------------------------------------------------------- command line
 
 
-@pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+@pytest.mark.filterwarnings("ignore::seg2vid.training.objective.PerceptualOffWarning")
 def test_cli_trains_writes_checkpoint_log_and_gif_then_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--preset", "tiny", "--size", "32", "--frames", "2", "--batch-size", "2",
@@ -399,7 +393,7 @@ def _write_folder_dataset(root, with_labels: bool, videos: int = 2, frames: int 
                 Image.fromarray(ids).save(root / f"video{v}" / "labels" / f"{t:04d}.png")
 
 
-@pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+@pytest.mark.filterwarnings("ignore::seg2vid.training.objective.PerceptualOffWarning")
 @pytest.mark.parametrize("with_labels", [True, False])
 def test_cli_trains_on_a_folder_of_videos(tmp_path, capsys, with_labels):
     """``seg2vid train --data folder``: with label PNGs (Cityscapes table) or without (one
@@ -422,7 +416,7 @@ def test_cli_trains_on_a_folder_of_videos(tmp_path, capsys, with_labels):
     assert "data root" in capsys.readouterr().err
 
 
-@pytest.mark.filterwarnings("ignore::seg2vid.objective.PerceptualOffWarning")
+@pytest.mark.filterwarnings("ignore::seg2vid.training.objective.PerceptualOffWarning")
 def test_dataloader_workers_give_the_same_run(tmp_path):
     """num_workers > 0 loads the same clips in worker processes: bit-identical parameters."""
     from seg2vid.configs import model_for_table
@@ -444,7 +438,7 @@ def test_dataloader_workers_give_the_same_run(tmp_path):
 
 
 def test_read_log_gives_one_array_per_column(tmp_path):
-    from seg2vid.train import read_log
+    from seg2vid.training.stage2 import read_log
 
     trainer = make_trainer(tmp_path, steps=2)
     trainer.train()

@@ -10,7 +10,7 @@ A run config has four tables, each optional::
     kind = "cityscapes"
     root = ""          # give it here or with --data-root; nothing is downloaded
 
-    [train]            # seg2vid.train.TrainConfig fields
+    [train]            # seg2vid.training.stage2.TrainConfig fields
     steps = 100000
     amp = "bf16"
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from seg2vid.models.seg2vid import PRESETS, Seg2VidConfig
-from seg2vid.objective import LossConfig
+from seg2vid.training.objective import LossConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -16,10 +16,10 @@ The protocol (:data:`PROTOCOL`, saved next to every table):
 - PSNR over the pixels hidden in frame 0 (the disoccluded ones, which warping alone cannot
   produce), mean-of-N: what masks and refinement are for.
 - Diversity: mean pairwise L1 between the N samples (0 for a deterministic model).
-- Semantic fidelity (with a segmenter, :mod:`seg2vid.segmenter`): mIoU between the segmented
+- Semantic fidelity (with a segmenter, :mod:`seg2vid.models.segmenter`): mIoU between the segmented
   predicted frames and the label map carried forward by the TRUE flow (hidden pixels left out),
   mean-of-N.
-- FVD / FID / LPIPS only with local weight files (:mod:`seg2vid.feature_metrics`); their protocol
+- FVD / FID / LPIPS only with local weight files (:mod:`seg2vid.evaluation.feature_metrics`); their protocol
   is stored with their score.
 
 :func:`evaluate` returns a dict: ``"metrics"`` name -> {mean, std (over inputs), per_frame},
@@ -156,7 +156,7 @@ def evaluate(
         n_samples: futures per input (N); diversity needs N >= 2.
         batch_size: inputs per forward pass.
         seed: seeds the samples (the same seed gives the same table).
-        segmenter: a :class:`~seg2vid.segmenter.Segmenter` for semantic fidelity (None = skip).
+        segmenter: a :class:`~seg2vid.models.segmenter.Segmenter` for semantic fidelity (None = skip).
         table: the dataset's label table (one-hot channels).
         device: where the predictor runs.
         lpips_model, fvd_extractor, fid_extractor: feature networks from LOCAL weights (None = skip).
@@ -223,7 +223,7 @@ def evaluate(
                     ).nanmean(0),
                 )
         if segmenter is not None and "flow_fwd" in batch:
-            from seg2vid.segmenter import semantic_fidelity
+            from seg2vid.evaluation.segmentation import semantic_fidelity
 
             visible = batch.get("visible_fwd")
             scores = torch.stack(
@@ -236,7 +236,7 @@ def evaluate(
             )  # (N, B, T+1)
             add("semantic_miou", scores[:, :, 1:].nanmean(0))
         if lpips_model is not None:
-            from seg2vid.feature_metrics import lpips_distance
+            from seg2vid.evaluation.feature_metrics import lpips_distance
 
             result = [lpips_distance(video[i, :, 1:].cpu(), true.cpu(), lpips_model) for i in range(n)]
             feature_protocols["lpips"] = result[0]["protocol"]
@@ -246,13 +246,13 @@ def evaluate(
             fake_videos.append(video[0].cpu())  # one sample per input: sets of equal size
     summary = metrics.summarize({k: torch.cat(v) for k, v in per_frame.items()})
     if fvd_extractor is not None:
-        from seg2vid.feature_metrics import fvd
+        from seg2vid.evaluation.feature_metrics import fvd
 
         result = fvd(torch.cat(real_videos), torch.cat(fake_videos), fvd_extractor)
         summary["fvd"] = {"mean": result["score"], "std": float("nan"), "n": len(dataset), "per_frame": []}
         feature_protocols["fvd"] = result["protocol"]
     if fid_extractor is not None:
-        from seg2vid.feature_metrics import fid
+        from seg2vid.evaluation.feature_metrics import fid
 
         result = fid(torch.cat(real_videos)[:, 1:], torch.cat(fake_videos)[:, 1:], fid_extractor)
         summary["fid"] = {"mean": result["score"], "std": float("nan"), "n": len(dataset), "per_frame": []}

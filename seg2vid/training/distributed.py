@@ -3,8 +3,8 @@
 The same ``seg2vid train`` runs alone or as one of N processes::
 
     seg2vid train --preset tiny --steps 1000                                  # one process
-    torchrun --nproc_per_node 8 -m seg2vid.train --preset paper --amp bf16    # 8 GPUs
-    torchrun --nproc_per_node 2 -m seg2vid.train --device cpu --preset tiny   # 2 CPU processes
+    torchrun --nproc_per_node 8 -m seg2vid train --preset paper --amp bf16    # 8 GPUs
+    torchrun --nproc_per_node 2 -m seg2vid train --device cpu --preset tiny   # 2 CPU processes
 
 ``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in
 every process; :func:`setup` reads them, joins the process group (NCCL on CUDA, gloo on the CPU)

@@ -1,6 +1,6 @@
 """Label map in, videos out: stage 1 (first frame) and stage 2 (futures) behind one call.
 
-    >>> from seg2vid.pipeline import Pipeline, read_label_png
+    >>> from seg2vid.generation.pipeline import Pipeline, read_label_png
     >>> pipe = Pipeline.from_shipped()                      # the two shipped 64x64 checkpoints
     >>> labels = read_label_png("map.png")                  # int64 (H, W) train ids
     >>> videos = pipe.generate(labels, n_samples=3, generator=torch.Generator().manual_seed(0))
@@ -25,13 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seg2vid.checkpoints import find_checkpoint
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.models.loading import load_model, load_spade_generator
 from seg2vid.models.seg2vid import Seg2Vid
 from seg2vid.models.stage1 import FirstFrameGenerator, ImageFirstFrame
 
 __all__ = ["SHIPPED_STAGE1", "SHIPPED_STAGE2", "Pipeline", "read_label_png", "save_samples"]
 
-#: Repository paths of the shipped checkpoints (found with :func:`seg2vid.train.find_checkpoint`).
+#: Repository paths of the shipped checkpoints (found with :func:`seg2vid.checkpoints.find_checkpoint`).
 SHIPPED_STAGE1 = "data/checkpoints/spade_tiny_64.pt"
 SHIPPED_STAGE2 = "data/checkpoints/seg2vid_tiny_64.pt"
 
@@ -104,9 +106,6 @@ class Pipeline:
         Raises:
             FileNotFoundError: naming the checkpoint(s) that cannot be found.
         """
-        from seg2vid.train import find_checkpoint, load_model
-        from seg2vid.train_stage1 import load_spade_generator
-
         found = {name: find_checkpoint(name) for name in (SHIPPED_STAGE1, SHIPPED_STAGE2)}
         missing = [name for name, path in found.items() if path is None]
         if missing:

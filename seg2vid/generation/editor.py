@@ -1,6 +1,6 @@
 """Edit a label map by hand and regenerate its videos: pure helpers and an ipywidgets editor.
 
-    >>> from seg2vid.editor import place_object, set_road_width, LabelMapEditor
+    >>> from seg2vid.generation.editor import place_object, set_road_width, LabelMapEditor
     >>> edited = place_object(labels, "car", x=32, y=50, width=14, height=8)   # new int64 (H, W)
     >>> edited = set_road_width(edited, 0.5)            # road on the middle half of the ground
     >>> editor = label_map_editor(Pipeline.from_shipped(), labels)
@@ -25,7 +25,7 @@ from seg2vid.data.labels import CITYSCAPES, LabelTable
 if TYPE_CHECKING:
     from IPython.display import HTML
 
-    from seg2vid.pipeline import Pipeline
+    from seg2vid.generation.pipeline import Pipeline
 
 __all__ = [
     "EDITOR_CLASSES",
@@ -149,7 +149,7 @@ class LabelMapEditor:
         videos: the last generated float (n_samples, T+1, 3, H, W) in [0, 1], or None.
 
     Args:
-        pipeline: a :class:`~seg2vid.pipeline.Pipeline` (e.g. ``Pipeline.from_shipped()``).
+        pipeline: a :class:`~seg2vid.generation.pipeline.Pipeline` (e.g. ``Pipeline.from_shipped()``).
         label_map: int (H, W) train ids; resized to the pipeline's size (nearest) first.
         n_samples: futures sampled per regeneration.
         seed: seeds every regeneration (the same controls give the same videos).
@@ -243,7 +243,7 @@ def label_map_editor(
     """Build a :class:`LabelMapEditor`: display ``editor.widget``, call ``editor.update()``.
 
     Args:
-        pipeline: a :class:`~seg2vid.pipeline.Pipeline`.
+        pipeline: a :class:`~seg2vid.generation.pipeline.Pipeline`.
         label_map: int (H, W) train ids.
         n_samples: futures per regeneration.
         seed: seeds every regeneration.

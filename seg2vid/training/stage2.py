@@ -1,7 +1,7 @@
 """Training stage 2 (first frame + label map -> video) on the synthetic streets.
 
-:class:`Trainer` trains a :class:`~seg2vid.models.Seg2Vid` with :func:`seg2vid.objective.seg2vid_loss`
-and Adam, and writes everything to one folder::
+:class:`Trainer` trains a :class:`~seg2vid.models.Seg2Vid` with
+:func:`seg2vid.training.objective.seg2vid_loss` and Adam, and writes everything to one folder::
 
     OUT/checkpoints/last.pt     model + optimiser + step + configs + RNG states (atomic writes)
     OUT/log.csv                 one row per step: every unweighted loss term, total, grad norm, times
@@ -21,8 +21,9 @@ instead (the indices of step s are ``(s-1)*B .. s*B-1``): data that never repeat
 rendering cost above. Either way the batch of step s is a pure function of (seed, s), so resuming
 needs no data-loader state.
 
-Shipping. :func:`export_model` writes a model-only copy of a checkpoint (weights and configs, no
-optimiser: about a third of the size) for :func:`load_model`; :func:`find_checkpoint` finds a
+Shipping. :func:`seg2vid.models.loading.export_model` writes a model-only copy of a checkpoint
+(weights and configs, no optimiser: about a third of the size) for
+:func:`seg2vid.models.loading.load_model`; :func:`seg2vid.checkpoints.find_checkpoint` finds a
 shipped file by its repository path (``data/checkpoints/...``) from wherever a lesson runs.
 
 Resume. A checkpoint stores the model, the optimiser (and GradScaler) state, the step, the three
@@ -44,11 +45,7 @@ import dataclasses
 import io
 import json
 import math
-import os
-import random
 import signal
-import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -62,32 +59,33 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from seg2vid import __version__, distributed
+from seg2vid import __version__
+from seg2vid.checkpoints import (
+    STAGE2_FORMAT,
+    CheckpointMismatchError,
+    atomic_write,
+    config_differences,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
-from seg2vid.objective import TERMS, LossConfig, seg2vid_loss
-from seg2vid.perceptual import load_perceptual
+from seg2vid.training import distributed
+from seg2vid.training.objective import TERMS, LossConfig, seg2vid_loss
+from seg2vid.training.perceptual import load_perceptual
 from seg2vid.utils import pick_device, progress_enabled, seed_everything
 from seg2vid.viz import PANEL_GAP_GREY, hstack_videos, save_gif, to_uint8_video, upscale
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
-    "CheckpointMismatchError",
     "NonFiniteError",
     "TrainConfig",
     "Trainer",
     "check_batch",
-    "export_model",
-    "find_checkpoint",
-    "load_checkpoint",
-    "load_model",
     "read_log",
 ]
-
-#: Tag and version stored in every checkpoint (a file without them is refused).
-CHECKPOINT_FORMAT = ("seg2vid-stage2", 1)
 
 #: Held-out clips for the sample videos come from dataset seed ``seed + SAMPLE_SPLIT_OFFSET``.
 SAMPLE_SPLIT_OFFSET = 1_000_000
@@ -100,10 +98,6 @@ _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 class NonFiniteError(FloatingPointError):
     """A batch, a loss term or a gradient held NaN or inf; training stopped before the update."""
-
-
-class CheckpointMismatchError(ValueError):
-    """A checkpoint was written with a different configuration than the one it is loaded into."""
 
 
 @dataclass(frozen=True)
@@ -230,140 +224,12 @@ def check_batch(
 # ----------------------------------------------------------------------------- files
 
 
-def atomic_write(path: Path, write: Any) -> None:
-    """Write ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or
-    a crash) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    np_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        # NumPy's state as tensors and plain numbers: torch.load(weights_only=True) refuses arrays
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": random.getstate(),
-    }
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and state["cuda"] is not None:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a training checkpoint with ``torch.load(weights_only=True)`` and check its format.
-
-    Returns:
-        dict with ``step`` (int), ``model`` (state dict), ``optimizer``, ``scaler``, ``rng``,
-        ``model_config``/``loss_config``/``train_config`` (plain dicts), ``perceptual`` (bool:
-        whether the perceptual term was on), ``seg2vid_version``. A model-only file from
-        :func:`export_model` holds the same keys except ``optimizer``, ``scaler`` and ``rng``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(ckpt, dict) or (ckpt.get("format"), ckpt.get("format_version")) != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a seg2vid stage-2 checkpoint (format {CHECKPOINT_FORMAT})")
-    return ckpt
-
-
 def read_log(path: str | Path) -> dict[str, np.ndarray]:
     """A trainer's ``log.csv`` (stage 1 or 2) as ``{column: float64 array over the logged steps}``,
     e.g. ``log["step"]``, ``log["total"]``, ``log["step_s"]`` (empty dict for a log without rows)."""
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     return {key: np.array([float(row[key]) for row in rows]) for key in (rows[0] if rows else [])}
-
-
-def load_model(path: str | Path, device: str | torch.device | None = None) -> Seg2Vid:
-    """The trained :class:`Seg2Vid` of a checkpoint, in eval mode (for generation and lessons)."""
-    ckpt = load_checkpoint(path)
-    model = Seg2Vid(Seg2VidConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(pick_device(str(device) if device is not None else None)).eval()
-
-
-#: Keys of a training checkpoint that :func:`export_model` keeps (no optimiser, scaler or RNG).
-MODEL_ONLY_KEYS = ("format", "format_version", "seg2vid_version", "step", "model", "model_config",
-                   "loss_config", "train_config", "perceptual")
-
-
-def export_model(checkpoint_path: str | Path, out_path: str | Path) -> Path:
-    """Write a model-only copy of a training checkpoint, for shipping and for :func:`load_model`.
-
-    Keeps the weights, the step and the three configs (so the file still says how it was trained)
-    and drops the optimiser, the GradScaler and the RNG states, which only resuming needs: about a
-    third of the size. The file is written atomically and loads with
-    ``torch.load(weights_only=True)``; :meth:`Trainer.resume` refuses it with a clear message.
-
-    Args:
-        checkpoint_path: a checkpoint written by :class:`Trainer` (``OUT/checkpoints/last.pt``).
-        out_path: the file to write (missing folders are created).
-    Returns:
-        ``out_path`` as a :class:`~pathlib.Path`.
-    """
-    ckpt = load_checkpoint(checkpoint_path)
-    exported = {key: ckpt[key] for key in MODEL_ONLY_KEYS}
-    if "data_config" in ckpt:
-        exported["data_config"] = ckpt["data_config"]
-    # own, compact storages: a state-dict tensor may be a view into a larger one
-    exported["model"] = {k: v.detach().clone().contiguous() for k, v in ckpt["model"].items()}
-    out_path = Path(out_path)
-    atomic_write(out_path, lambda fh: torch.save(exported, fh))
-    return out_path
-
-
-def find_checkpoint(path: str | Path | None) -> Path | None:
-    """Where a shipped checkpoint named by its REPOSITORY path is on this machine, or None.
-
-    Lessons name a checkpoint as it lies in the repository (``"data/checkpoints/x.pt"``), never
-    by an absolute path, so the same notebook runs in a clone, in CI (papermill runs it in a
-    temporary folder) and in the learner's own folder. Tried in order:
-
-    1. ``path`` as given (absolute, or relative to the current folder);
-    2. relative to the repository that holds this package (a clone or ``pip install -e``);
-    3. relative to ``<sys.prefix>/share/seg2vid`` (where a ``pip install`` puts files that the
-       project declares as setuptools ``data-files`` under that folder).
-
-    Returns:
-        the first existing file, or ``None`` (also for ``None`` or ``""``): then train from scratch.
-    """
-    if path is None or str(path) == "":
-        return None
-    path = Path(path).expanduser()
-    candidates = [path]
-    if not path.is_absolute():
-        repository = Path(__file__).resolve().parents[1]
-        candidates += [repository / path, Path(sys.prefix) / "share" / "seg2vid" / path]
-    return next((c for c in candidates if c.is_file()), None)
-
-
-def config_differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
-    return [
-        f"{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
-        for key in sorted(set(saved) | set(current))
-        if key not in ignore and saved.get(key) != current.get(key)
-    ]
 
 
 def _catch_sigterm(loop: TrainLoop) -> Callable[[], None]:
@@ -400,7 +266,7 @@ def _collate(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
 
 
 class TrainLoop:
-    """The bookkeeping that :class:`Trainer` and :class:`seg2vid.train_stage1.Stage1Trainer` share.
+    """The bookkeeping that :class:`Trainer` and :class:`seg2vid.training.stage1.Stage1Trainer` share.
 
     A subclass sets the attributes ``config`` (with ``steps``, ``log_every``, ``sample_every``,
     ``checkpoint_every``), ``device``, ``step``, ``_started``, ``columns``, ``perceptual``,
@@ -617,7 +483,7 @@ class Trainer(TrainLoop):
             checkpoint so that resuming on other data is refused.
 
     Under ``torchrun`` each process trains on its own ``batch_size`` clips of every step (see
-    :mod:`seg2vid.distributed`); only rank 0 writes files.
+    :mod:`seg2vid.training.distributed`); only rank 0 writes files.
 
     Typical use::
 
@@ -796,8 +662,8 @@ class Trainer(TrainLoop):
         if not self.is_main:
             return self.checkpoint_path
         ckpt = {
-            "format": CHECKPOINT_FORMAT[0],
-            "format_version": CHECKPOINT_FORMAT[1],
+            "format": STAGE2_FORMAT[0],
+            "format_version": STAGE2_FORMAT[1],
             "seg2vid_version": __version__,
             "step": self.step,
             "model": self.model.state_dict(),
@@ -996,10 +862,3 @@ class Trainer(TrainLoop):
             fail(message)
             raise type(err)(message) from err
         return row, t0, t1
-
-
-
-if __name__ == "__main__":  # pragma: no cover - ``python -m seg2vid.train`` / ``torchrun -m seg2vid.train``
-    from seg2vid.cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))

@@ -46,7 +46,7 @@ from seg2vid.losses import (
 
 if TYPE_CHECKING:
     from seg2vid.models.seg2vid import Seg2VidOutput
-    from seg2vid.perceptual import VGGPerceptual
+    from seg2vid.training.perceptual import VGGPerceptual
 
 __all__ = ["TERMS", "LossConfig", "PerceptualOffWarning", "seg2vid_loss"]
 
@@ -171,7 +171,7 @@ def seg2vid_loss(
         frames: (B, T+1, 3, H, W) the true clip in [0, 1]; ``frames[:, 0]`` is the given frame.
         config: the weights (default: the authors', :class:`LossConfig`).
         step: 0-based optimiser step, for KL annealing.
-        perceptual: a :class:`~seg2vid.perceptual.VGGPerceptual`; ``None`` skips the perceptual
+        perceptual: a :class:`~seg2vid.training.perceptual.VGGPerceptual`; ``None`` skips the perceptual
             term (with a :class:`PerceptualOffWarning`, shown once per call site, when its
             weight is not 0).
     Returns:
@@ -238,7 +238,7 @@ def seg2vid_loss(
     }
     if perceptual is None and config.perceptual > 0:
         warnings.warn(
-            "perceptual loss is OFF: no VGG-19 weights were given (see seg2vid.perceptual); "
+            "perceptual loss is OFF: no VGG-19 weights were given (see seg2vid.training.perceptual); "
             "training goes on with the other terms",
             PerceptualOffWarning,
             stacklevel=2,

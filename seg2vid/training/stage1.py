@@ -3,7 +3,7 @@
 :class:`Stage1Trainer` trains a :class:`~seg2vid.models.spade.SpadeGenerator` against a
 :class:`~seg2vid.models.spade.MultiScaleDiscriminator` on the FIRST frames of synthetic street
 clips and their label maps, and writes everything to one folder (the layout of
-:class:`seg2vid.train.Trainer`)::
+:class:`seg2vid.training.stage2.Trainer`)::
 
     OUT/checkpoints/last.pt       generator + discriminator + both optimisers + step + configs + RNG
     OUT/log.csv                   one row per step: every loss term, the discriminator's, times
@@ -21,7 +21,7 @@ The generator's loss (weights in :class:`Stage1TrainConfig`)::
   generated and the true image, averaged over layers and scales;
 * hinge adversarial loss, ``-mean D(G(m), m)``; the discriminator minimises
   ``mean relu(1 - D(x, m)) + mean relu(1 + D(G(m), m))`` (Park et al.);
-* optional perceptual term, :class:`seg2vid.perceptual.VGGPerceptual` from a LOCAL weights file.
+* optional perceptual term, :class:`seg2vid.training.perceptual.VGGPerceptual` from a LOCAL weights file.
 
 Both networks use Adam. The batch of step s is a pure function of (seed, s) (a fixed pool of
 clips rendered once, visited in a permutation per epoch), the global RNGs are seeded from the
@@ -29,7 +29,7 @@ config and saved in the checkpoint, so a resumed run continues the run it came f
 
 Checkpoints are written atomically and hold only tensors and plain values
 (``torch.load(weights_only=True)``). :meth:`Stage1Trainer.export_generator` writes the
-generator alone (a few MB), which :func:`load_spade_generator` reads back, and
+generator alone (a few MB), which :func:`seg2vid.models.loading.load_spade_generator` reads back, and
 ``scripts/evaluate_stage1.py`` scores with :func:`evaluate_first_frames` (fixed held-out maps).
 """
 
@@ -47,29 +47,28 @@ import torch
 from torch import Tensor
 
 from seg2vid import __version__
+from seg2vid.checkpoints import (
+    GENERATOR_FORMAT,
+    STAGE1_FORMAT,
+    CheckpointMismatchError,
+    atomic_write,
+    config_differences,
+    load_stage1_checkpoint,
+    rng_state,
+    set_rng_state,
+)
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
 from seg2vid.models.stage1 import FirstFrameGenerator
-from seg2vid.perceptual import load_perceptual
-from seg2vid.train import (
-    SAMPLE_SPLIT_OFFSET,
-    CheckpointMismatchError,
-    NonFiniteError,
-    TrainLoop,
-    atomic_write,
-    config_differences,
-    rng_state,
-    set_rng_state,
-)
+from seg2vid.training.perceptual import load_perceptual
+from seg2vid.training.stage2 import SAMPLE_SPLIT_OFFSET, NonFiniteError, TrainLoop
 from seg2vid.utils import pick_device, progress, seed_everything
 from seg2vid.viz import grid_image, label_video_rgb, save_png, to_uint8_video, upscale
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "EVAL_SEED",
-    "GENERATOR_FORMAT",
     "Stage1TrainConfig",
     "Stage1Trainer",
     "class_mean_colors",
@@ -77,16 +76,10 @@ __all__ = [
     "feature_matching_loss",
     "hinge_discriminator_loss",
     "hinge_generator_loss",
-    "load_spade_generator",
-    "load_stage1_checkpoint",
     "psnr",
     "render_first_frames",
 ]
 
-#: Tag and version of a stage-1 TRAINING checkpoint (both networks, optimisers, RNG states).
-CHECKPOINT_FORMAT = ("seg2vid-stage1", 1)
-#: Tag and version of a generator-only export (:meth:`Stage1Trainer.export_generator`).
-GENERATOR_FORMAT = ("seg2vid-stage1-generator", 1)
 #: Dataset seed of the fixed evaluation label maps (no training run uses it: training pools use
 #: ``seed``, their sample pictures ``seed + SAMPLE_SPLIT_OFFSET``).
 EVAL_SEED = 2_000_003
@@ -239,42 +232,6 @@ def evaluate_first_frames(
         "settings": {"num_images": num_images, "height": height, "width": width, "dataset_seed": seed,
                      "noise_seed": 0, "table": "cityscapes"},
     }
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def _load(path: str | Path, formats: tuple[tuple[str, int], ...]) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    found = (ckpt.get("format"), ckpt.get("format_version")) if isinstance(ckpt, dict) else None
-    if found not in formats:
-        raise ValueError(f"{path} is not a seg2vid stage-1 file (format {found}, expected one of {formats})")
-    return ckpt
-
-
-def load_stage1_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a stage-1 TRAINING checkpoint (``torch.load(weights_only=True)``), format checked.
-
-    Returns:
-        dict with ``step``, ``generator`` / ``discriminator`` (state dicts), ``optimizer_g`` /
-        ``optimizer_d``, ``rng``, ``model_config`` / ``train_config`` (plain dicts),
-        ``perceptual`` (bool), ``seg2vid_version``.
-    """
-    return _load(path, (CHECKPOINT_FORMAT,))
-
-
-def load_spade_generator(path: str | Path, device: str | torch.device | None = None) -> SpadeGenerator:
-    """The trained generator of a generator-only export OR of a training checkpoint, in eval mode.
-
-    Read with ``torch.load(weights_only=True)``; a file of another format is a ``ValueError``.
-    """
-    ckpt = _load(path, (GENERATOR_FORMAT, CHECKPOINT_FORMAT))
-    model = SpadeGenerator(SpadeConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"] if "model" in ckpt else ckpt["generator"])
-    return model.to(pick_device(str(device) if device is not None else None)).eval()
 
 
 # ----------------------------------------------------------------------------- config
@@ -488,8 +445,8 @@ class Stage1Trainer(TrainLoop):
     def save_checkpoint(self) -> Path:
         """Write ``OUT/checkpoints/last.pt`` atomically (loads with ``weights_only=True``)."""
         ckpt = {
-            "format": CHECKPOINT_FORMAT[0],
-            "format_version": CHECKPOINT_FORMAT[1],
+            "format": STAGE1_FORMAT[0],
+            "format_version": STAGE1_FORMAT[1],
             "seg2vid_version": __version__,
             "step": self.step,
             "generator": self.generator.state_dict(),
@@ -507,7 +464,7 @@ class Stage1Trainer(TrainLoop):
 
     def export_generator(self, path: str | Path) -> Path:
         """Write the generator alone (weights + configs, no optimiser: a few MB), atomically; read
-        it back with :func:`load_spade_generator`."""
+        it back with :func:`seg2vid.models.loading.load_spade_generator`."""
         export = {
             "format": GENERATOR_FORMAT[0],
             "format_version": GENERATOR_FORMAT[1],
@@ -526,7 +483,7 @@ class Stage1Trainer(TrainLoop):
 
         The model config must equal the checkpoint's, and so must the train config except for
         :attr:`Stage1TrainConfig.RESUMABLE_CHANGES`; otherwise a
-        :class:`~seg2vid.train.CheckpointMismatchError` names every differing field. Log rows after
+        :class:`~seg2vid.checkpoints.CheckpointMismatchError` names every differing field. Log rows after
         the checkpoint's step are dropped.
         """
         path = Path(path) if path is not None else self.checkpoint_path
@@ -643,7 +600,7 @@ class Stage1Trainer(TrainLoop):
 
     def _train_one(self, step: int, fail: Any) -> tuple[dict[str, Any], float, float]:
         """Load and move the batch of step ``step`` and train on it; see
-        :meth:`seg2vid.train.TrainLoop._train_one`. A non-finite loss stops the run."""
+        :meth:`seg2vid.training.stage2.TrainLoop._train_one`. A non-finite loss stops the run."""
         t0 = time.perf_counter()
         images, labels = self.load_batch(step)
         images = images.to(self.device, non_blocking=True)

@@ -1,9 +1,9 @@
 """Baselines and ablations that test the paper's claims on the synthetic streets.
 
 Every model variant (:data:`seg2vid.models.VARIANTS`) is trained with the SAME budget (steps,
-batch, data, loss weights) for each of several seeds, then scored by :func:`seg2vid.evaluate.evaluate`
-on one fixed held-out test set, next to the copy-first-frame baseline. No run uses the VGG-19
-perceptual term (no ImageNet weights are shipped). :func:`run_ablations` does it all and is
+batch, data, loss weights) for each of several seeds, then scored by
+:func:`seg2vid.evaluation.evaluate.evaluate` on one fixed held-out test set, next to the
+copy-first-frame baseline. No run uses the VGG-19 perceptual term (no ImageNet weights are shipped). :func:`run_ablations` does it all and is
 resumable: a finished (variant, seed) keeps its ``eval.json`` and is not trained
 again. :func:`aggregate` gives mean and spread over seeds; :func:`check_claims` states which of the
 paper's claims hold on this data.
@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 
-from seg2vid.evaluate import CopyFirstFrame, evaluate, synthetic_test_set
+from seg2vid.checkpoints import atomic_write
+from seg2vid.evaluation.evaluate import CopyFirstFrame, evaluate, synthetic_test_set
 from seg2vid.models.seg2vid import PRESETS, VARIANTS
-from seg2vid.objective import LossConfig, PerceptualOffWarning
-from seg2vid.train import TrainConfig, Trainer, atomic_write
+from seg2vid.training.objective import LossConfig, PerceptualOffWarning
+from seg2vid.training.stage2 import TrainConfig, Trainer
 
 __all__ = ["CI", "FULL", "AblationSettings", "aggregate", "check_claims", "run_ablations"]
 

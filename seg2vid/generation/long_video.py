@@ -96,7 +96,7 @@ def generate_long(
 
     Args:
         model: a stage-2 model (T = ``model.config.frames`` frames per call); its train/eval mode
-            is left as it is (:func:`seg2vid.train.load_model` returns it in eval mode).
+            is left as it is (:func:`seg2vid.models.loading.load_model` returns it in eval mode).
         first_frame: (B, 3, H, W) in [0, 1].
         label_map: (B, H, W) integer train ids of the first frame (``ignore_id`` = void).
         num_frames: N >= 1 generated frames. When N is not a multiple of T, the last chunk is

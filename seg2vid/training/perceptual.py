@@ -4,7 +4,7 @@ The method's perceptual term compares VGG-19 features (ImageNet-trained) of the 
 frames. Nothing is ever downloaded here: build the network with :func:`load_perceptual` (or
 :meth:`VGGPerceptual.from_file`) from a file you have, e.g. torchvision's ``vgg19-dcbb9e9d.pth``
 (keys ``features.0.weight`` ...) or a features-only state dict (keys ``0.weight`` ...). Without
-a path the term is simply off (:func:`seg2vid.objective.seg2vid_loss` says so once).
+a path the term is simply off (:func:`seg2vid.training.objective.seg2vid_loss` says so once).
 
 Unlike the authors' code, the VGG is NOT a submodule of the model: it never enters a checkpoint
 (their checkpoints carried all of VGG-19's 548 MB), and it is frozen (no gradient reaches its
