@@ -16,8 +16,9 @@ from seg2vid.checkpoints import CheckpointMismatchError, load_checkpoint
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.models import Seg2VidConfig
 from seg2vid.models.loading import load_model
+from seg2vid.training.loop import NonFiniteError
 from seg2vid.training.objective import LossConfig
-from seg2vid.training.stage2 import NonFiniteError, TrainConfig, Trainer, check_batch
+from seg2vid.training.stage2 import TrainConfig, Trainer, check_batch
 
 SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
 MODEL = Seg2VidConfig(height=32, width=32, frames=2, **SMALL)
@@ -438,7 +439,7 @@ def test_dataloader_workers_give_the_same_run(tmp_path):
 
 
 def test_read_log_gives_one_array_per_column(tmp_path):
-    from seg2vid.training.stage2 import read_log
+    from seg2vid.training.loop import read_log
 
     trainer = make_trainer(tmp_path, steps=2)
     trainer.train()

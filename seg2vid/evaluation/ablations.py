@@ -3,10 +3,10 @@
 Every model variant (:data:`seg2vid.models.VARIANTS`) is trained with the SAME budget (steps,
 batch, data, loss weights) for each of several seeds, then scored by
 :func:`seg2vid.evaluation.evaluate.evaluate` on one fixed held-out test set, next to the
-copy-first-frame baseline. No run uses the VGG-19 perceptual term (no ImageNet weights are shipped). :func:`run_ablations` does it all and is
-resumable: a finished (variant, seed) keeps its ``eval.json`` and is not trained
-again. :func:`aggregate` gives mean and spread over seeds; :func:`check_claims` states which of the
-paper's claims hold on this data.
+copy-first-frame baseline. No run uses the VGG-19 perceptual term (no ImageNet weights are
+shipped). :func:`run_ablations` does it all and is resumable: a finished (variant, seed) keeps
+its ``eval.json`` and is not trained again. :func:`aggregate` gives mean and spread over seeds;
+:func:`check_claims` states which of the paper's claims hold on this data.
 
 The committed settings of the README's table are :data:`FULL`; lesson 06 runs :data:`CI`-like
 settings in seconds (the numbers then say little: they show the machinery).

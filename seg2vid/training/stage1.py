@@ -50,20 +50,18 @@ from seg2vid import __version__
 from seg2vid.checkpoints import (
     GENERATOR_FORMAT,
     STAGE1_FORMAT,
-    CheckpointMismatchError,
     atomic_write,
-    config_differences,
     load_stage1_checkpoint,
     rng_state,
-    set_rng_state,
 )
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
 from seg2vid.models.stage1 import FirstFrameGenerator
+from seg2vid.training.loop import NonFiniteError, TrainLoop
 from seg2vid.training.perceptual import load_perceptual
-from seg2vid.training.stage2 import SAMPLE_SPLIT_OFFSET, NonFiniteError, TrainLoop
+from seg2vid.training.stage2 import SAMPLE_SPLIT_OFFSET
 from seg2vid.utils import pick_device, progress, seed_everything
 from seg2vid.viz import grid_image, label_video_rgb, save_png, to_uint8_video, upscale
 
@@ -423,14 +421,7 @@ class Stage1Trainer(TrainLoop):
         b, n = self.config.batch_size, self.config.num_clips
         if self.dataset is not None:
             n = min(n, len(self.dataset))
-        indices = []
-        for position in range((step - 1) * b, step * b):
-            epoch = position // n
-            if self._epoch_order is None or self._epoch_order[0] != epoch:
-                seed = int(np.random.SeedSequence([self.config.seed, epoch]).generate_state(1)[0])
-                self._epoch_order = (epoch, torch.randperm(n, generator=torch.Generator().manual_seed(seed)))
-            indices.append(int(self._epoch_order[1][position % n]))
-        return indices
+        return [int(self._permutation(p // n, n)[p % n]) for p in range((step - 1) * b, step * b)]
 
     def load_batch(self, step: int) -> tuple[Tensor, Tensor]:
         """The CPU batch of (1-based) step ``step``: first frames (B, 3, H, W) in [0, 1] and their
@@ -445,10 +436,7 @@ class Stage1Trainer(TrainLoop):
     def save_checkpoint(self) -> Path:
         """Write ``OUT/checkpoints/last.pt`` atomically (loads with ``weights_only=True``)."""
         ckpt = {
-            "format": STAGE1_FORMAT[0],
-            "format_version": STAGE1_FORMAT[1],
-            "seg2vid_version": __version__,
-            "step": self.step,
+            **self._checkpoint_header(),
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "optimizer_g": self.optimizer_g.state_dict(),
@@ -478,40 +466,23 @@ class Stage1Trainer(TrainLoop):
         atomic_write(path, lambda fh: torch.save(export, fh))
         return path
 
-    def resume(self, path: str | Path | None = None) -> int:
-        """Continue from a checkpoint (default ``OUT/checkpoints/last.pt``); returns its step.
+    _FORMAT = STAGE1_FORMAT
 
-        The model config must equal the checkpoint's, and so must the train config except for
-        :attr:`Stage1TrainConfig.RESUMABLE_CHANGES`; otherwise a
-        :class:`~seg2vid.checkpoints.CheckpointMismatchError` names every differing field. Log rows after
-        the checkpoint's step are dropped.
-        """
-        path = Path(path) if path is not None else self.checkpoint_path
-        ckpt = load_stage1_checkpoint(path)
-        problems = (
-            [f"model {d}" for d in config_differences(ckpt["model_config"], self.model_config.to_dict())]
-            + [f"train {d}" for d in config_differences(ckpt["train_config"], self.config.to_dict(),
-                                                   Stage1TrainConfig.RESUMABLE_CHANGES)]
-        )
-        problems += [f"data {d}" for d in config_differences(
-            ckpt.get("data_config", {"kind": "synthetic"}), self.data_config)]
-        if ckpt["perceptual"] != (self.perceptual is not None):
-            problems.append(f"perceptual term: checkpoint {'on' if ckpt['perceptual'] else 'off'}, "
-                            f"now {'on' if self.perceptual is not None else 'off'}")
-        if problems:
-            raise CheckpointMismatchError(
-                f"{path} was written with a different configuration; differing fields:\n  "
-                + "\n  ".join(problems)
-            )
+    def _read_checkpoint(self, path: str | Path) -> dict[str, Any]:
+        return load_stage1_checkpoint(path)
+
+    def _resume_configs(self, ckpt: dict[str, Any]) -> list[tuple[str, dict, dict, tuple[str, ...]]]:
+        """The model and train configs."""
+        return [
+            ("model", ckpt["model_config"], self.model_config.to_dict(), ()),
+            ("train", ckpt["train_config"], self.config.to_dict(), Stage1TrainConfig.RESUMABLE_CHANGES),
+        ]
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
         self.generator.load_state_dict(ckpt["generator"])
         self.discriminator.load_state_dict(ckpt["discriminator"])
         self.optimizer_g.load_state_dict(ckpt["optimizer_g"])
         self.optimizer_d.load_state_dict(ckpt["optimizer_d"])
-        set_rng_state(ckpt["rng"], self.device)
-        self.step = ckpt["step"]
-        self._truncate_log(self.step)
-        self._started = True
-        return self.step
 
     # ------------------------------------------------------------------ training
 
@@ -600,7 +571,7 @@ class Stage1Trainer(TrainLoop):
 
     def _train_one(self, step: int, fail: Any) -> tuple[dict[str, Any], float, float]:
         """Load and move the batch of step ``step`` and train on it; see
-        :meth:`seg2vid.training.stage2.TrainLoop._train_one`. A non-finite loss stops the run."""
+        :meth:`seg2vid.training.loop.TrainLoop._train_one`. A non-finite loss stops the run."""
         t0 = time.perf_counter()
         images, labels = self.load_batch(step)
         images = images.to(self.device, non_blocking=True)
@@ -609,9 +580,7 @@ class Stage1Trainer(TrainLoop):
         try:
             row = self.train_step(images, onehot)
         except NonFiniteError as err:
-            note = (f"the last good checkpoint, untouched, is {self.checkpoint_path}"
-                    if self.checkpoint_path.is_file() else "no checkpoint had been written yet")
-            message = f"{err}. Stopped without saving: {note}"
+            message = f"{err}. Stopped without saving: {self._failure_note()}"
             fail(message)
             raise NonFiniteError(message) from err
         return row, t0, t1

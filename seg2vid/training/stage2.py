@@ -40,16 +40,10 @@ Nothing is written after the failure, so the last good checkpoint stays as it wa
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
-import signal
-import threading
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -59,33 +53,24 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from seg2vid import __version__
 from seg2vid.checkpoints import (
     STAGE2_FORMAT,
-    CheckpointMismatchError,
     atomic_write,
-    config_differences,
     load_checkpoint,
     rng_state,
-    set_rng_state,
 )
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
 from seg2vid.training import distributed
+from seg2vid.training.loop import NonFiniteError, TrainLoop
 from seg2vid.training.objective import TERMS, LossConfig, seg2vid_loss
 from seg2vid.training.perceptual import load_perceptual
 from seg2vid.utils import pick_device, progress_enabled, seed_everything
 from seg2vid.viz import PANEL_GAP_GREY, hstack_videos, save_gif, to_uint8_video, upscale
 
-__all__ = [
-    "NonFiniteError",
-    "TrainConfig",
-    "Trainer",
-    "check_batch",
-    "read_log",
-]
+__all__ = ["SAMPLE_SPLIT_OFFSET", "TrainConfig", "Trainer", "check_batch"]
 
 #: Held-out clips for the sample videos come from dataset seed ``seed + SAMPLE_SPLIT_OFFSET``.
 SAMPLE_SPLIT_OFFSET = 1_000_000
@@ -95,9 +80,6 @@ _STREAM_LENGTH = 2**31
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-
-class NonFiniteError(FloatingPointError):
-    """A batch, a loss term or a gradient held NaN or inf; training stopped before the update."""
 
 
 @dataclass(frozen=True)
@@ -221,32 +203,6 @@ def check_batch(
         raise ValueError(f"{where}: {err}") from None
 
 
-# ----------------------------------------------------------------------------- files
-
-
-def read_log(path: str | Path) -> dict[str, np.ndarray]:
-    """A trainer's ``log.csv`` (stage 1 or 2) as ``{column: float64 array over the logged steps}``,
-    e.g. ``log["step"]``, ``log["total"]``, ``log["step_s"]`` (empty dict for a log without rows)."""
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {key: np.array([float(row[key]) for row in rows]) for key in (rows[0] if rows else [])}
-
-
-def _catch_sigterm(loop: TrainLoop) -> Callable[[], None]:
-    """Make SIGTERM (a Colab runtime or a cluster job being stopped, ``kill``) end the training
-    loop after the current step, with a checkpoint, instead of killing it mid-step. Returns the
-    function that restores the previous handler. Only the main thread may set handlers: elsewhere
-    (a training loop in a worker thread) nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, frame: Any) -> None:
-        loop._stop_signal = signum
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 def _float32(output: Seg2VidOutput) -> Seg2VidOutput:
     """The output with every floating tensor in float32 (losses are not computed in half)."""
     return dataclasses.replace(output, **{
@@ -260,202 +216,6 @@ def _collate(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
     """Stack dataset items into a batch: frames (B, T+1, 3, H, W) float, labels (B, H, W) int64."""
     pairs = [frames_and_label_map(item) for item in items]
     return torch.stack([f.float() for f, _ in pairs]), torch.stack([lab for _, lab in pairs])
-
-
-# ----------------------------------------------------------------------------- shared train loop
-
-
-class TrainLoop:
-    """The bookkeeping that :class:`Trainer` and :class:`seg2vid.training.stage1.Stage1Trainer` share.
-
-    A subclass sets the attributes ``config`` (with ``steps``, ``log_every``, ``sample_every``,
-    ``checkpoint_every``), ``device``, ``step``, ``_started``, ``columns``, ``perceptual``,
-    ``model_config`` and the output paths (:meth:`_set_output_paths`); it provides
-    :meth:`save_checkpoint`, :meth:`write_samples`, :meth:`_train_one` (load one batch and take
-    one step) and :meth:`_history_keys`, and names
-    what differs in the class attributes below. :meth:`_train_loop` then runs the loop: the CSV
-    row, the history, the slow-CPU warning, the progress bar, the sample and checkpoint cadence,
-    the final checkpoint, sample and ``summary.json``.
-    """
-
-    def _set_output_paths(self, out_dir: str | Path) -> None:
-        """The run's layout: ``OUT/checkpoints/last.pt``, ``OUT/log.csv``, ``OUT/summary.json``,
-        ``OUT/samples/``."""
-        self.out_dir = Path(out_dir)
-        self.checkpoint_path = self.out_dir / "checkpoints" / "last.pt"
-        self.log_path = self.out_dir / "log.csv"
-        self.summary_path = self.out_dir / "summary.json"
-        self.samples_dir = self.out_dir / "samples"
-
-    #: Description of the progress bar.
-    _BAR_DESC = "train"
-    #: How to resume, named in the error when ``out_dir`` already holds a run.
-    _RESUME_HINT = "Trainer.resume(), seg2vid train --resume"
-    #: History keys shown in the progress bar's postfix (those present).
-    _POSTFIX_KEYS: tuple[str, ...] = ("total", "recon", "kl")
-    #: What is slow, in the slow-CPU warning ("<what> on the CPU: about N min ...").
-    _SLOW_WHAT = "training"
-    #: Whether this process writes files (False on ranks > 0 of a multi-process run).
-    is_main = True
-    #: Set by the SIGTERM handler while :meth:`_train_loop` runs: stop after the current step.
-    _stop_signal: int | None = None
-
-    def _sync_stop(self, stop: bool) -> bool:
-        """Whether to stop now, agreed by all processes (alone: ``stop``)."""
-        return stop
-
-    def _history_keys(self) -> list[str]:
-        """Columns of a CSV row kept in the history (the summary's "last losses", the postfix)."""
-        raise NotImplementedError
-
-    def _train_one(self, step: int, fail: Any) -> tuple[dict[str, Any], float, float]:
-        """Load the batch of (1-based) step ``step`` and take one optimiser step.
-
-        Returns the log row (without ``step``, ``data_s``, ``step_s``), the time the batch started
-        loading and the time the step started (``time.perf_counter()``). On a failure it calls
-        ``fail(message)`` (which writes the summary with the reason) and raises.
-        """
-        raise NotImplementedError
-
-    def _before_loop(self, until: int) -> None:
-        """Called once before the loop starts (and its clock): nothing by default."""
-
-    def _summary_configs(self) -> dict[str, Any]:
-        """The configs of ``summary.json``, in order, after ``model_config``: ``train_config``."""
-        return {"train_config": self.config.to_dict()}
-
-    def _train_loop(self, until: int | None) -> dict[str, Any]:
-        """The body of ``train(until)``; see :meth:`Trainer.train`. Returns the summary dict."""
-        tc = self.config
-        until = tc.steps if until is None else min(until, tc.steps)
-        if not self._started and self.checkpoint_path.is_file():
-            raise FileExistsError(
-                f"{self.out_dir} already holds a run ({self.checkpoint_path}): resume it "
-                f"({self._RESUME_HINT}) or train into another folder"
-            )
-        new_log = not self._started or not self.log_path.is_file()
-        self._started = True
-        main = self.is_main
-        if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._before_loop(until)
-        history: list[dict[str, float]] = []
-        start_step, start = self.step, time.perf_counter()
-
-        def fail(message: str) -> None:
-            self._write_summary(f"failed: {message}", history, time.perf_counter() - start,
-                                self.step - start_step)
-
-        bar = None
-        if progress_enabled() and main:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=until, initial=self.step, desc=self._BAR_DESC, unit="step")
-        log = open(self.log_path, "w" if new_log else "a", newline="") if main else None
-        self._stop_signal = None
-        restore = _catch_sigterm(self)
-        try:
-            writer = csv.DictWriter(log, fieldnames=self.columns) if log is not None else None
-            if writer is not None and new_log:
-                writer.writeheader()
-            for step, row, t0, t1 in self._steps(until, fail):
-                row = {"step": step, **row, "data_s": round(t1 - t0, 4),
-                       "step_s": round(time.perf_counter() - t1, 4)}
-                if writer is not None:
-                    writer.writerow(row)
-                    log.flush()
-                history.append({k: row[k] for k in self._history_keys()})
-                if step == start_step + 2 and main:  # the first step also pays one-off warm-up costs
-                    self._warn_if_slow(time.perf_counter() - t0, until - step)
-                if bar is not None:
-                    bar.update(1)
-                    if step % tc.log_every == 0 or step == until:
-                        bar.set_postfix({k: f"{history[-1][k]:.3g}" for k in self._POSTFIX_KEYS
-                                         if k in history[-1]}, refresh=False)
-                if tc.sample_every and step % tc.sample_every == 0:
-                    self.write_samples()
-                if tc.checkpoint_every and step % tc.checkpoint_every == 0:
-                    self.save_checkpoint()
-                if self._sync_stop(self._stop_signal is not None):
-                    break
-        finally:
-            restore()
-            if log is not None:
-                log.close()
-            if bar is not None:
-                bar.close()
-        if self.step > start_step or not self.checkpoint_path.is_file():
-            self.save_checkpoint()
-            if tc.sample_every and self.step % tc.sample_every:
-                self.write_samples()
-        if self.step >= tc.steps:
-            status = "finished"
-        elif self.step < until:
-            status = (f"stopped by SIGTERM at step {self.step} of {tc.steps}; the checkpoint is saved, "
-                      "run the same command again to resume")
-        else:
-            status = f"paused at step {self.step} of {tc.steps}"
-        return self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
-
-    def _steps(self, until: int, fail: Any) -> Iterator[tuple[int, dict[str, Any], float, float]]:
-        """Train step by step up to ``until``; yields (step, log row, batch start, step start).
-
-        Subclasses that load batches ahead (DataLoader workers) override this."""
-        while self.step < until:
-            step = self.step + 1
-            row, t0, t1 = self._train_one(step, fail)
-            yield step, row, t0, t1
-
-    def _warn_if_slow(self, seconds_per_step: float, steps_left: int) -> None:
-        """Warn when the rest of a CPU run would take more than 15 minutes (points at ``train()``'s
-        caller: _warn_if_slow <- _train_loop <- train <- caller)."""
-        minutes = seconds_per_step * steps_left / 60
-        if self.device.type == "cpu" and minutes > 15:
-            warnings.warn(
-                f"{self._SLOW_WHAT} on the CPU: about {minutes:.0f} min for the {steps_left} steps left "
-                f"({seconds_per_step:.2f} s/step). A GPU runtime is far faster (Colab: Runtime -> "
-                "Change runtime type -> GPU).",
-                stacklevel=4,
-            )
-
-    def _truncate_log(self, step: int) -> None:
-        """Drop the CSV log's rows after ``step`` (written before an interruption), atomically."""
-        if not self.log_path.is_file():
-            return
-        with open(self.log_path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        if not rows or rows[0] != self.columns:
-            raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
-        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
-        text = io.StringIO()
-        csv.writer(text).writerows(kept)
-        atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
-
-    def _write_summary(
-        self, status: str, history: list[dict[str, float]], seconds: float, steps_done: int
-    ) -> dict[str, Any]:
-        """Write ``summary.json`` atomically (rank 0 only): status, throughput, the last losses,
-        paths, configs. Returns the summary."""
-        window = history[-self.config.log_every:]
-        summary = {
-            "status": status,
-            "step": self.step,
-            "steps": self.config.steps,
-            "device": str(self.device),
-            "perceptual": self.perceptual is not None,
-            "seconds_this_session": round(seconds, 3),
-            "steps_per_second": round(steps_done / seconds, 4) if seconds > 0 and steps_done else None,
-            "last_losses": {k: float(np.mean([r[k] for r in window])) for k in window[0]} if window else {},
-            "paths": {"checkpoint": str(self.checkpoint_path), "log": str(self.log_path),
-                      "samples": str(self.samples_dir)},
-            "model_config": self.model_config.to_dict(),
-            **self._summary_configs(),
-            "versions": {"seg2vid": __version__, "torch": torch.__version__},
-        }
-        text = json.dumps(summary, indent=2)
-        if self.is_main:
-            atomic_write(self.summary_path, lambda fh: fh.write(text.encode()))
-        return json.loads(text)
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -606,14 +366,6 @@ class Trainer(TrainLoop):
             return [p % _STREAM_LENGTH for p in positions]
         return [int(self._permutation(p // n, n)[p % n]) for p in positions]
 
-    def _permutation(self, epoch: int, n: int) -> Tensor:
-        # epoch e visits the n clips in a permutation seeded by (seed, e)
-        if self._epoch_order is None or self._epoch_order[0] != epoch:
-            seed = int(np.random.SeedSequence([self.config.seed, epoch]).generate_state(1)[0])
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-            self._epoch_order = (epoch, order)
-        return self._epoch_order[1]
-
     def load_batch(self, step: int) -> tuple[Tensor, Tensor]:
         """The CPU batch of (1-based) step ``step``: frames (B, T+1, 3, H, W) in [0, 1] and the first
         frames' label maps (B, H, W) int64. Replace this method to train on other data."""
@@ -649,12 +401,6 @@ class Trainer(TrainLoop):
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _failure_note(self) -> str:
-        if self.checkpoint_path.is_file():
-            saved = load_checkpoint(self.checkpoint_path)["step"]
-            return f"the last good checkpoint, untouched, is {self.checkpoint_path} (step {saved})"
-        return "no checkpoint had been written yet"
-
     def save_checkpoint(self) -> Path:
         """Write ``OUT/checkpoints/last.pt`` atomically (only tensors and plain Python values, so it
         loads with ``torch.load(weights_only=True)``; the VGG is never part of it). Only rank 0
@@ -662,10 +408,7 @@ class Trainer(TrainLoop):
         if not self.is_main:
             return self.checkpoint_path
         ckpt = {
-            "format": STAGE2_FORMAT[0],
-            "format_version": STAGE2_FORMAT[1],
-            "seg2vid_version": __version__,
-            "step": self.step,
+            **self._checkpoint_header(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -679,55 +422,37 @@ class Trainer(TrainLoop):
         atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
         return self.checkpoint_path
 
-    def resume(self, path: str | Path | None = None) -> int:
-        """Continue from a checkpoint (default ``OUT/checkpoints/last.pt``); returns its step.
+    _FORMAT = STAGE2_FORMAT
 
-        The model and loss configs must equal the checkpoint's, and so must the train config
-        except for :attr:`TrainConfig.RESUMABLE_CHANGES`; otherwise a
-        :class:`CheckpointMismatchError` names every differing field. Log rows after the
-        checkpoint's step (written before an interruption) are dropped.
-        """
-        path = Path(path) if path is not None else self.checkpoint_path
-        ckpt = load_checkpoint(path)
+    def _read_checkpoint(self, path: str | Path) -> dict[str, Any]:
+        return load_checkpoint(path)
+
+    def _check_resumable(self, path: Path, ckpt: dict[str, Any]) -> None:
         if "optimizer" not in ckpt:
             raise ValueError(
                 f"{path} is a model-only export (no optimiser or RNG state), so it cannot be resumed; "
                 "load its weights with load_model(), or resume from the run's checkpoints/last.pt"
             )
-        problems = (
-            # (through from_dict: fields added since the checkpoint was written take their defaults)
-            [f"model {d}" for d in config_differences(
-                Seg2VidConfig.from_dict(ckpt["model_config"]).to_dict(), self.model_config.to_dict())]
-            + [f"loss {d}" for d in config_differences(ckpt["loss_config"], self.loss_config.to_dict())]
-            + [f"train {d}" for d in config_differences(ckpt["train_config"], self.config.to_dict(),
-                                                   TrainConfig.RESUMABLE_CHANGES)]
-        )
-        # (checkpoints from before data_config existed were all trained on synthetic streets)
-        problems += [f"data {d}" for d in config_differences(
-            ckpt.get("data_config", {"kind": "synthetic"}), self.data_config)]
-        if ckpt["perceptual"] != (self.perceptual is not None):
-            on = {True: "on", False: "off"}
-            problems.append(
-                f"perceptual term (VGG-19 weights given): checkpoint {on[ckpt['perceptual']]}, "
-                f"now {on[self.perceptual is not None]}"
-            )
-        if problems:
-            raise CheckpointMismatchError(
-                f"{path} was written with a different configuration; differing fields:\n  "
-                + "\n  ".join(problems)
-            )
+
+    def _resume_configs(self, ckpt: dict[str, Any]) -> list[tuple[str, dict, dict, tuple[str, ...]]]:
+        """The model, loss and train configs (the model's through ``from_dict``: fields added
+        since the checkpoint was written take their defaults)."""
+        return [
+            ("model", Seg2VidConfig.from_dict(ckpt["model_config"]).to_dict(),
+             self.model_config.to_dict(), ()),
+            ("loss", ckpt["loss_config"], self.loss_config.to_dict(), ()),
+            ("train", ckpt["train_config"], self.config.to_dict(), TrainConfig.RESUMABLE_CHANGES),
+        ]
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scaler.is_enabled() and ckpt["scaler"] is not None:
             self.scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"], self.device)
-        self.step = ckpt["step"]
+
+    def _after_resume(self) -> None:
         if self.process.distributed:  # the checkpoint holds rank 0's RNG: the others branch off it
             torch.manual_seed(self.config.seed + 7919 * self.process.rank + self.step)
-        if self.is_main:
-            self._truncate_log(self.step)
-        self._started = True
-        return self.step
 
     def _summary_configs(self) -> dict[str, Any]:
         """The configs of ``summary.json`` after ``model_config``: the loss's and the training's."""
