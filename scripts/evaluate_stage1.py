@@ -2,7 +2,7 @@
 """Evaluate a stage-1 generator (label map -> first frame) on fixed held-out synthetic label maps.
 
 Everything is seeded: the label maps are the first frames of the 16 clips of dataset seed
-:data:`seg2vid.training.stage1.EVAL_SEED` (training pools use seed 0, their sample pictures seed
+:data:`seg2vid.evaluation.first_frames.EVAL_SEED` (training pools use seed 0, their sample pictures seed
 1_000_000), and any noise is drawn from a generator seeded with 0. The computation runs on the CPU
 with one thread, so the numbers are reproducible up to float rounding;
 ``tests/test_spade.py`` checks them against the JSON this script writes.
@@ -13,7 +13,7 @@ Usage, from the repository root::
     python scripts/evaluate_stage1.py --write      # ...and write them next to it (.json)
     python scripts/evaluate_stage1.py --checkpoint runs/stage1_tiny/checkpoints/last.pt
 
-Scores (see :func:`seg2vid.training.stage1.evaluate_first_frames`):
+Scores (see :func:`seg2vid.evaluation.first_frames.evaluate_first_frames`):
 
 * ``l1``: mean |generated - true| over all pixels and channels, images in [0, 1];
 * ``psnr_db``: peak signal-to-noise ratio per image (dB), averaged over the images;
@@ -40,14 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip install -e .`
 
 from seg2vid.data.labels import CITYSCAPES  # noqa: E402
-from seg2vid.models.loading import load_spade_generator  # noqa: E402
-from seg2vid.models.stage1 import ImageFirstFrame  # noqa: E402
-from seg2vid.training.stage1 import (  # noqa: E402
+from seg2vid.evaluation.first_frames import (  # noqa: E402
     EVAL_SEED,
     class_mean_colors,
     evaluate_first_frames,
     render_first_frames,
 )
+from seg2vid.models.loading import load_spade_generator  # noqa: E402
+from seg2vid.models.stage1 import ImageFirstFrame  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "data" / "checkpoints" / "spade_tiny_64.pt"
 NUM_IMAGES = 16

@@ -12,6 +12,13 @@ import torch.nn.functional as F
 from seg2vid.checkpoints import CheckpointMismatchError, load_stage1_checkpoint
 from seg2vid.cli import main
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.evaluation.first_frames import (
+    EVAL_SEED,
+    class_mean_colors,
+    evaluate_first_frames,
+    psnr,
+    render_first_frames,
+)
 from seg2vid.models import (
     SPADE,
     SPADE_PRESETS,
@@ -23,18 +30,8 @@ from seg2vid.models import (
     split_label_groups,
 )
 from seg2vid.models.loading import load_spade_generator
-from seg2vid.training.stage1 import (
-    EVAL_SEED,
-    Stage1TrainConfig,
-    Stage1Trainer,
-    class_mean_colors,
-    evaluate_first_frames,
-    feature_matching_loss,
-    hinge_discriminator_loss,
-    hinge_generator_loss,
-    psnr,
-    render_first_frames,
-)
+from seg2vid.training.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
+from seg2vid.training.stage1 import Stage1TrainConfig, Stage1Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

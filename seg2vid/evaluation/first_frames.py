@@ -1,0 +1,132 @@
+"""Stage 1 on its own: how close are the first frames it paints to the true ones?
+
+:func:`evaluate_first_frames` scores a generator on fixed held-out synthetic label maps (dataset
+:data:`EVAL_SEED`): L1, PSNR and, per class, the distance between the mean generated and the mean
+true colour (:func:`class_mean_colors`). :func:`render_first_frames` gives those maps and frames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.models.stage1 import FirstFrameGenerator
+from seg2vid.utils import pick_device
+
+__all__ = ["EVAL_SEED", "class_mean_colors", "evaluate_first_frames", "psnr", "render_first_frames"]
+
+#: Dataset seed of the fixed evaluation label maps (no training run uses it: training pools use
+#: ``seed``, their sample pictures ``seed + SAMPLE_SPLIT_OFFSET``).
+EVAL_SEED = 2_000_003
+
+
+def psnr(images: Tensor, targets: Tensor) -> Tensor:
+    """Peak signal-to-noise ratio per image, in dB, for images in [0, 1].
+
+    Args:
+        images, targets: (B, 3, H, W) in [0, 1].
+    Returns:
+        (B,) ``10 log10(1 / MSE)``; identical images give +inf.
+    """
+    if images.shape != targets.shape:
+        raise ValueError(f"images {tuple(images.shape)} and targets {tuple(targets.shape)} differ in shape")
+    mse = (images.double() - targets.double()).square().flatten(1).mean(1)
+    return (10 * torch.log10(1 / mse)).float()
+
+
+def class_mean_colors(
+    images: Tensor, labels: Tensor, table: LabelTable = CITYSCAPES
+) -> dict[str, tuple[Tensor, int]]:
+    """The mean colour of every class present in a batch, over all its pixels.
+
+    Args:
+        images: (B, 3, H, W) in [0, 1].
+        labels: (B, H, W) integer train ids of ``table`` (void pixels are skipped).
+        table: the label set (names, ids).
+    Returns:
+        ``{class name: (mean RGB (3,) float in [0, 1], number of pixels)}`` for the classes that
+        occur, in id order.
+    """
+    if images.dim() != 4 or images.shape[1] != 3 or labels.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(
+            f"need images (B, 3, H, W) and labels (B, H, W) of the same B, H, W; got "
+            f"{tuple(images.shape)} and {tuple(labels.shape)}"
+        )
+    table.check(labels)
+    pixels = images.detach().permute(0, 2, 3, 1).reshape(-1, 3).double()
+    ids = labels.reshape(-1).to(pixels.device)
+    out = {}
+    for class_id, name in enumerate(table.names):
+        mask = ids == class_id
+        count = int(mask.sum())
+        if count:
+            out[name] = (pixels[mask].mean(0).float().cpu(), count)
+    return out
+
+
+def render_first_frames(
+    num_images: int, height: int, width: int, seed: int = EVAL_SEED
+) -> tuple[Tensor, Tensor]:
+    """First frames and label maps of ``num_images`` synthetic clips of dataset ``seed``.
+
+    Frames are stored as 8 bits (like the training pool and real images), so they are exactly
+    reproducible: images (N, 3, H, W) float in [0, 1] (multiples of 1/255), labels (N, H, W) int64.
+    """
+    dataset = SyntheticStreets(num_images, SceneConfig(height=height, width=width, frames=1), seed=seed)
+    clips = [dataset[i] for i in range(num_images)]
+    images = torch.stack([(c["frames"][0] * 255).round() / 255 for c in clips])
+    return images, torch.stack([c["labels"][0] for c in clips])
+
+
+@torch.no_grad()
+def evaluate_first_frames(
+    model: FirstFrameGenerator,
+    height: int = 64,
+    width: int = 64,
+    num_images: int = 16,
+    seed: int = EVAL_SEED,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Score a stage-1 generator on fixed held-out synthetic label maps (deterministic).
+
+    The generator gets the one-hot maps (Cityscapes table) of the first frames of
+    ``num_images`` clips of dataset ``seed`` and a generator seeded with 0; its images are
+    compared with the true first frames.
+
+    Returns:
+        dict with ``l1`` (mean |generated - true|, [0, 1] units), ``psnr_db`` (mean per-image
+        PSNR), ``class_color_error`` (per class: Euclidean distance between the mean generated
+        and the mean true colour of its pixels, in 8-bit levels 0..255, with the pixel count and
+        both colours), ``mean_class_color_error`` (unweighted mean over the classes present) and
+        the evaluation settings.
+    """
+    device = pick_device(str(device) if device is not None else None)
+    images, labels = render_first_frames(num_images, height, width, seed)
+    onehot = CITYSCAPES.one_hot(labels).to(device)
+    generated = model.generate(onehot, generator=torch.Generator(device=device).manual_seed(0)).float().cpu()
+    if generated.shape != images.shape:
+        raise ValueError(f"the generator returned {tuple(generated.shape)}, expected {tuple(images.shape)}")
+    true_colors = class_mean_colors(images, labels)
+    fake_colors = class_mean_colors(generated, labels)
+    per_class = {
+        name: {
+            "pixels": count,
+            "error_8bit": round(float((fake_colors[name][0] - rgb).norm() * 255), 3),
+            "true_rgb_8bit": [round(float(v) * 255, 1) for v in rgb],
+            "generated_rgb_8bit": [round(float(v) * 255, 1) for v in fake_colors[name][0]],
+        }
+        for name, (rgb, count) in true_colors.items()
+    }
+    return {
+        "l1": round(float((generated - images).abs().mean()), 6),
+        "psnr_db": round(float(psnr(generated, images).mean()), 4),
+        "mean_class_color_error": round(float(np.mean([v["error_8bit"] for v in per_class.values()])), 3),
+        "class_color_error": per_class,
+        "settings": {"num_images": num_images, "height": height, "width": width, "dataset_seed": seed,
+                     "noise_seed": 0, "table": "cityscapes"},
+    }
