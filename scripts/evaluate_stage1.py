@@ -2,7 +2,7 @@
 """Evaluate a stage-1 generator (label map -> first frame) on fixed held-out synthetic label maps.
 
 Everything is seeded: the label maps are the first frames of the 16 clips of dataset seed
-:data:`seg2vid.evaluation.first_frames.EVAL_SEED` (training pools use seed 0, their sample pictures seed
+:data:`seg2vid.data.splits.FIRST_FRAME_SEED` (training pools use seed 0, their sample pictures seed
 1_000_000), and any noise is drawn from a generator seeded with 0. The computation runs on the CPU
 with one thread, so the numbers are reproducible up to float rounding;
 ``tests/test_spade.py`` checks them against the JSON this script writes.
@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip install -e .`
 
 from seg2vid.data.labels import CITYSCAPES  # noqa: E402
+from seg2vid.data.splits import FIRST_FRAME_SEED  # noqa: E402
 from seg2vid.evaluation.first_frames import (  # noqa: E402
-    EVAL_SEED,
     class_mean_colors,
     evaluate_first_frames,
     render_first_frames,
@@ -55,7 +55,7 @@ NUM_IMAGES = 16
 
 def class_mean_painter(height: int, width: int, num_images: int = NUM_IMAGES) -> ImageFirstFrame:
     """The baseline: each evaluation label map painted with its classes' true mean colours."""
-    images, labels = render_first_frames(num_images, height, width, EVAL_SEED)
+    images, labels = render_first_frames(num_images, height, width, FIRST_FRAME_SEED)
     painted = torch.zeros_like(images)
     for name, (rgb, _) in class_mean_colors(images, labels).items():
         painted += (labels == CITYSCAPES.id_of(name))[:, None] * rgb[None, :, None, None]

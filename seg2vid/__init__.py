@@ -1,32 +1,21 @@
 """seg2vid: video generation from a single semantic label map (Pan et al., CVPR 2019).
 
-The package behind the course notebooks. Public API by module:
+The package behind the course notebooks, in layers (each imports only those above it):
 
-- :mod:`seg2vid.data.labels`    -- the Cityscapes label table, one-hot and colour helpers.
-- :mod:`seg2vid.data.synthetic` -- procedural street clips with EXACT labels, flow and occlusion.
-- :mod:`seg2vid.flow`           -- pixel-unit backward warping, flow colours, ``.flo`` files.
-- :mod:`seg2vid.cvae`           -- reparameterisation, Gaussian KL, ELBO, a small MLP (c)VAE.
-- :mod:`seg2vid.losses`         -- photometric, SSIM, smoothness and consistency losses for flow.
-- :mod:`seg2vid.data`           -- ``build_dataset``: synthetic, Cityscapes, KTH, UCF-101, your own folder.
-- :mod:`seg2vid.metrics`        -- PSNR/SSIM per frame, end-point error, mask scores, best-of-N, diversity.
-- :mod:`seg2vid.evaluation.feature_metrics` -- FVD, FID and LPIPS from LOCAL weight files (never downloaded).
-- :mod:`seg2vid.models.segmenter`      -- the small segmenter that scores semantic fidelity.
-- :mod:`seg2vid.evaluation.evaluate`       -- every metric on held-out clips (``seg2vid evaluate``).
-- :mod:`seg2vid.evaluation.ablations`      -- baselines and ablations that test the paper's claims.
-- :mod:`seg2vid.generation.long_video`     -- long videos by chaining chunks.
-- :mod:`seg2vid.models`         -- the Seg2Vid networks (stage 2: first frame + labels -> video).
-- :mod:`seg2vid.training.objective`      -- the method's training loss, every term switchable.
-- :mod:`seg2vid.training.perceptual`     -- VGG-19 features from a LOCAL weights file (never downloaded).
-- :mod:`seg2vid.training.stage2`          -- the trainer: checkpoints, exact resume, logs, sample videos.
-- :mod:`seg2vid.training.distributed`    -- multi-GPU (or multi-process CPU) training under ``torchrun``.
-- :mod:`seg2vid.configs`        -- run configs (TOML): the authors' Cityscapes setting, KTH, UCF-101, ...
-- :mod:`seg2vid.training.stage1`   -- the stage-1 (SPADE, adversarial) trainer.
-- :mod:`seg2vid.generation.pipeline`       -- one label map in, several videos out (stage 1 then stage 2).
-- :mod:`seg2vid.viz`            -- frame/flow/mask grids, inline videos, GIF and MP4 files.
-- :mod:`seg2vid.exercises`      -- the self-checks used by the notebooks' exercise cells.
-- :mod:`seg2vid.course`         -- builds the learner notebooks from the solutions.
-- :mod:`seg2vid.utils`          -- progress bars (with an off switch), seeding, device choice.
-- :mod:`seg2vid.cli`            -- the ``seg2vid`` console script.
+- bottom: :mod:`seg2vid.checkpoints` (file formats, atomic writes, finding shipped files),
+  :mod:`seg2vid.data` (labels, splits, synthetic streets, real datasets), :mod:`seg2vid.flow`,
+  :mod:`seg2vid.cvae`, :mod:`seg2vid.losses`, :mod:`seg2vid.metrics`, :mod:`seg2vid.viz`,
+  :mod:`seg2vid.utils`.
+- :mod:`seg2vid.models` -- the networks, their loading/export (:mod:`seg2vid.models.loading`) and
+  the segmenter.
+- :mod:`seg2vid.generation` -- pipeline, long videos, label-map editor (no training module).
+- :mod:`seg2vid.training` -- the shared loop, stage 1, stage 2, objective, distributed;
+  :mod:`seg2vid.configs` -- run configs (TOML).
+- :mod:`seg2vid.evaluation` -- evaluate, ablations, segmentation scores, first frames, FVD/FID/LPIPS.
+- top: :mod:`seg2vid.exercises` (the notebooks' self-checks), :mod:`seg2vid.cli` (``seg2vid``,
+  ``python -m seg2vid``).
+
+``import seg2vid`` itself loads nothing but this docstring and the version.
 """
 
 __version__ = "0.1.0"

@@ -340,6 +340,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from seg2vid.checkpoints import atomic_write, find_checkpoint
+    from seg2vid.data.splits import split_seed
     from seg2vid.evaluation import evaluate as ev
     from seg2vid.models.loading import load_model
 
@@ -351,7 +352,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(path, args.device)
     c = model.config
     if args.data == "synthetic":
-        seed = ev.TEST_SEED if args.split == "test" else ev.TEST_SEED + 1
+        seed = split_seed("test" if args.split == "test" else "val")
         dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed), None
     else:
         from torch.utils.data import Subset

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from seg2vid.checkpoints import CheckpointMismatchError, load_stage1_checkpoint
 from seg2vid.cli import main
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.splits import FIRST_FRAME_SEED
 from seg2vid.evaluation.first_frames import (
-    EVAL_SEED,
     class_mean_colors,
     evaluate_first_frames,
     psnr,
@@ -348,7 +348,7 @@ def test_shipped_generator_reproduces_its_committed_evaluation():
     ckpt = torch.load(SHIPPED, map_location="cpu", weights_only=True)
     assert ckpt["format"] == "seg2vid-stage1-generator"
     committed = json.loads(SHIPPED.with_suffix(".json").read_text())
-    assert committed["settings"]["dataset_seed"] == EVAL_SEED
+    assert committed["settings"]["dataset_seed"] == FIRST_FRAME_SEED
     model = load_spade_generator(SHIPPED, "cpu")
     scores = evaluate_first_frames(model, 64, 64, committed["settings"]["num_images"], device="cpu")
     assert scores["l1"] == pytest.approx(committed["l1"], abs=1e-4)

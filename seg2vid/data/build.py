@@ -30,6 +30,7 @@ from seg2vid.data.cityscapes import LABEL_SUFFIX, CityscapesSequences, Segmenter
 from seg2vid.data.folder import VideoFolder
 from seg2vid.data.kth import KTH, check_actions
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.splits import split_seed
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.data.ucf101 import UCF101
 
@@ -52,9 +53,6 @@ _SPLITS = {
     "folder": ("train", "val", "test"),
 }
 
-#: Synthetic splits are different dataset seeds: ``seed + offset``. (The trainers' held-out
-#: sample clips use ``seed + 1_000_000``; these stay clear of it.)
-SYNTHETIC_SPLIT_OFFSET = {"train": 0, "val": 2_000_000, "test": 3_000_000}
 
 
 def frames_and_label_map(item: dict) -> tuple[Tensor, Tensor]:
@@ -231,7 +229,7 @@ def build_dataset(
     clips = {"frames": config.frames, "stride": config.stride, "clip_step": config.clip_step}
     if config.kind == "synthetic":
         scene = SceneConfig(height=height, width=width, frames=config.frames)
-        return SyntheticClips(config.num_clips, scene, config.seed + SYNTHETIC_SPLIT_OFFSET[config.split])
+        return SyntheticClips(config.num_clips, scene, split_seed(config.split, config.seed))
     if config.kind == "cityscapes":
         return CityscapesSequences(
             root, config.split, height, width, **clips,

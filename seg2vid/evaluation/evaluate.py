@@ -39,12 +39,12 @@ from torch import Tensor
 from seg2vid import metrics
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.splits import TEST_SEED
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.utils import progress
 
 __all__ = [
     "PROTOCOL",
-    "TEST_SEED",
     "CopyFirstFrame",
     "Prediction",
     "evaluate",
@@ -53,9 +53,6 @@ __all__ = [
     "synthetic_test_set",
 ]
 
-#: Seed of the synthetic TEST clips (trainers use their seed, and seed + 1,000,000 for samples;
-#: seg2vid.data's val/test splits add 2,000,000 / 3,000,000 to a seed near 0).
-TEST_SEED = 7_000_000
 
 PROTOCOL = (
     "frames 1..T (frame 0 given); N samples per input from the prior (seeded); PSNR/SSIM: torchmetrics, "

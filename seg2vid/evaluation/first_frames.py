@@ -1,8 +1,9 @@
 """Stage 1 on its own: how close are the first frames it paints to the true ones?
 
 :func:`evaluate_first_frames` scores a generator on fixed held-out synthetic label maps (dataset
-:data:`EVAL_SEED`): L1, PSNR and, per class, the distance between the mean generated and the mean
-true colour (:func:`class_mean_colors`). :func:`render_first_frames` gives those maps and frames.
+:data:`seg2vid.data.splits.FIRST_FRAME_SEED`): L1, PSNR and, per class, the distance between the
+mean generated and the mean true colour (:func:`class_mean_colors`). :func:`render_first_frames`
+gives those maps and frames.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ import torch
 from torch import Tensor
 
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.splits import FIRST_FRAME_SEED
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.stage1 import FirstFrameGenerator
 from seg2vid.utils import pick_device
 
-__all__ = ["EVAL_SEED", "class_mean_colors", "evaluate_first_frames", "psnr", "render_first_frames"]
-
-#: Dataset seed of the fixed evaluation label maps (no training run uses it: training pools use
-#: ``seed``, their sample pictures ``seed + SAMPLE_SPLIT_OFFSET``).
-EVAL_SEED = 2_000_003
+__all__ = ["class_mean_colors", "evaluate_first_frames", "psnr", "render_first_frames"]
 
 
 def psnr(images: Tensor, targets: Tensor) -> Tensor:
@@ -70,7 +68,7 @@ def class_mean_colors(
 
 
 def render_first_frames(
-    num_images: int, height: int, width: int, seed: int = EVAL_SEED
+    num_images: int, height: int, width: int, seed: int = FIRST_FRAME_SEED
 ) -> tuple[Tensor, Tensor]:
     """First frames and label maps of ``num_images`` synthetic clips of dataset ``seed``.
 
@@ -89,7 +87,7 @@ def evaluate_first_frames(
     height: int = 64,
     width: int = 64,
     num_images: int = 16,
-    seed: int = EVAL_SEED,
+    seed: int = FIRST_FRAME_SEED,
     device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Score a stage-1 generator on fixed held-out synthetic label maps (deterministic).

@@ -55,13 +55,13 @@ from seg2vid.checkpoints import (
 )
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES
+from seg2vid.data.splits import SAMPLE_OFFSET
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.evaluation.first_frames import render_first_frames
 from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
 from seg2vid.training.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from seg2vid.training.loop import NonFiniteError, TrainLoop
 from seg2vid.training.perceptual import load_perceptual
-from seg2vid.training.stage2 import SAMPLE_SPLIT_OFFSET
 from seg2vid.utils import pick_device, progress, seed_everything
 from seg2vid.viz import grid_image, label_video_rgb, save_png, to_uint8_video, upscale
 
@@ -427,12 +427,12 @@ class Stage1Trainer(TrainLoop):
     def write_samples(self, num_images: int = 4) -> Path:
         """A PNG of held-out label maps: rows = maps; columns = label map | generated | true frame.
 
-        The held-out maps come from dataset ``seed + SAMPLE_SPLIT_OFFSET``; drawing the sample
+        The held-out maps come from dataset ``seed + SAMPLE_OFFSET``; drawing the sample
         uses its own seeded generator, never the global RNG, so it does not change the run.
         """
         tc = self.config
         if self._sample_batch is None:
-            held_out_seed = tc.seed + SAMPLE_SPLIT_OFFSET
+            held_out_seed = tc.seed + SAMPLE_OFFSET
             self._sample_batch = render_first_frames(num_images, tc.height, tc.width, held_out_seed)
         images, labels = self._sample_batch
         was_training = self.generator.training

@@ -61,6 +61,7 @@ from seg2vid.checkpoints import (
 )
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.splits import SAMPLE_OFFSET
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
 from seg2vid.training import distributed
@@ -70,10 +71,8 @@ from seg2vid.training.perceptual import load_perceptual
 from seg2vid.utils import pick_device, progress_enabled, seed_everything
 from seg2vid.viz import PANEL_GAP_GREY, hstack_videos, save_gif, to_uint8_video, upscale
 
-__all__ = ["SAMPLE_SPLIT_OFFSET", "TrainConfig", "Trainer", "check_batch"]
+__all__ = ["TrainConfig", "Trainer", "check_batch"]
 
-#: Held-out clips for the sample videos come from dataset seed ``seed + SAMPLE_SPLIT_OFFSET``.
-SAMPLE_SPLIT_OFFSET = 1_000_000
 
 #: Clip-index range of the on-the-fly stream (2^31 clips: never exhausted in practice).
 _STREAM_LENGTH = 2**31
@@ -321,7 +320,7 @@ class Trainer(TrainLoop):
             if tc.num_clips is not None:
                 self._pool = self._render(range(tc.num_clips), "rendering the pool")
             self._held_out = held_out if held_out is not None else SyntheticStreets(
-                2, scene, seed=tc.seed + SAMPLE_SPLIT_OFFSET)
+                2, scene, seed=tc.seed + SAMPLE_OFFSET)
         self._sample_clips: tuple[Tensor, Tensor] | None = None  # rendered at the first sample
 
     # ------------------------------------------------------------------ data
