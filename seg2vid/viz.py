@@ -243,6 +243,19 @@ def hstack_videos(
     return _concat([_as_video(v) for v in videos], axis=2, gap=gap, background=background)
 
 
+def rows_video(rows: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Stack videos of equal width and length vertically, with a dark-grey gap between them.
+
+    Args:
+        rows: uint8 videos ``(T, h_i, w, 3)`` (e.g. rows made with :func:`hstack_videos`).
+        gap: pixels of :data:`PANEL_GAP_GREY` between neighbours.
+    Returns:
+        uint8 ``(T, sum h_i + gap * (n - 1), w, 3)``.
+    """
+    line = np.full((rows[0].shape[0], gap, rows[0].shape[2], 3), PANEL_GAP_GREY, np.uint8)
+    return np.concatenate([part for row in rows for part in (row, line)][:-1], axis=1)
+
+
 def grid_image(
     rows: Sequence[Sequence[ArrayLike]], gap: int = 2, background: Color = 255
 ) -> np.ndarray:

@@ -277,3 +277,12 @@ def test_colorwheel():
     fig = viz.plot_colorwheel(size=32)
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     assert {"right", "down", "left", "up"} <= {t.get_text() for t in fig.axes[0].texts}
+
+
+def test_rows_video_stacks_rows_with_grey_gaps():
+    a = np.zeros((3, 4, 5, 3), np.uint8)
+    b = np.full((3, 2, 5, 3), 200, np.uint8)
+    out = viz.rows_video([a, b], gap=2)
+    assert out.shape == (3, 4 + 2 + 2, 5, 3) and out.dtype == np.uint8
+    assert (out[:, :4] == 0).all() and (out[:, 6:] == 200).all()
+    assert (out[:, 4:6] == viz.PANEL_GAP_GREY).all()
