@@ -18,7 +18,6 @@ files that were left out; empty for a complete dataset).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from seg2vid.config_base import FrozenConfig
 from seg2vid.data.cityscapes import LABEL_SUFFIX, CityscapesSequences, Segmenter
 from seg2vid.data.folder import VideoFolder
 from seg2vid.data.kth import KTH, check_actions
@@ -68,7 +68,7 @@ def frames_and_label_map(item: dict) -> tuple[Tensor, Tensor]:
 
 
 @dataclass(frozen=True)
-class DatasetConfig:
+class DatasetConfig(FrozenConfig):
     """Which dataset, where, and how clips are cut from it. Plain values only, so that it can be
     stored in a checkpoint (:meth:`to_dict`) and rebuilt (:meth:`from_dict`).
 
@@ -154,21 +154,6 @@ class DatasetConfig:
         if self.height is None:
             return DATASET_KINDS[self.kind]
         return self.height, self.width
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (str, int, None, list of str) for a checkpoint or JSON."""
-        out = dataclasses.asdict(self)
-        out["classes"] = list(self.classes)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DatasetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are refused (naming them and the known ones)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown DatasetConfig field(s) {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 class SyntheticClips(Dataset):

@@ -42,6 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from seg2vid.config_base import FrozenConfig
 from seg2vid.cvae import GaussianHead, reparameterize
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.flow import ALIGN_CORNERS, warp
@@ -72,7 +73,7 @@ VARIANTS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Seg2VidConfig:
+class Seg2VidConfig(FrozenConfig):
     """Everything that defines a stage-2 model. Frozen and made of plain values, so it can be
     stored in a checkpoint and compared with another one field by field.
 
@@ -159,19 +160,6 @@ class Seg2VidConfig:
     def replace(self, **changes) -> Seg2VidConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        """Plain dict of the fields (tuples as lists), for checkpoints and logs."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> Seg2VidConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown Seg2VidConfig field(s): {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 #: Named configurations. "paper": the authors' Cityscapes setting (128x256, 1 + 4 frames, image

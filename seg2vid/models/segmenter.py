@@ -13,7 +13,6 @@ Cityscapes classes only: void is never predicted, it only marks pixels that are 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seg2vid.checkpoints import SEGMENTER_FORMAT, find_checkpoint, read_checkpoint
+from seg2vid.config_base import FrozenConfig
 from seg2vid.models.blocks import NORMS, Norm, conv2d_block
 
 __all__ = ["SHIPPED_SEGMENTER", "Segmenter", "SegmenterConfig", "load_segmenter", "segment"]
@@ -32,7 +32,7 @@ SHIPPED_SEGMENTER = "data/checkpoints/segmenter_tiny_64.pt"
 
 
 @dataclass(frozen=True)
-class SegmenterConfig:
+class SegmenterConfig(FrozenConfig):
     """Everything that defines a segmenter; plain values, so it is stored in the checkpoint.
 
     Args:
@@ -66,18 +66,6 @@ class SegmenterConfig:
             )
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; choose one of {NORMS}")
-
-    def to_dict(self) -> dict:
-        """Plain dict of the fields (tuples as lists), for checkpoints and JSON."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SegmenterConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown SegmenterConfig field(s): {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class Segmenter(nn.Module):

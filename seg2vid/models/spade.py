@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.parametrizations import spectral_norm
 
+from seg2vid.config_base import FrozenConfig
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 
 __all__ = [
@@ -144,7 +145,7 @@ class SpadeResBlock(nn.Module):
 
 
 @dataclass(frozen=True)
-class SpadeConfig:
+class SpadeConfig(FrozenConfig):
     """Everything that defines a stage-1 generator and its discriminator (frozen, plain values,
     so it can be stored in a checkpoint and compared field by field).
 
@@ -196,18 +197,6 @@ class SpadeConfig:
     def replace(self, **changes) -> SpadeConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        """Plain dict of the fields (tuples as lists), for checkpoints and logs."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SpadeConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown SpadeConfig field(s): {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 #: Named configurations. "tiny": trains on one CPU thread in about 15 minutes at 64x64 to a

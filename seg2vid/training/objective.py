@@ -28,13 +28,13 @@ with a threshold set by the weights, instead of relative to the frame's average 
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from torch import Tensor
 
+from seg2vid.config_base import FrozenConfig
 from seg2vid.cvae import kl_diagonal_gaussian
 from seg2vid.flow import warp
 from seg2vid.losses import (
@@ -65,7 +65,7 @@ class PerceptualOffWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class LossConfig(FrozenConfig):
     """Weights of the stage-2 loss terms (0 switches a term off: it is not even computed).
 
     Args:
@@ -134,18 +134,6 @@ class LossConfig:
         paper = cls()
         values = {"consistency": paper.consistency * scale, "smoothness": paper.smoothness * scale}
         return cls(**{**values, **overrides})
-
-    def to_dict(self) -> dict:
-        """Plain dict of the fields, for checkpoints and logs."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> LossConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown LossConfig field(s): {sorted(unknown)}")
-        return cls(**values)
 
 
 def _gated(loss_map: Tensor) -> Tensor:

@@ -35,7 +35,6 @@ generator alone (a few MB), which :func:`seg2vid.models.loading.load_spade_gener
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from seg2vid.checkpoints import (
     load_stage1_checkpoint,
     rng_state,
 )
+from seg2vid.config_base import FrozenConfig
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.splits import SAMPLE_OFFSET
@@ -74,7 +74,7 @@ _LOSS_TERMS = ("l1", "feature_matching", "adversarial", "perceptual")
 
 
 @dataclass(frozen=True)
-class Stage1TrainConfig:
+class Stage1TrainConfig(FrozenConfig):
     """How to train stage 1 (what to train is the :class:`SpadeConfig`).
 
     Args:
@@ -130,18 +130,6 @@ class Stage1TrainConfig:
     def weight(self, term: str) -> float:
         """The weight of loss term ``term`` (one of l1, feature_matching, adversarial, perceptual)."""
         return getattr(self, f"weight_{term}")
-
-    def to_dict(self) -> dict:
-        """Plain dict of the fields (tuples as lists), for checkpoints and logs."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> Stage1TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown Stage1TrainConfig field(s): {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 # ----------------------------------------------------------------------------- trainer

@@ -59,6 +59,7 @@ from seg2vid.checkpoints import (
     load_checkpoint,
     rng_state,
 )
+from seg2vid.config_base import FrozenConfig
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.splits import SAMPLE_OFFSET
@@ -82,7 +83,7 @@ _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(FrozenConfig):
     """How to train (what to train is the :class:`Seg2VidConfig`; the loss is a :class:`LossConfig`).
 
     Args:
@@ -145,18 +146,6 @@ class TrainConfig:
             raise ValueError(f"num_clips must be >= 1 or None (fresh clips every step), got {self.num_clips}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
-
-    def to_dict(self) -> dict:
-        """Plain dict of the fields, for checkpoints and logs."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {sorted(unknown)}")
-        return cls(**values)
 
 
 # ----------------------------------------------------------------------------- batches
