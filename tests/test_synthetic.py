@@ -6,7 +6,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from seg2vid.data.labels import CITYSCAPES
-from seg2vid.data.synthetic import SYNTHETIC_CLASSES, SceneConfig, SyntheticStreets, render_clip
+from seg2vid.data.synthetic import (
+    SYNTHETIC_CLASSES,
+    SceneConfig,
+    SyntheticFutures,
+    SyntheticStreets,
+    render_clip,
+    render_futures,
+)
 from seg2vid.flow import warp
 
 SMALL = SceneConfig(height=32, width=48, frames=3)
@@ -210,7 +217,8 @@ def test_rich_exact_flow_rebuilds_frame_t_far_better_than_a_neighbouring_frames_
         neighbour.append((warp(frames[:1], flow[1:]) - frames[1:-1]).abs().mean(1)[vis[:-1]])
         still.append((frames[:1] - frames[1:]).abs().mean(1)[vis])
     right, neighbour, still = (torch.cat(v).mean().item() for v in (right, neighbour, still))
-    print(f"rich warp MAE: exact {right:.4f}, neighbouring frame's flow {neighbour:.4f}, zero flow {still:.4f}")
+    print(f"rich warp MAE: exact {right:.4f}, neighbouring frame's flow {neighbour:.4f}, "
+          f"zero flow {still:.4f}")
     # measured: exact 0.0326, neighbour 0.0575 (ratio 0.57), zero flow 0.081 (ratio 0.40)
     assert right < 0.045
     assert right < 0.7 * neighbour
@@ -246,3 +254,48 @@ def test_rich_still_scene_has_zero_flow():
     clip = render_clip(SceneConfig(height=32, width=32, frames=2, motion=0.0, style="rich"), seed=5)
     assert clip["flow_fwd"].abs().max() < 1e-4 and clip["visible_fwd"].min() == 1
     assert torch.equal(clip["frames"][0], clip["frames"][2])
+
+
+# ----------------------------------------------------------------------------- multi-future
+
+
+@pytest.mark.parametrize("style", ["classic", "rich"])
+def test_futures_share_frame_0_and_differ_in_motion(style):
+    config = SceneConfig(height=48, width=48, frames=3, style=style)
+    futures = render_futures(config, seed=4, k=6)
+    assert futures["frames"].shape == (6, 4, 3, 48, 48) and futures["flow_fwd"].shape == (6, 3, 2, 48, 48)
+    clip = render_clip(config, seed=4)
+    for key in clip:  # future 0 is the dataset's clip itself
+        assert torch.equal(futures[key][0], clip[key]), key
+    for j in range(6):
+        assert torch.equal(futures["frames"][j, 0], clip["frames"][0])
+        assert torch.equal(futures["labels"][j, 0], clip["labels"][0])
+    assert torch.equal(futures["label_map"], clip["labels"][0])
+    speed = futures["flow_fwd"].norm(dim=2).mean((1, 2, 3))  # (K,) mean flow magnitude, px
+    assert speed.max() - speed.min() > 0.5, speed
+    assert not torch.equal(futures["frames"][1, -1], futures["frames"][2, -1])
+
+
+def test_every_future_is_exact():
+    futures = render_futures(RICH, seed=2, k=4)
+    for j in range(4):
+        frames, flow = futures["frames"][j], futures["flow_fwd"][j]
+        vis = futures["visible_fwd"][j, :, 0] > 0.5
+        right = (warp(frames[:1], flow) - frames[1:]).abs().mean(1)[vis].mean()
+        still = (frames[:1] - frames[1:]).abs().mean(1)[vis].mean()
+        assert right < 0.06 and (right < 0.5 * still or still < 0.01), (j, right, still)
+        b_at_q = warp(futures["flow_bwd"][j], flow, padding_mode="border")
+        assert (flow + b_at_q).norm(dim=1)[vis].median() < 0.01
+
+
+def test_futures_dataset_items():
+    data = SyntheticFutures(num_scenes=3, config=SceneConfig(height=32, width=32, frames=2, style="rich"),
+                            seed=9, k=3)
+    item = data[1]
+    assert len(data) == 3 and item["frames"].shape == (3, 3, 3, 32, 32) and item["label_map"].shape == (32, 32)
+    plain = SyntheticStreets(3, data.config, seed=9)[1]
+    assert torch.equal(item["frames"][0], plain["frames"])
+    with pytest.raises(IndexError, match="out of range"):
+        data[3]
+    with pytest.raises(ValueError, match="futures"):
+        render_futures(RICH, 0, k=0)

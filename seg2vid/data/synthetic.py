@@ -54,8 +54,10 @@ __all__ = [
     "STYLES",
     "SYNTHETIC_CLASSES",
     "SceneConfig",
+    "SyntheticFutures",
     "SyntheticStreets",
     "render_clip",
+    "render_futures",
 ]
 
 # ----------------------------------------------------------------------------- constants
@@ -1233,6 +1235,33 @@ def render_clip(config: SceneConfig | None = None, seed: int = 0) -> dict[str, t
     return {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
+def render_futures(config: SceneConfig | None = None, seed: int = 0, k: int = 8) -> dict[str, torch.Tensor]:
+    """Render ONE first frame with ``k`` different exact futures (multi-future ground truth).
+
+    Every future shares the scene's layout -- the same frame-0 pixels and label map -- and
+    draws its own motion: camera speed, acceleration, drift and turn, and the velocity of every
+    moving object. Future 0 is ``render_clip(config, seed)`` itself; future j >= 1 re-draws the
+    motion from a stream seeded by (seed, j). Each future is exact like any clip.
+
+    Args:
+        config: scene settings (either style).
+        seed: the scene.
+        k: number of futures (>= 1).
+    Returns:
+        dict of tensors with a leading K axis: ``frames`` (K, T+1, 3, H, W), ``labels``
+        (K, T+1, H, W), ``flow_fwd``/``flow_bwd`` (K, T, 2, H, W) pixels,
+        ``visible_fwd``/``visible_bwd`` (K, T, 1, H, W); plus ``label_map`` (H, W) int64, the
+        shared first label map.
+    """
+    config = config or SceneConfig()
+    if k < 1:
+        raise ValueError(f"k (the number of futures) must be >= 1, got {k}")
+    futures = [_Scene(config, seed, future=None if j == 0 else j).render() for j in range(k)]
+    out = {key: torch.from_numpy(np.stack([f[key] for f in futures])) for key in futures[0]}
+    out["label_map"] = out["labels"][0, 0].clone()
+    return out
+
+
 class SyntheticStreets(Dataset):
     """A map-style dataset of synthetic street clips, generated on the fly.
 
@@ -1264,3 +1293,35 @@ class SyntheticStreets(Dataset):
         if not -self.num_clips <= index < self.num_clips:
             raise IndexError(f"clip index {index} out of range for {self.num_clips} clips")
         return render_clip(self.config, self.clip_seed(index % self.num_clips))
+
+
+class SyntheticFutures(Dataset):
+    """Scenes with K exact futures each: item ``i`` is ``render_futures(config, seed_i, k)``.
+
+    Scene ``i`` is the scene of ``SyntheticStreets(num_scenes, config, seed)[i]`` (the same clip
+    seed), whose clip is future 0. Items hold the keys of :func:`render_futures` (a leading K
+    axis) and ``name`` = ``"synthetic-futures:seed={seed}:{i}"``.
+
+    Args:
+        num_scenes: length of the dataset.
+        config: scene settings (use ``style="rich"`` for futures that differ in occlusion too).
+        seed: selects the dataset.
+        k: futures per scene (default 8).
+    """
+
+    def __init__(self, num_scenes: int = 64, config: SceneConfig | None = None, seed: int = 0, k: int = 8):
+        if k < 1:
+            raise ValueError(f"k (the number of futures) must be >= 1, got {k}")
+        self.streets = SyntheticStreets(num_scenes, config, seed)
+        self.config, self.seed, self.k = self.streets.config, seed, k
+
+    def __len__(self) -> int:
+        return len(self.streets)
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.streets)
+        if not -n <= index < n:
+            raise IndexError(f"scene index {index} out of range for {n} scenes")
+        item: dict = dict(render_futures(self.config, self.streets.clip_seed(index % n), self.k))
+        item["name"] = f"synthetic-futures:seed={self.seed}:{index % n}"
+        return item
