@@ -11,10 +11,13 @@ Definitions (each in one place, used by the tests, the benchmark and the CLI):
 * **textured pixel**: :func:`texture_mask` -- the grey image's gradient magnitude (central
   differences, intensities in [0, 1]) exceeds :data:`TEXTURE_THRESHOLD` = 0.03; measured on the
   visible (``visible_fwd``) pixels of frames 1..T, where a photometric term compares the warp.
+Print them for both styles: ``python -m seg2vid.data.stats --clips 64 --frames 4``.
+
 * **occluded %** at t: share of frame t's pixels with ``visible_fwd[t-1] == 0`` (forward: the
   pixels a backward-warping model must inpaint) and of frame 0's pixels with
   ``visible_bwd[t-1] == 0`` (backward). ``in-frame`` counts only those whose correspondence lies
-  inside the other frame: hidden by a nearer surface, not out of view.
+  inside the other frame: hidden by a nearer surface, not out of view (for the backward maps
+  this also counts points that went behind the camera, whose flow is set to 0).
 * **foreground %**: pixels of the Cityscapes foreground group (person .. bicycle), all frames.
 * **speed** of a clip: the mean forward-flow magnitude over frames 1..T and all pixels (px);
   its spread over clips is reported as quantiles and a coefficient of variation.
@@ -95,9 +98,9 @@ def occlusion_blobiness(occluded: torch.Tensor | np.ndarray) -> tuple[float, flo
         return float("nan"), float("nan")
     eroded = _erode3(occ).sum() / total
     h, w = occ.shape[-2:]
-    pooled = occ[..., : h // 2 * 2, : w // 2 * 2].reshape(*occ.shape[:-2], h // 2, 2, w // 2, 2).mean((-3, -1))
-    up = np.repeat(np.repeat(pooled > 0.5, 2, -2), 2, -1)
     occ_c = occ[..., : h // 2 * 2, : w // 2 * 2]
+    pooled = occ_c.reshape(*occ.shape[:-2], h // 2, 2, w // 2, 2).mean((-3, -1))
+    up = np.repeat(np.repeat(pooled > 0.5, 2, -2), 2, -1)
     iou = (up & occ_c).sum() / max((up | occ_c).sum(), 1)
     return float(eroded), float(iou)
 
@@ -135,7 +138,9 @@ class DatasetStatistics:
     per_clip_speed: list[float] = field(default_factory=list)
 
 
-def clip_statistics(config: SceneConfig | None = None, num_clips: int = 64, seed: int = 0) -> DatasetStatistics:
+def clip_statistics(
+    config: SceneConfig | None = None, num_clips: int = 64, seed: int = 0
+) -> DatasetStatistics:
     """Render ``num_clips`` clips (seeds ``seed .. seed + num_clips - 1``) and measure them.
 
     Args:
@@ -203,7 +208,7 @@ def print_statistics(stats: DatasetStatistics, say=print) -> None:
     """Print :class:`DatasetStatistics` as a short table (``say`` receives each line)."""
     c = stats.config
     per_t = lambda values: " / ".join(f"{v:.1f}" for v in values)  # noqa: E731
-    say(f"synthetic streets, style {getattr(c, 'style', 'classic')!r}: {stats.num_clips} clips, {c.height}x{c.width}, "
+    say(f"synthetic streets, style {c.style!r}: {stats.num_clips} clips, {c.height}x{c.width}, "
         f"1 + {c.frames} frames (rendering {stats.clips_per_s:.1f} clips/s)")
     say(f"  occluded fwd % at t=1..{c.frames}:          {per_t(stats.occluded_fwd)}"
         f"  (median clip at t={c.frames}: {stats.occluded_fwd_last_median:.1f})")
@@ -217,3 +222,28 @@ def print_statistics(stats: DatasetStatistics, say=print) -> None:
     q = stats.speed_quantiles
     say(f"  per-clip mean flow (px): q10 {q['q10']:.2f}, q25 {q['q25']:.2f}, median {q['q50']:.2f}, "
         f"q75 {q['q75']:.2f}, q90 {q['q90']:.2f}; CV {stats.speed_cv:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m seg2vid.data.stats``: print the statistics of both styles (or one)."""
+    import argparse
+
+    from seg2vid.data.synthetic import STYLES
+
+    parser = argparse.ArgumentParser(description="Statistics of the synthetic street clips.")
+    parser.add_argument("--style", choices=(*STYLES, "both"), default="both")
+    parser.add_argument("--size", default="64x64", help="HxW (default 64x64)")
+    parser.add_argument("--frames", type=int, default=4, help="future frames T (default 4)")
+    parser.add_argument("--clips", type=int, default=64, help="clips to measure (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="first clip seed (default 0)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    for style in STYLES if args.style == "both" else (args.style,):
+        config = SceneConfig(height=h, width=w, frames=args.frames, style=style)
+        print_statistics(clip_statistics(config, args.clips, args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
