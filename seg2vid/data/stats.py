@@ -42,6 +42,7 @@ __all__ = [
     "TEXTURE_THRESHOLD",
     "DatasetStatistics",
     "clip_statistics",
+    "future_spread",
     "gradient_magnitude",
     "occlusion_blobiness",
     "print_statistics",
@@ -204,6 +205,27 @@ def clip_statistics(
     )
 
 
+def future_spread(config: SceneConfig | None = None, num_scenes: int = 12, k: int = 8,
+                  seed: int = 0) -> tuple[float, float]:
+    """How different the K futures of one first frame are (:func:`render_futures`).
+
+    Args:
+        config: scene settings; num_scenes: scenes (seeds ``seed ..``); k: futures per scene.
+    Returns:
+        (mean over scenes of the coefficient of variation of the K futures' speeds, mean over
+        scenes of max - min speed in px), speed = mean forward-flow magnitude of a future.
+    """
+    from seg2vid.data.synthetic import render_futures
+
+    cvs, spans = [], []
+    for i in range(num_scenes):
+        futures = render_futures(config, seed + i, k)
+        speed = futures["flow_fwd"].norm(dim=2).mean((1, 2, 3)).numpy()
+        cvs.append(speed.std() / max(speed.mean(), 1e-9))
+        spans.append(speed.max() - speed.min())
+    return float(np.mean(cvs)), float(np.mean(spans))
+
+
 def print_statistics(stats: DatasetStatistics, say=print) -> None:
     """Print :class:`DatasetStatistics` as a short table (``say`` receives each line)."""
     c = stats.config
@@ -242,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     for style in STYLES if args.style == "both" else (args.style,):
         config = SceneConfig(height=h, width=w, frames=args.frames, style=style)
         print_statistics(clip_statistics(config, args.clips, args.seed))
+        cv, span = future_spread(config, max(1, args.clips // 8), 8, args.seed)
+        print(f"  K=8 futures of one first frame ({max(1, args.clips // 8)} scenes): speed CV {cv:.2f} "
+              f"within a scene, max - min {span:.2f} px")
     return 0
 
 
