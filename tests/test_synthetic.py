@@ -219,7 +219,7 @@ def test_rich_exact_flow_rebuilds_frame_t_far_better_than_a_neighbouring_frames_
     right, neighbour, still = (torch.cat(v).mean().item() for v in (right, neighbour, still))
     print(f"rich warp MAE: exact {right:.4f}, neighbouring frame's flow {neighbour:.4f}, "
           f"zero flow {still:.4f}")
-    # measured: exact 0.0326, neighbour 0.0575 (ratio 0.57), zero flow 0.081 (ratio 0.40)
+    # measured: exact 0.0361, neighbour 0.0635 (ratio 0.57), zero flow 0.090 (ratio 0.40)
     assert right < 0.045
     assert right < 0.7 * neighbour
     assert right < 0.5 * still
@@ -308,12 +308,12 @@ def test_rich_statistics_hold_occlusion_texture_and_foreground():
     rich = clip_statistics(RICH, num_clips=16)
     classic = clip_statistics(SceneConfig(frames=4), num_clips=16)
     # measured (seeds 0..15, 64x64, 1+4): rich 7.3% occluded at t=4 (6.9% in-frame), textured
-    # 57.6%, foreground 7.3%, 35% of occluded pixels survive a 3x3 erosion;
+    # 62.9%, foreground 7.3%, 35% of occluded pixels survive a 3x3 erosion;
     # classic 2.9% (2.3%), 32.3%, 3.4%, 19%.
     assert TEXTURE_THRESHOLD == 0.03
     assert rich.occluded_fwd[-1] > 5.0 and rich.occluded_fwd_in_frame[-1] > 4.5
     assert rich.occluded_fwd == sorted(rich.occluded_fwd)  # grows with t
-    assert rich.textured_visible > 50.0 and rich.textured_visible > classic.textured_visible + 15
+    assert rich.textured_visible > 55.0 and rich.textured_visible > classic.textured_visible + 20
     assert rich.foreground > 5.0
     assert rich.blob_erosion > 0.28 and rich.blob_erosion > classic.blob_erosion + 0.08
     # the blob measures on known shapes: a 6x6 square keeps 4x4 after erosion, a line nothing

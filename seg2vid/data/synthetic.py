@@ -310,7 +310,9 @@ class _Sky:
         rgb = _mix(self.top[None], self.low[None], h.astype(np.float32))
         clouds = _noise(a / self.width * 64, b / self.width * 64, 9.0, self.salt)
         if self.rich:  # more, broken-up clouds: the sky shows the pan too
-            clouds = clouds + 0.5 * _noise(a / self.width * 64, b / self.width * 64, 3.5, self.salt + 1) - 0.1
+            a64, b64 = a / self.width * 64, b / self.width * 64
+            clouds = (clouds + 0.5 * _noise(a64, b64, 3.5, self.salt + 1)
+                      + 0.35 * _noise(a64, b64, 1.8, self.salt + 2) - 0.25)
             rgb = _mix(rgb, np.ones(3, np.float32)[None], np.clip(clouds * 2.0 - 0.8, 0, 0.85))
         else:
             rgb = _mix(rgb, np.ones(3, np.float32)[None], np.clip(clouds * 1.6 - 0.8, 0, 0.7))
@@ -610,7 +612,7 @@ class _Ground:
         i = np.nonzero(road)[0]
         if i.size:
             ai, bi, fpi = a[i], b[i], fp[i]
-            grain = 1 + 0.75 * _fbm(ai, bi, fpi, 1.6, 5, self.salt, gain=0.85)
+            grain = 1 + 0.95 * _fbm(ai, bi, fpi, 1.6, 5, self.salt, gain=0.85)
             # Patches of newer (darker) and worn (lighter) asphalt with soft edges.
             patch = _noise(ai, bi, 3.0, self.salt + 11)
             tone = 1 - 0.3 * np.clip((patch - 0.62) * 8, 0, 1) + 0.2 * np.clip((0.3 - patch) * 8, 0, 1)
