@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from seg2vid.data.labels import CITYSCAPES, CITYSCAPES_MAX_LABEL_ID, LabelTable, label_ids_to_train_ids
 
-__all__ = ["LOSSY_FORMATS", "LabelMapError", "crop_to_aspect", "decode_label_file", "fit_label_map"]
+__all__ = ["LOSSY_FORMATS", "LabelMapError", "aspect_crop_box", "crop_to_aspect", "decode_label_file", "fit_label_map"]
 
 #: Pillow format names of lossy codecs: their colours are not the colours that were saved.
 LOSSY_FORMATS = ("JPEG", "MPO", "JPEG2000")
@@ -142,6 +142,18 @@ def decode_label_file(path: str | Path, table: LabelTable = CITYSCAPES) -> np.nd
     return ids
 
 
+def aspect_crop_box(h: int, w: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """``(top, left, crop_h, crop_w)`` of the largest centred crop of an ``h x w`` image whose aspect
+    ratio is ``height : width`` (as close as whole pixels allow; the whole image if it has it)."""
+    if h * width == w * height:
+        return 0, 0, h, w
+    if h * width > w * height:  # too tall: crop rows
+        new_h, new_w = max(1, round(w * height / width)), w
+    else:  # too wide: crop columns
+        new_h, new_w = h, max(1, round(h * width / height))
+    return (h - new_h) // 2, (w - new_w) // 2, new_h, new_w
+
+
 def crop_to_aspect(label_map: torch.Tensor | np.ndarray, height: int, width: int) -> torch.Tensor:
     """The largest centred crop of ``label_map`` with the aspect ratio ``height : width``.
 
@@ -154,14 +166,7 @@ def crop_to_aspect(label_map: torch.Tensor | np.ndarray, height: int, width: int
     """
     labels = torch.as_tensor(np.ascontiguousarray(label_map) if isinstance(label_map, np.ndarray)
                              else label_map).long()
-    h, w = labels.shape[-2:]
-    if h * width == w * height:
-        return labels
-    if h * width > w * height:  # too tall: crop rows
-        new_h, new_w = max(1, round(w * height / width)), w
-    else:  # too wide: crop columns
-        new_h, new_w = h, max(1, round(h * width / height))
-    top, left = (h - new_h) // 2, (w - new_w) // 2
+    top, left, new_h, new_w = aspect_crop_box(*labels.shape[-2:], height, width)
     return labels[..., top : top + new_h, left : left + new_w]
 
 
