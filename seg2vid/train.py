@@ -232,10 +232,14 @@ def check_batch(
 
 def atomic_write(path: Path, write: Any) -> None:
     """Write ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or
-    a crash) sees the old file or the new one, never half of one."""
+    a crash) sees the old file or the new one, never half of one. The file gets the permissions
+    of any new file (``0o666`` minus the umask, e.g. ``rw-r--r--``), not mkstemp's private 0600."""
+    from seg2vid.data.video import default_file_mode
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

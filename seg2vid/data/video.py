@@ -61,12 +61,22 @@ class VideoDecodeError(RuntimeError):
 # ----------------------------------------------------------------------------- small helpers
 
 
+def default_file_mode() -> int:
+    """The permission bits of a newly created file: ``0o666`` minus the process umask (read
+    without changing it for good: ``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, write: Callable) -> None:
     """Write ``path`` through a temporary file in the same folder and ``os.replace``, so that a
-    reader (or a DataLoader worker, or a crash) sees the old file or the new one, never a part."""
+    reader (or a DataLoader worker, or a crash) sees the old file or the new one, never a part.
+    The file gets :func:`default_file_mode` (mkstemp alone would leave it private, 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)
