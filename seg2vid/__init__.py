@@ -6,7 +6,7 @@ The package behind the course notebooks. Public API by module:
 - :mod:`seg2vid.data.synthetic` -- procedural street clips with EXACT labels, flow and occlusion.
 - :mod:`seg2vid.flow`           -- pixel-unit backward warping, flow colours, ``.flo`` files.
 - :mod:`seg2vid.cvae`           -- reparameterisation, Gaussian KL, ELBO, a small MLP (c)VAE.
-- :mod:`seg2vid.losses`         -- photometric, 3x3 SSIM (``ssim_3x3``), smoothness, consistency losses for flow.
+- :mod:`seg2vid.losses`         -- photometric, 3x3 SSIM (``ssim_3x3``), smoothness, consistency losses.
 - :mod:`seg2vid.data`           -- ``build_dataset``: synthetic, Cityscapes, KTH, UCF-101, your own folder.
 - :mod:`seg2vid.metrics`        -- PSNR/SSIM per frame, end-point error, mask scores, best-of-N, diversity.
 - :mod:`seg2vid.feature_metrics` -- FVD, FID and LPIPS from LOCAL weight files (never downloaded).

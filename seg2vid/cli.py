@@ -516,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--samples", type=int, default=5, help="futures per input, N (default: 5)")
     add("--seed", type=int, default=0, help="seed of the samples (default: 0)")
     add("--segmenter", default="shipped", help="segmenter for semantic fidelity: shipped, a path, or none")
-    add("--i3d", default=None, metavar="PATH", help="local I3D TorchScript file: adds FVD (TRUSTED files only: "
+    add("--i3d", default=None, metavar="PATH",
+        help="local I3D TorchScript file: adds FVD (TRUSTED files only: "
         "loading TorchScript runs code from the file)")
     add("--inception", default=None, metavar="PATH", help="local torchvision Inception-v3 weights: adds FID")
     add("--lpips-backbone", default=None, metavar="PATH", help="local AlexNet weights for LPIPS")

@@ -59,7 +59,8 @@ TEST_SEED = 7_000_000
 
 PROTOCOL = (
     "frames 1..T (frame 0 given); N samples per input from the prior (seeded); PSNR/SSIM: seg2vid.metrics "
-    "(SSIM: Gaussian window 11, sigma 1.5, 5-px border crop, float64 = skimage), data range 1, per frame, mean-of-N and best-of-N (sample with the best "
+    "(SSIM: Gaussian window 11, sigma 1.5, 5-px border crop, float64 = skimage), data range 1, per frame, "
+    "mean-of-N and best-of-N (sample with the best "
     "frame-mean PSNR per input); EPE: px vs the exact forward flow over pixels visible in frame 0, "
     "mean-of-N; "
     "occlusion IoU: mask < 0.5 vs exact occlusion, mean-of-N; diversity: mean pairwise L1 of the N samples; "

@@ -153,7 +153,7 @@ def ssim_photometric(
     alpha: float = 0.85,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """The method's SSIM term: ``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` per pixel, SSIM = :func:`ssim_3x3`.
+    """The method's SSIM term: ``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` per pixel (:func:`ssim_3x3`).
 
     ``(1 - SSIM) / 2`` is clamped to [0, 1] and, like the L1 term, averaged over channels.
     SSIM compares local structure (means, contrasts, correlation), so it tolerates the

@@ -23,7 +23,7 @@ over those pixels and the channels, all in float64. That is exactly
 ``skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=1, channel_axis=0)`` (tested to 1e-4). (Libraries
 disagree: torchmetrics 1.0.3 crops the border, 1.4+ averages the whole map incl. the padded
-border, which reads about 0.05 higher on real frames.) Frames must be at least 11 x 11. Flow EPE is in pixels, masks are
+border, which reads higher.) Frames must be at least 11 x 11. Flow EPE is in pixels, masks are
 read at 0.5. Stochastic models are scored on N samples per input, reduced by :func:`best_of_n`
 (per input, not per frame) or :func:`mean_of_n`, with :func:`diversity` for the spread.
 """

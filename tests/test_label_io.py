@@ -54,7 +54,8 @@ def test_cityscapes_label_ids_maps_are_converted(tmp_path):
     # not named labelIds, holding ids 19..33 that no train-id map can hold: refused with the hint
     small = np.array([[7, 7, 26], [0, 21, 23]], dtype=np.uint8)
     Image.fromarray(small).save(tmp_path / "mine.png")
-    with pytest.raises(LabelMapError, match=r"mine\.png.*\[21, 23, 26\].*Cityscapes labelIds map.*_labelIds\.png"):
+    refusal = r"mine\.png.*\[21, 23, 26\].*Cityscapes labelIds map.*_labelIds\.png"
+    with pytest.raises(LabelMapError, match=refusal):
         read_label_png(tmp_path / "mine.png")
     Image.fromarray(small).save(tmp_path / "mine_labelIds.png")
     with pytest.warns(UserWarning, match="converted to train ids"):

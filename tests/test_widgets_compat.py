@@ -45,8 +45,8 @@ def _sources() -> dict[str, str]:
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         code = [c for c in code if "widgets" in c and not c.lstrip().startswith(("!", "%"))]
         if code:
-            text = "\n".join(line for c in code for line in c.splitlines() if not line.lstrip().startswith(("!", "%")))
-            out[nb.name] = text
+            lines = [line for c in code for line in c.splitlines()]
+            out[nb.name] = "\n".join(line for line in lines if not line.lstrip().startswith(("!", "%")))
     return out
 
 
@@ -122,7 +122,7 @@ def test_every_widget_name_in_use_exists_in_ipywidgets_7_6_and_in_the_installed_
         if name not in IPYWIDGETS_7_6.get(cls, []) + METHODS.get(cls, []):
             missing_7.append(f"{cls}.{name}")
         installed = getattr(widgets, cls, None)
-        if installed is None or not (installed.class_traits().get(name) is not None or hasattr(installed, name)):
+        if installed is None or not (name in installed.class_traits() or hasattr(installed, name)):
             missing_now.append(f"{cls}.{name}")
     assert not missing_7, f"not in ipywidgets 7.6: {missing_7}"
     assert not missing_now, f"not in the installed ipywidgets {widgets.__version__}: {missing_now}"

@@ -38,7 +38,14 @@ import torch.nn.functional as F
 
 from seg2vid.data.labels import CITYSCAPES, CITYSCAPES_MAX_LABEL_ID, LabelTable, label_ids_to_train_ids
 
-__all__ = ["LOSSY_FORMATS", "LabelMapError", "aspect_crop_box", "crop_to_aspect", "decode_label_file", "fit_label_map"]
+__all__ = [
+    "LOSSY_FORMATS",
+    "LabelMapError",
+    "aspect_crop_box",
+    "crop_to_aspect",
+    "decode_label_file",
+    "fit_label_map",
+]
 
 #: Pillow format names of lossy codecs: their colours are not the colours that were saved.
 LOSSY_FORMATS = ("JPEG", "MPO", "JPEG2000")
@@ -197,7 +204,8 @@ def fit_label_map(
     """
     if short_side < 1 or multiple < 1 or max_ratio < 1:
         raise ValueError(
-            f"short_side and multiple must be >= 1 and max_ratio >= 1, got {short_side}, {multiple}, {max_ratio}"
+            "short_side and multiple must be >= 1 and max_ratio >= 1, got "
+            f"{short_side}, {multiple}, {max_ratio}"
         )
     labels = torch.as_tensor(np.ascontiguousarray(label_map) if isinstance(label_map, np.ndarray)
                              else label_map).long()
