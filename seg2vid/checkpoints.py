@@ -65,9 +65,18 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint was written with a different configuration than the one it is loaded into."""
 
 
+def default_file_mode() -> int:
+    """The permission bits of a newly created file: ``0o666`` minus the process umask (read
+    without changing it for good: ``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Write ``path`` through a temporary file in the same folder and ``os.replace``: a reader (or
-    a crash) sees the old file or the new one, never half of one.
+    a crash, or a DataLoader worker) sees the old file or the new one, never half of one. The file
+    gets :func:`default_file_mode` (``rw-r--r--`` under the usual umask), not mkstemp's private 0600.
 
     Args:
         path: the file to write (missing folders are created).
@@ -76,6 +85,7 @@ def atomic_write(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

@@ -1,4 +1,4 @@
-"""Losses for learning flow WITHOUT flow labels: photometric, SSIM, smoothness, consistency.
+"""Losses for learning flow WITHOUT flow labels: photometric, 3x3 SSIM, smoothness, consistency.
 
 The paper trains its flow decoder only through these terms (see the losses table of the method
 notes): a predicted flow is good when warping the first frame with it rebuilds the true frame
@@ -35,7 +35,7 @@ __all__ = [
     "masked_mean",
     "photometric_l1",
     "smoothness_loss",
-    "ssim",
+    "ssim_3x3",
     "ssim_photometric",
 ]
 
@@ -110,8 +110,11 @@ def photometric_l1(
     return _reduce(loss_map, mask, reduction)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, c1: float = SSIM_C1, c2: float = SSIM_C2) -> torch.Tensor:
+def ssim_3x3(x: torch.Tensor, y: torch.Tensor, c1: float = SSIM_C1, c2: float = SSIM_C2) -> torch.Tensor:
     """Per-pixel structural similarity over 3x3 windows (the cheap SSIM of photometric losses).
+
+    NOT the evaluation metric: :func:`seg2vid.metrics.ssim` is Wang et al.'s 11-tap Gaussian SSIM,
+    one number per frame; this is a per-pixel map for a training loss.
 
     Local means, variances and the covariance come from 3x3 average pooling (stride 1) of
     the reflection-padded images, instead of the 11x11 Gaussian of Wang et al. (2004): a
@@ -150,7 +153,7 @@ def ssim_photometric(
     alpha: float = 0.85,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
-    """The method's SSIM term: ``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` per pixel.
+    """The method's SSIM term: ``alpha * (1 - SSIM) / 2 + (1 - alpha) * L1`` per pixel (:func:`ssim_3x3`).
 
     ``(1 - SSIM) / 2`` is clamped to [0, 1] and, like the L1 term, averaged over channels.
     SSIM compares local structure (means, contrasts, correlation), so it tolerates the
@@ -166,7 +169,7 @@ def ssim_photometric(
         0-d tensor (mean/sum, dimensionless) or the gated map (..., 1, H, W); 0 when equal.
     """
     _check_pair(pred, target)
-    dissimilarity = ((1 - ssim(pred, target)) / 2).clamp(0, 1)
+    dissimilarity = ((1 - ssim_3x3(pred, target)) / 2).clamp(0, 1)
     loss_map = alpha * dissimilarity + (1 - alpha) * (pred - target).abs()
     return _reduce(loss_map.mean(dim=-3, keepdim=True), mask, reduction)
 

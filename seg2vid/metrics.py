@@ -15,9 +15,15 @@ The evaluation protocol. Videos are (B, T, C, H, W) and images (B, C, H, W), flo
 every pixel score is PER FRAME: (B, T) for videos, (B,) for images. PSNR is
 ``10 log10(1 / MSE)`` dB with data range 1, the MSE taken over one frame's C, H, W (in float64); a
 frame identical to its target has MSE 0 and PSNR ``+inf`` (returned as is; :func:`summarize`
-caps it at :data:`PSNR_CAP_DB`). SSIM is torchmetrics' ``structural_similarity_index_measure``
-with a Gaussian window of 11 pixels, sigma 1.5, k1 0.01, k2 0.03, data range 1, averaged over the
-frame's channels and pixels (frames must be at least 11 x 11). Flow EPE is in pixels, masks are
+caps it at :data:`PSNR_CAP_DB`). SSIM follows Wang et al. (2004) and is computed here, one way,
+whatever library is installed: a Gaussian window of 11 taps, sigma 1.5 (normalised to sum 1),
+k1 0.01, k2 0.03, data range 1, population (not sample) covariances, on each channel; the SSIM map
+is kept only where the window lies inside the frame (the 5-pixel border is cropped) and averaged
+over those pixels and the channels, all in float64. That is exactly
+``skimage.metrics.structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=1, channel_axis=0)`` (tested to 1e-4). (Libraries
+disagree: torchmetrics 1.0.3 crops the border, 1.4+ averages the whole map incl. the padded
+border, which reads higher.) Frames must be at least 11 x 11. Flow EPE is in pixels, masks are
 read at 0.5. Stochastic models are scored on N samples per input, reduced by :func:`best_of_n`
 (per input, not per frame) or :func:`mean_of_n`, with :func:`diversity` for the spread.
 """
@@ -27,6 +33,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "PSNR_CAP_DB",
@@ -37,6 +44,7 @@ __all__ = [
     "end_point_error",
     "frame_end_point_error",
     "frame_mask_iou",
+    "gaussian_window",
     "mask_confusion",
     "mask_iou",
     "mask_precision",
@@ -49,15 +57,20 @@ __all__ = [
     "video_scores",
 ]
 
-#: The one SSIM setting used everywhere (Wang et al. 2004's constants, data range 1).
-SSIM_SETTINGS: dict[str, float | int | bool] = {
-    "gaussian_kernel": True,
+#: The one SSIM protocol of the metrics and the evaluation (Wang et al. 2004; data range 1). The
+#: training loss's 3x3-window SSIM (:func:`seg2vid.losses.ssim_3x3`) is a different thing.
+SSIM_SETTINGS: dict[str, float | int | str] = {
+    "window": "gaussian",
     "kernel_size": 11,
     "sigma": 1.5,
     "k1": 0.01,
     "k2": 0.03,
     "data_range": 1.0,
+    "covariance": "population",
+    "border_crop": 5,
+    "accumulation": "float64",
 }
+
 
 #: PSNR of an exact frame is +inf; :func:`summarize` replaces it by this many dB before averaging,
 #: so one perfect frame neither makes the mean infinite nor is silently dropped.
@@ -209,16 +222,6 @@ def _frames(pred: torch.Tensor, true: torch.Tensor, name: str) -> tuple[torch.Te
     return pred.reshape(-1, *pred.shape[-3:]), true.reshape(-1, *true.shape[-3:]), lead
 
 
-def _torchmetrics_image():
-    """torchmetrics' image functions, imported on first use so the flow and mask scores above work
-    without torchmetrics installed."""
-    try:
-        from torchmetrics.functional import image
-    except ImportError:
-        raise ImportError("psnr / ssim use torchmetrics: pip install 'torchmetrics>=1.0'") from None
-    return image
-
-
 def psnr(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Peak signal-to-noise ratio of each frame, in dB.
 
@@ -230,28 +233,50 @@ def psnr(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0) -> tor
         C, H, W (computed in float64). A frame equal to its target gives ``+inf``.
     """
     p, t, lead = _frames(pred, true, "psnr")
-    scores = _torchmetrics_image().peak_signal_noise_ratio(
-        p.double(), t.double(), data_range=data_range, reduction="none", dim=(1, 2, 3)
-    )
+    mse = (p.double() - t.double()).square().mean(dim=(1, 2, 3))
+    scores = 10 * torch.log10(data_range**2 / mse)  # mse 0 -> +inf
     return scores.float().reshape(lead)
 
 
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """float64 (size,) 1-D Gaussian ``exp(-k^2 / (2 sigma^2))``, ``k = -(size//2) .. size//2``,
+    normalised to sum 1 (the separable window of :func:`ssim`)."""
+    k = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(k**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
 def ssim(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """Structural similarity of each frame (torchmetrics, :data:`SSIM_SETTINGS`).
+    """Structural similarity of each frame, Wang et al. (2004) (the protocol: :data:`SSIM_SETTINGS`
+    and the module docstring; equal to scikit-image's with ``gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1``).
 
     Args:
         pred, true: (B, T, C, H, W) videos or (B, C, H, W) images, float in [0, 1], H, W >= 11.
     Returns:
-        (B, T) or (B,) float: mean SSIM over the frame's channels and pixels; 1 for identical
-        frames, lower (down to -1) as structure differs.
+        (B, T) or (B,) float32: mean SSIM over the frame's channels and its pixels at least 5
+        pixels from the border; 1 for identical frames, lower (down to -1) as structure differs.
     """
     p, t, lead = _frames(pred, true, "ssim")
-    window = SSIM_SETTINGS["kernel_size"]
-    if min(p.shape[-2:]) < window:
-        raise ValueError(f"ssim: frames {tuple(p.shape[-2:])} are smaller than the {window}-pixel window")
-    image = _torchmetrics_image()
-    scores = image.structural_similarity_index_measure(p, t, reduction="none", **SSIM_SETTINGS)
-    return scores.reshape(lead)
+    size, sigma = int(SSIM_SETTINGS["kernel_size"]), float(SSIM_SETTINGS["sigma"])
+    if min(p.shape[-2:]) < size:
+        raise ValueError(f"ssim: frames {tuple(p.shape[-2:])} are smaller than the {size}-pixel window")
+    c1 = (float(SSIM_SETTINGS["k1"]) * float(SSIM_SETTINGS["data_range"])) ** 2
+    c2 = (float(SSIM_SETTINGS["k2"]) * float(SSIM_SETTINGS["data_range"])) ** 2
+    n, c, h, w = p.shape
+    x = p.double().reshape(n * c, 1, h, w)
+    y = t.double().reshape(n * c, 1, h, w)
+    # The five local moments in one grouped, separable, UNPADDED convolution: its output is the
+    # SSIM map exactly where the window lies inside the frame, i.e. the 5-pixel border crop.
+    stats = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (N*C, 5, H, W)
+    g = gaussian_window(size, sigma).to(stats.device)
+    stats = F.conv2d(stats, g.view(1, 1, 1, size).expand(5, 1, 1, size).contiguous(), groups=5)
+    stats = F.conv2d(stats, g.view(1, 1, size, 1).expand(5, 1, size, 1).contiguous(), groups=5)
+    mx, my, mxx, myy, mxy = stats.unbind(dim=1)
+    vx, vy, vxy = mxx - mx * mx, myy - my * my, mxy - mx * my  # population (co)variances
+    s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    scores = s.reshape(n, c, -1).mean(dim=(1, 2))
+    return scores.float().reshape(lead)
 
 
 def video_scores(

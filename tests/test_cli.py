@@ -34,6 +34,21 @@ def test_bad_size_is_a_clear_error(capsys):
     assert "size must look like 64 or 128x256" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "command", [["demo"], ["generate", "--labels", "data/label_maps/street_90001_color.png"]]
+)
+@pytest.mark.parametrize(
+    "option, value", [("--fps", "0"), ("--scale", "0"), ("--fps", "-2"), ("--scale", "1.5")]
+)
+def test_zero_fps_and_scale_are_refused_before_generating(tmp_path, capsys, command, option, value):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--out", str(out), option, value])
+    assert info.value.code == 2
+    assert f"argument {option}:" in capsys.readouterr().err
+    assert not out.exists()  # nothing was generated or written
+
+
 def test_module_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "seg2vid", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "demo" in result.stdout

@@ -30,6 +30,7 @@ from seg2vid.data import (
     cache_label_maps,
 )
 from seg2vid.data import video as video_module
+from seg2vid.data.folder import folder_splits, natural_key
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_H, FRAME_W = 32, 64  # fixture Cityscapes frames (the real ones are 1024x2048, same 1:2)
@@ -499,6 +500,57 @@ def test_folder_with_labels_and_a_missing_one(tmp_path):
     assert len(mixed) == 2 and "missing labels folder" in mixed.report[0]
     with pytest.raises(FileNotFoundError, match="frames/\\*.png"):
         VideoFolder(tmp_path / "mixed" / "a" / "frames")
+
+
+def test_folder_frames_are_sorted_naturally(tmp_path):
+    for k in range(12):  # 0.png .. 11.png without leading zeros; string order would be 0, 1, 10, 11, 2, ...
+        write_png(tmp_path / "v" / "frames" / f"{k}.png", city_frame(k, 0))
+    ds = build_quietly(VideoFolder, tmp_path, 8, 8, frames=11)
+    assert [p.name for p in ds.videos[0][1]] == [f"{k}.png" for k in range(12)]
+    assert ds[0]["frames"][:, 0, 0, 0].mul(255).round().tolist() == list(range(12))
+    assert sorted(["a10", "a9", "A2", "b1"], key=natural_key) == ["A2", "a9", "a10", "b1"]
+
+
+def test_folder_frames_and_labels_are_centre_cropped_not_squeezed(tmp_path):
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:, 16:48] = 200  # the centre square is bright, the sides dark
+    labels = np.full((32, 64), CITYSCAPES.id_of("sky"), np.uint8)
+    labels[:, 16:48] = CITYSCAPES.id_of("road")
+    for k in range(2):
+        write_png(tmp_path / "v" / "frames" / f"{k:06d}.png", frame)
+        write_png(tmp_path / "v" / "labels" / f"{k:06d}.png", labels)
+    item = build_quietly(VideoFolder, tmp_path, 16, 16, frames=1)[0]
+    # a squeeze would mix the dark sides in (a mean of 100); the crop keeps only the centre square
+    assert torch.allclose(item["frames"], torch.full((2, 3, 16, 16), 200 / 255))
+    assert (item["label_map"] == CITYSCAPES.id_of("road")).all()
+
+
+def test_folder_splits_hold_out_whole_videos(tmp_path):
+    names = [f"video{i:02d}" for i in range(20)]
+    splits = folder_splits(names)
+    assert folder_splits(list(reversed(names))) == splits  # deterministic, order-free
+    assert set(splits.values()) == {"train", "val", "test"}
+    assert {n: s for n, s in folder_splits(names + ["extra"]).items() if n != "extra"} == splits  # stable
+    root = make_folder(tmp_path / "many", dict.fromkeys(names[:6], 3))
+    parts = {s: build_quietly(VideoFolder, root, 8, 8, frames=1, split=s) for s in ("train", "val", "test")}
+    videos = {s: {name for name, _ in ds.videos} for s, ds in parts.items()}
+    assert videos["train"] | videos["val"] | videos["test"] == set(names[:6])
+    assert not (videos["train"] & videos["val"]) and not (videos["train"] & videos["test"])
+    assert not (videos["val"] & videos["test"]) and videos["val"] and videos["test"]
+    assert all(not ds.overlaps_training for ds in parts.values())
+    # the config route: DatasetConfig(kind="folder", split="test") holds out the same videos
+    test = build_dataset(DatasetConfig("folder", str(root), "test", 8, 8, frames=1))
+    assert {name for name, _ in test.videos} == videos["test"]
+
+
+def test_a_folder_too_small_to_hold_out_a_video_warns(tmp_path):
+    root = make_folder(tmp_path, {"only": 3})
+    train = build_quietly(VideoFolder, root, 8, 8, frames=1, split="train")
+    with pytest.warns(UserWarning, match="split 'val' OVERLAPS TRAINING"):
+        val = VideoFolder(root, 8, 8, frames=1, split="val")
+    assert val.overlaps_training and not train.overlaps_training and len(val) == len(train) == 2
+    with pytest.raises(ValueError, match="split must be one of"):
+        VideoFolder(root, 8, 8, frames=1, split="dev")
 
 
 # ----------------------------------------------------------------------------- build_dataset

@@ -14,7 +14,7 @@ from seg2vid.losses import (
     masked_mean,
     photometric_l1,
     smoothness_loss,
-    ssim,
+    ssim_3x3,
     ssim_photometric,
 )
 from seg2vid.metrics import end_point_error
@@ -96,13 +96,13 @@ def test_reductions():
 
 def test_ssim_of_an_image_with_itself_is_one():
     image = torch.rand(2, 3, 9, 7)
-    torch.testing.assert_close(ssim(image, image), torch.ones(2, 3, 9, 7))
+    torch.testing.assert_close(ssim_3x3(image, image), torch.ones(2, 3, 9, 7))
     other = torch.rand(2, 3, 9, 7)
-    value = ssim(image, other)
+    value = ssim_3x3(image, other)
     assert value.shape == (2, 3, 9, 7) and value.max() < 1 and value.min() >= -1
-    torch.testing.assert_close(value, ssim(other, image))
+    torch.testing.assert_close(value, ssim_3x3(other, image))
     # SSIM ignores a tiny brightness offset that L1 sees in full.
-    assert (1 - ssim(image, image + 0.01)).abs().max() < 0.01
+    assert (1 - ssim_3x3(image, image + 0.01)).abs().max() < 0.01
 
 
 # ----------------------------------------------------------------------------- smoothness

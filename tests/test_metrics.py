@@ -126,24 +126,41 @@ def test_images_give_one_score_per_image():
     assert ssim(noisy, images).shape == (4,)
 
 
-def test_ssim_is_torchmetrics_with_the_documented_setting_and_drops_with_noise():
-    from torchmetrics.functional.image import structural_similarity_index_measure
+def _skimage_ssim(pred: torch.Tensor, true: torch.Tensor) -> float:
+    from skimage.metrics import structural_similarity
 
-    assert SSIM_SETTINGS == {
-        "gaussian_kernel": True, "kernel_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03, "data_range": 1.0,
-    }
-    g = torch.Generator().manual_seed(1)
-    true = torch.rand(3, 3, 24, 24, generator=g)
-    pred = torch.rand(3, 3, 24, 24, generator=g)
-    reference = structural_similarity_index_measure(
-        pred, true, gaussian_kernel=True, kernel_size=11, sigma=1.5, k1=0.01, k2=0.03, data_range=1.0,
-        reduction="none",
+    return structural_similarity(
+        pred.double().numpy(), true.double().numpy(), gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False, data_range=1.0, channel_axis=0,
     )
-    torch.testing.assert_close(ssim(pred, true), reference)
-    noise = torch.randn(3, 3, 24, 24, generator=g)
+
+
+def test_ssim_is_wang_et_al_as_in_skimage_and_drops_with_noise():
+    assert SSIM_SETTINGS["kernel_size"] == 11 and SSIM_SETTINGS["sigma"] == 1.5
+    assert SSIM_SETTINGS["border_crop"] == 5 and SSIM_SETTINGS["covariance"] == "population"
+    g = torch.Generator().manual_seed(1)
+    true = torch.rand(3, 3, 24, 31, generator=g)
+    pred = torch.rand(3, 3, 24, 31, generator=g)
+    noise = torch.randn(3, 3, 24, 31, generator=g)
     mild = ssim((true + 0.05 * noise).clamp(0, 1), true)
     strong = ssim((true + 0.3 * noise).clamp(0, 1), true)
     assert (strong < mild).all() and (mild < 1).all()
+    for a in (pred, (true + 0.05 * noise).clamp(0, 1)):
+        ours = ssim(a, true)
+        for i in range(3):
+            assert abs(ours[i].item() - _skimage_ssim(a[i], true[i])) < 1e-4
+
+
+def test_ssim_matches_skimage_on_a_real_frame_pair():
+    # two frames of a synthetic street clip, 128x256, and their 1-frame copy baseline
+    from seg2vid.data.synthetic import SceneConfig, render_clip
+
+    clip = render_clip(SceneConfig(height=128, width=256, frames=2), seed=3)["frames"]  # (T+1, 3, H, W)
+    a, b = clip[0], clip[2]
+    ours = ssim(a[None], b[None]).item()
+    assert abs(ours - _skimage_ssim(a, b)) < 1e-4
+    assert 0 < ours < 1
+    assert ssim(b[None], b[None]).item() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_pixel_scores_reject_bad_shapes_clearly():

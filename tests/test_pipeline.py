@@ -66,6 +66,13 @@ def test_given_first_frame_and_resizing(pipe, unseen_labels, capsys):
     assert "resizing the 128x128 label map" in capsys.readouterr().err
 
 
+def test_a_non_square_map_is_centre_cropped_not_squashed(pipe, unseen_labels, capsys):
+    wide = torch.full((64, 128), CITYSCAPES.id_of("sky"), dtype=torch.int64)
+    wide[:, 32:96] = unseen_labels  # the unseen scene in the middle of a wider map
+    assert torch.equal(pipe.prepare_labels(wide), unseen_labels)
+    assert "centre-cropping the 64x128 label map to 64x64" in capsys.readouterr().err
+
+
 def test_png_encodings_give_the_same_video(pipe, unseen_labels, tmp_path):
     ids = unseen_labels.numpy().astype(np.uint8)
     Image.fromarray(ids).save(tmp_path / "ids.png")

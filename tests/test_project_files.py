@@ -83,3 +83,20 @@ def test_dev_extra_has_the_notebook_tools():
 
 def test_console_script_is_declared():
     assert pyproject()["project"]["scripts"]["seg2vid"] == "seg2vid.cli:main"
+
+
+def test_readme_warns_about_the_cuda_torch_and_gives_the_cpu_install():
+    text = (ROOT / "README.md").read_text()
+    assert "about 3 GB" in text
+    assert "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu" in text
+
+
+def test_the_i3d_option_says_trusted_files_only():
+    readme = (ROOT / "README.md").read_text()
+    i3d = readme[readme.index("`--i3d`"):]
+    assert "trusted files" in i3d[:400]
+    from seg2vid.cli import build_parser
+
+    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
+    help_text = next(a.help for a in evaluate._actions if "--i3d" in a.option_strings)
+    assert "TRUSTED files only" in help_text

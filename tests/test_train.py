@@ -405,7 +405,8 @@ def test_cli_trains_on_a_folder_of_videos(tmp_path, capsys, with_labels):
     args = ["train", "--data", "folder", "--data-root", str(root), "--size", "32", "--frames", "2",
             "--batch-size", "2", "--steps", "2", "--sample-every", "2", "--device", "cpu", "--out", str(out)]
     assert cli.main(args) == 0, capsys.readouterr().err
-    assert "4 folder clips" in capsys.readouterr().out  # 2 videos x (4 frames - 2) start positions
+    # video0 is held out for test (whole videos; seg2vid.data.folder.folder_splits): 1 video x (4 - 2) starts
+    assert "2 folder clips" in capsys.readouterr().out
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2 and ckpt["data_config"]["kind"] == "folder"
     assert ckpt["model_config"]["label_channels"] == (20 if with_labels else 2)

@@ -79,7 +79,7 @@ class DatasetConfig(FrozenConfig):
             for the expected layout.
         split: "train", or the held-out split: "val" for Cityscapes (its test split has no public
             annotations), "test" for KTH and UCF-101 ("val" is accepted as its alias). Folders
-            have no split (the whole folder is used); synthetic splits use different seeds.
+            hold out whole videos (see :mod:`seg2vid.data.folder`); synthetic splits use different seeds.
         height, width: frame size; None = the kind's default (:data:`DATASET_KINDS`).
         frames: T, the number of FUTURE frames (clips hold T + 1).
         stride: frame step between clip frames (real datasets).
@@ -236,4 +236,4 @@ def build_dataset(
             root, config.split, config.classes, config.split_number, height, width, **clips,
             cache_dir=cache_dir,
         )  # fmt: skip
-    return VideoFolder(root, height, width, **clips, table=table)
+    return VideoFolder(root, height, width, **clips, table=table, split=config.split)

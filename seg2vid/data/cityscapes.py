@@ -44,9 +44,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from seg2vid.checkpoints import atomic_write
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.video import (
-    atomic_write_bytes,
     clip_starts,
     read_frame,
     read_label_map,
@@ -370,6 +370,6 @@ def cache_label_maps(
             out = segment_fn(image)
         ids = segmentation_to_ids(out, table, height, width, source=f"segment_fn on {path}")
         array = ids.numpy().astype(np.uint8)
-        atomic_write_bytes(target, lambda fh, a=array: Image.fromarray(a).save(fh, format="PNG"))
+        atomic_write(target, lambda fh, a=array: Image.fromarray(a).save(fh, format="PNG"))
         written += 1
     return {"written": written, "skipped": skipped}

@@ -91,6 +91,10 @@ class LabelTable:
             gives each group its own motion encoder.
         ignore_id: the value of void/unlabelled pixels in a label map.
         ignore_color: the colour of void pixels.
+        void_colors: more colours that :meth:`from_colors` reads as ``ignore_id`` (Cityscapes: the
+            colours of the classes that are void for training -- ground, dynamic, parking, rail
+            track, guard rail, bridge, tunnel, caravan, trailer, ... -- so that the official
+            ``*_color.png`` maps are read whole). A colour of a real class wins over a void one.
     """
 
     names: tuple[str, ...]
@@ -98,6 +102,7 @@ class LabelTable:
     foreground: tuple[bool, ...]
     ignore_id: int = 255
     ignore_color: RGB = (0, 0, 0)
+    void_colors: tuple[RGB, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -190,6 +195,8 @@ class LabelTable:
     def from_colors(self, rgb: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`colorize`: uint8 RGB (..., H, W, 3) -> int64 train ids (..., H, W).
 
+        ``ignore_color`` and every colour of ``void_colors`` become ``ignore_id``; a colour shared
+        by a class and a void colour is the class (Cityscapes' license plate has the colour of car).
         Raises ``ValueError`` listing colours that belong to no class (nor to void).
         """
         rgb = np.asarray(rgb)
@@ -199,6 +206,8 @@ class LabelTable:
         table = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(self.colors)}
         r, g, b = self.ignore_color
         table.setdefault((r << 16) | (g << 8) | b, self.ignore_id)
+        for r, g, b in self.void_colors:
+            table.setdefault((r << 16) | (g << 8) | b, self.ignore_id)
         uniq, inverse = np.unique(key, return_inverse=True)
         unknown = [int(k) for k in uniq if int(k) not in table]
         if unknown:
@@ -215,6 +224,8 @@ def _cityscapes_table() -> LabelTable:
         colors=tuple(c.color for c in rows),
         # The method's groups: background = road .. sky (0..10), foreground = person .. bicycle.
         foreground=tuple(c.category in ("human", "vehicle") for c in rows),
+        # Every other row of the table is void for training (train id 255 or -1): its colour -> 255.
+        void_colors=tuple(dict.fromkeys(c.color for c in CITYSCAPES_CLASSES if not 0 <= c.train_id < 255)),
     )
 
 
@@ -225,6 +236,10 @@ _ID_TO_TRAIN_ID = np.full(256, 255, dtype=np.int64)
 for _c in CITYSCAPES_CLASSES:
     if _c.id >= 0:
         _ID_TO_TRAIN_ID[_c.id] = _c.train_id if _c.train_id >= 0 else 255
+
+
+#: The largest Cityscapes annotation id stored in ``*_labelIds.png`` files (bicycle).
+CITYSCAPES_MAX_LABEL_ID = 33
 
 
 def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:

@@ -21,10 +21,9 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-import tempfile
 import warnings
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from seg2vid.checkpoints import atomic_write
 from seg2vid.data.labels import SCENE, LabelTable
 from seg2vid.utils import progress
 
@@ -59,20 +59,6 @@ class VideoDecodeError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-
-def atomic_write_bytes(path: Path, write: Callable) -> None:
-    """Write ``path`` through a temporary file in the same folder and ``os.replace``, so that a
-    reader (or a DataLoader worker, or a crash) sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def clip_starts(num_frames: int, frames: int, stride: int = 1, clip_step: int = 1) -> range:
@@ -154,31 +140,21 @@ def resize_labels(labels: torch.Tensor, height: int, width: int) -> torch.Tensor
 def read_label_map(
     path: str | Path, table: LabelTable, height: int | None = None, width: int | None = None
 ) -> torch.Tensor:
-    """Read a label-map PNG: int64 train ids (H, W) of ``table``, nearest-resized to
+    """Read a label-map file: int64 train ids (H, W) of ``table``, nearest-resized to
     (height, width) when given.
 
-    A single-channel image (or an RGB one with three equal channels) holds train ids
-    (``table.ignore_id`` = void); another RGB image is read as ``table``'s colours.
+    Decoded by :func:`seg2vid.data.label_io.decode_label_file`: a single-channel image (or an RGB
+    one with three equal channels) holds train ids (``table.ignore_id`` = void; Cityscapes
+    labelIds are converted); colour and palette images are read by ``table``'s colours.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: an id (or colour) that is not in ``table``; the message names the file.
+        ValueError: (:class:`~seg2vid.data.label_io.LabelMapError`) an id or colour that is not in
+            ``table``, an empty / truncated / non-image / JPEG file; the message names the file.
     """
-    from PIL import Image
+    from seg2vid.data.label_io import decode_label_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label map {path} does not exist")
-    with Image.open(path) as im:
-        mode = im.mode
-        arr = np.asarray(im.convert("RGB") if mode not in ("L", "P", "I", "I;16") else im)
-    try:
-        if arr.ndim == 3 and (arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all():
-            arr = arr[..., 0]
-        ids = table.from_colors(arr) if arr.ndim == 3 else arr.astype(np.int64)
-        table.check(ids)
-    except ValueError as err:
-        raise ValueError(f"label map {path}: {err}") from None
+    ids = decode_label_file(path, table)
     labels = torch.from_numpy(np.ascontiguousarray(ids))
     if height is not None and width is not None:
         labels = resize_labels(labels, height, width)
@@ -283,7 +259,7 @@ class VideoCache:
                 target.unlink(missing_ok=True)  # a damaged entry: decode again
         frames = _prepare(decode_video(video, grey=self.grey), self.height, self.width, self.square)
         try:
-            atomic_write_bytes(target, lambda fh: np.save(fh, frames))
+            atomic_write(target, lambda fh: np.save(fh, frames))
         except PermissionError as err:
             raise PermissionError(
                 f"cannot write the frame cache {target} ({err}); pass cache_dir= a writable folder"

@@ -7,7 +7,7 @@ The protocol (:data:`PROTOCOL`, saved next to every table):
   :func:`seg2vid.data.build_dataset` (flow/visibility metrics then need those keys).
 - Each input (first frame + its label map) gets ``n_samples`` futures drawn from the model's
   prior with a seeded generator. Frame 0 is given, so scores are over the T PREDICTED frames.
-- PSNR and SSIM (:mod:`seg2vid.metrics`: torchmetrics, Gaussian window 11, sigma 1.5) per
+- PSNR and SSIM (:mod:`seg2vid.metrics`: Wang et al., Gaussian 11 / 1.5, 5-px border crop) per
   frame; reported as mean-of-N (the average sample) and best-of-N (per input, the sample with the
   best frame-averaged PSNR; its SSIM is reported for the same sample).
 - EPE: the predicted forward flow against the exact one, in pixels, over the pixels visible in
@@ -55,8 +55,9 @@ __all__ = [
 
 
 PROTOCOL = (
-    "frames 1..T (frame 0 given); N samples per input from the prior (seeded); PSNR/SSIM: torchmetrics, "
-    "Gaussian window 11, sigma 1.5, data range 1, per frame, mean-of-N and best-of-N (sample with the best "
+    "frames 1..T (frame 0 given); N samples per input from the prior (seeded); PSNR/SSIM: seg2vid.metrics "
+    "(SSIM: Gaussian window 11, sigma 1.5, 5-px border crop, float64 = skimage), data range 1, per frame, "
+    "mean-of-N and best-of-N (sample with the best "
     "frame-mean PSNR per input); EPE: px vs the exact forward flow over pixels visible in frame 0, "
     "mean-of-N; "
     "occlusion IoU: mask < 0.5 vs exact occlusion, mean-of-N; diversity: mean pairwise L1 of the N samples; "

@@ -404,6 +404,10 @@ def load_fvd_extractor(
 ) -> I3DFeatures:
     """The FVD feature extractor from a LOCAL I3D TorchScript file.
 
+    Trusted files only: ``torch.jit.load`` runs code stored in the file (unlike the
+    ``weights_only=True`` loading of every other weight file), so load only an I3D file from a
+    source you trust.
+
     Args:
         path: the Kinetics-400 I3D TorchScript file (``i3d_torchscript.pt``), or any TorchScript
             module taking (n, 3, T, H, W) and the keywords of ``config.call_kwargs``.

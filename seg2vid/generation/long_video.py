@@ -190,7 +190,7 @@ def drift_curve(
     if metric == "l1":
         scores = (video - truth).abs().double().mean(dim=(-3, -2, -1))
     elif metric in ("psnr", "ssim"):
-        from seg2vid import metrics  # psnr and ssim import torchmetrics on first use
+        from seg2vid import metrics
 
         score = metrics.psnr if metric == "psnr" else metrics.ssim
         scores = score(video.flatten(0, 1), truth.flatten(0, 1)).double().reshape(video.shape[:3])

@@ -6,13 +6,15 @@
     >>> videos = pipe.generate(labels, n_samples=3, generator=torch.Generator().manual_seed(0))
     >>> videos.shape                                        # (3, T+1, 3, 64, 64) in [0, 1]
 
-:class:`Pipeline` validates the label map against the label table, resizes it (nearest
-neighbour, with a note on stderr) to the model's size, makes the first frame with stage 1 (or
+:class:`Pipeline` validates the label map against the label table, centre-crops it to the
+model's aspect ratio when it has another one, resizes it (nearest neighbour; notes on stderr)
+to the model's size, makes the first frame with stage 1 (or
 uses the image given as ``first_frame``, through :class:`~seg2vid.models.stage1.ImageFirstFrame`)
 and samples ``n_samples`` futures from stage 2's prior, all in one batch, on the models' device.
 
 :func:`read_label_png` reads a label map stored as a PNG in either encoding: train ids (a
-single channel holding ids of the table, 255 = void) or the Cityscapes colours (RGB).
+single channel holding ids of the table, 255 = void; Cityscapes labelIds are converted) or the
+Cityscapes colours (RGB or palette); :mod:`seg2vid.data.label_io` has the rules.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seg2vid.checkpoints import find_checkpoint
+from seg2vid.data.label_io import crop_to_aspect, decode_label_file
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.models.loading import load_model, load_spade_generator
 from seg2vid.models.seg2vid import Seg2Vid
@@ -39,45 +42,19 @@ SHIPPED_STAGE2 = "data/checkpoints/seg2vid_tiny_64.pt"
 
 
 def read_label_png(path: str | Path, table: LabelTable = CITYSCAPES) -> np.ndarray:
-    """Read a label-map PNG: int64 train ids (H, W).
+    """Read a label-map file: int64 train ids (H, W).
 
-    The encoding is detected from the file: a single-channel image (mode ``L``/``P``/``I``, or an
-    RGB image whose three channels are equal and hold only valid ids) is read as train ids; an RGB
-    (or RGBA, alpha dropped) image is read as the table's colours.
+    Grey images hold train ids (Cityscapes ``labelIds`` maps are recognised and converted),
+    colour images the table's colours (every row of the Cityscapes table; void classes -> 255),
+    palette PNGs and GIFs are decoded by their colours; see :mod:`seg2vid.data.label_io`.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: an id that is not a train id of ``table`` nor its void id, or a colour that
-            belongs to no class; the message names them.
+        seg2vid.data.label_io.LabelMapError: (a ``ValueError``) empty, truncated or not an image,
+            a JPEG, an id that is not a train id of ``table`` nor its void id, or a colour that
+            belongs to no class; the message names the file and the cause.
     """
-    from PIL import Image
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label map {path} does not exist")
-    with Image.open(path) as im:
-        if im.mode in ("L", "I", "I;16", "I;16B", "I;16L"):
-            ids = np.asarray(im).astype(np.int64)
-        elif im.mode == "P":
-            ids = np.asarray(im).astype(np.int64)  # palette images store the index = the id
-        else:
-            rgb = np.asarray(im.convert("RGB"))
-            ids = None
-            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-                grey = rgb[..., 0].astype(np.int64)
-                values = np.unique(grey)
-                valid = (values < table.num_classes) | (values == table.ignore_id)
-                if valid.all():
-                    ids = grey  # a grey image holding ids, saved as RGB
-            if ids is None:
-                ids = table.from_colors(rgb)
-    if ids.ndim != 2:
-        raise ValueError(f"label map {path} must be a 2-D image, got shape {ids.shape}")
-    try:
-        table.check(ids)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    return ids
+    return decode_label_file(path, table)
 
 
 class Pipeline:
@@ -132,7 +109,11 @@ class Pipeline:
         return self.stage2.config.frames
 
     def prepare_labels(self, label_map: Tensor | np.ndarray) -> Tensor:
-        """Validate an int (H, W) label map and resize it (nearest) to the model size: int64 (H, W)."""
+        """Validate an int (H, W) label map and fit it to the model size: int64 (H, W).
+
+        A map of another aspect ratio is first centre-cropped to the model's (a note on stderr),
+        then any map is resized (nearest neighbour) to the model's size.
+        """
         labels = torch.as_tensor(np.ascontiguousarray(label_map) if isinstance(label_map, np.ndarray)
                                  else label_map)
         if labels.dim() != 2:
@@ -140,6 +121,14 @@ class Pipeline:
         self.table.check(labels)
         labels = labels.long()
         size = self.size
+        if labels.shape[0] * size[1] != labels.shape[1] * size[0]:
+            # The model's frame size is fixed by its configuration: crop, never squash (a 128x256
+            # map squashed to 64x64 turns cars into blobs). See seg2vid.data.label_io.fit_label_map.
+            cropped = crop_to_aspect(labels, *size)
+            print(f"seg2vid: centre-cropping the {labels.shape[0]}x{labels.shape[1]} label map to "
+                  f"{cropped.shape[0]}x{cropped.shape[1]} (the model's {size[0]}:{size[1]} aspect ratio)",
+                  file=sys.stderr)
+            labels = cropped
         if tuple(labels.shape) != size:
             print(f"seg2vid: resizing the {labels.shape[0]}x{labels.shape[1]} label map to the model's "
                   f"{size[0]}x{size[1]} (nearest neighbour)", file=sys.stderr)
@@ -198,7 +187,8 @@ def save_samples(
     Args:
         out: folder (created if missing).
         videos: (N, T+1, 3, H, W) in [0, 1], as :meth:`Pipeline.generate` returns them.
-        label_map: int (H', W') train ids; shown (resized to H, W, nearest) in the sheet's first column.
+        label_map: int (H', W') train ids; shown (centre-cropped to the videos' aspect ratio and resized
+            to H, W, nearest, as :meth:`Pipeline.prepare_labels` does) in the sheet's first column.
         prefix: file-name stem.
         fps, scale: playback speed and integer pixel upscaling of every file.
     Returns:
@@ -212,6 +202,7 @@ def save_samples(
     videos = videos.detach().float().cpu()
     labels = torch.as_tensor(np.asarray(label_map)).long()
     size = tuple(videos.shape[-2:])
+    labels = crop_to_aspect(labels, *size)  # as Pipeline.prepare_labels did
     if tuple(labels.shape) != size:
         labels = F.interpolate(labels[None, None].float(), size=size, mode="nearest")[0, 0].long()
     label_rgb = table.colorize(labels)
