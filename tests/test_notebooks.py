@@ -108,6 +108,7 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
         "num_test_clips": 6,
         "n_samples": 3,
         "max_samples": 4,
+        "ablation_rerun": True,  # the study's machinery runs at CI scale (the default reads the committed results)
         "ablation_height": 32,
         "ablation_width": 32,
         "ablation_frames": 2,
