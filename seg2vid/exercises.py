@@ -35,7 +35,18 @@ PASS = "✅"
 FAIL = "❌"
 SKIP = "⏭"
 
-__all__ = ["Comparison", "Probe", "check_function", "check_value", "compare"]
+__all__ = [
+    "Comparison",
+    "Probe",
+    "check_elbo_loss",
+    "check_function",
+    "check_reparameterize",
+    "check_total_loss",
+    "check_value",
+    "check_warp_and_fill",
+    "check_warp_by_hand",
+    "compare",
+]
 
 
 @dataclass(frozen=True)
