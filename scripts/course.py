@@ -19,6 +19,9 @@ Conventions for lesson authors
   notebook and the cell index. The learner copy adds ``raises-exception`` to exercise code cells,
   so nbval and nbclient carry on past the stub. An exercise cell must not be marked
   ``# NBVAL_CHECK_OUTPUT`` (its learner output cannot match the solution's).
+- **Links to the solution.** After every exercise cell the learner copy gets a markdown cell (id
+  ``<exercise id>-solution``, :func:`solution_link_source`) that links to the solution notebook
+  on GitHub and on Colab, so a learner who is stuck knows where the answer is.
 - **Colab badge.** The first cell is a markdown cell tagged ``colab-badge`` whose source is
   generated from :data:`REPO_SLUG`: it points at ``solutions/`` in the source and at
   ``notebooks/`` in the learner copy. The build inserts or repairs it.
@@ -193,6 +196,20 @@ def badge_source(name: str, folder: str) -> str:
     return f"[![Open In Colab]({image})]({colab_url(name, folder)})"
 
 
+def github_url(name: str, folder: str) -> str:
+    """GitHub address of ``<folder>/<name>.ipynb`` on :data:`BRANCH` of :data:`REPO_SLUG`."""
+    return f"https://github.com/{REPO_SLUG}/blob/{BRANCH}/{folder}/{name}.ipynb"
+
+
+def solution_link_source(name: str) -> str:
+    """Markdown the learner copy of ``name`` shows after each exercise: where its solution is."""
+    path = f"{SOLUTIONS_DIR}/{name}.ipynb"
+    return (
+        f"*Stuck, or done and curious? The worked solution is in [`{path}`]({github_url(name, SOLUTIONS_DIR)}) "
+        f"(or [open it in Colab]({colab_url(name, SOLUTIONS_DIR)})), in the cell with this exercise's name.*"
+    )
+
+
 def _badge_cells(nb: NotebookNode) -> list[int]:
     return [i for i, cell in enumerate(nb.cells) if BADGE_TAG in cell_tags(cell)]
 
@@ -335,6 +352,7 @@ def build_learner_notebook(solution: NotebookNode, name: str) -> NotebookNode:
     ensure_cell_ids(nb)
     strip_outputs(nb)
     source_path = f"{SOLUTIONS_DIR}/{name}.ipynb"
+    exercise_cells = []
     for index, cell in enumerate(nb.cells):
         where = f"{source_path}, cell {index}"
         tags = cell_tags(cell)
@@ -361,8 +379,16 @@ def build_learner_notebook(solution: NotebookNode, name: str) -> NotebookNode:
                 "(add '# BEGIN SOLUTION' ... '# END SOLUTION', or remove the tag)"
             )
         cell.source = new_source
+        exercise_cells.append(cell)
         if cell.cell_type == "code" and RAISES_TAG not in tags:
             cell.metadata["tags"] = [*tags, RAISES_TAG]
+    taken = {cell.get("id") for cell in nb.cells}
+    for cell in reversed(exercise_cells):
+        link = nbformat.v4.new_markdown_cell(solution_link_source(name))
+        link.id = f"{cell.id}"[:55] + "-solution"
+        if link.id in taken:
+            raise NotebookBuildError(f"{source_path}: cell id {link.id!r} is reserved for a solution link")
+        nb.cells.insert(nb.cells.index(cell) + 1, link)
     # After the loop, so that error messages give the cell indices the author sees.
     set_badge(nb, name, NOTEBOOKS_DIR)
     nb.metadata["seg2vid"] = {

@@ -517,9 +517,23 @@ def show_clip(
     max_magnitude: float | None = None,
     index: int = 0,
 ) -> HTML:
-    """Animate a clip inline: ``show_video(clip_panel(clip, ...))``; see :func:`clip_panel`."""
+    """Animate a clip inline: ``show_video(add_border(clip_panel(clip, ...)))``; see :func:`clip_panel`.
+
+    The border matters at frame 0, whose flow (zero) and visibility (all visible) panels are all
+    white: without it, their outer edges vanish into a white notebook page."""
     panel = clip_panel(clip, table=table, scale=scale, max_magnitude=max_magnitude, index=index)
-    return show_video(panel, fps=fps)
+    return show_video(add_border(panel), fps=fps)
+
+
+def add_border(video: np.ndarray, width: int = 2, grey: int = PANEL_GAP_GREY) -> np.ndarray:
+    """A uint8 video ``(T, H, W, 3)`` framed by ``width`` pixels of ``grey`` on every side:
+    ``(T, H + 2 * width, W + 2 * width, 3)``."""
+    if width < 0:
+        raise ValueError(f"width must be >= 0, got {width}")
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise ValueError(f"video must be (T, H, W, 3), got {video.shape}")
+    return np.pad(video, ((0, 0), (width, width), (width, width), (0, 0)), constant_values=grey)
 
 
 # ----------------------------------------------------------------------------- figures

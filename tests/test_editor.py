@@ -118,3 +118,23 @@ def test_editor_builds_and_updates_with_the_shipped_pipeline(labels):
     first = editor.videos.clone()
     editor.button.click()  # the button regenerates with the same seed: the same videos
     torch.testing.assert_close(editor.videos, first)
+
+
+class _StubPipeline:
+    """What LabelMapEditor's controls need of a pipeline (no model: nothing is generated)."""
+
+    table = CITYSCAPES
+
+    def prepare_labels(self, label_map):
+        return torch.as_tensor(label_map)
+
+
+def test_an_untouched_editor_edits_nothing_even_after_the_browser_snaps_the_slider(labels):
+    pytest.importorskip("ipywidgets")
+    editor = LabelMapEditor(_StubPipeline(), labels)
+    step = editor.road.step
+    on_step = round(editor.road.value / step) * step
+    assert abs(editor.road.value - on_step) < 1e-9, "the initial road width must lie on the slider's step"
+    editor.road.value = on_step  # what the browser sends back after snapping
+    editor.class_name.value = "(none)"
+    np.testing.assert_array_equal(editor.edited_map(), labels)

@@ -111,6 +111,7 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
         "num_test_clips": 6,
         "n_samples": 3,
         "max_samples": 4,
+        "ablation_rerun": True,  # the study's machinery runs at CI scale (the default reads the committed results)
         "ablation_height": 32,
         "ablation_width": 32,
         "ablation_frames": 2,
@@ -520,14 +521,20 @@ def test_learner_copy():
     badge, *cells = learner.cells
     assert course.BADGE_TAG in badge.metadata["tags"]
     assert badge.source.endswith(f"github/{course.REPO_SLUG}/blob/{course.BRANCH}/notebooks/demo.ipynb)")
-    assert [cell.id for cell in cells] == ["title", "install", "params", "ex", "think", "after"]
+    assert [cell.id for cell in cells] == [
+        "title", "install", "params", "ex", "ex-solution", "think", "think-solution", "after"
+    ]  # fmt: skip
     assert cells[3].metadata["tags"] == ["exercise", "raises-exception"]
     assert "BEGIN SOLUTION" not in cells[3].source and "NotImplementedError" in cells[3].source
-    assert cells[4].source == course.MARKDOWN_PLACEHOLDER
-    assert cells[4].metadata["tags"] == ["exercise"], "markdown cells cannot raise"
+    for link in (cells[4], cells[6]):  # every exercise links to its solution
+        assert link.cell_type == "markdown"
+        assert f"https://github.com/{course.REPO_SLUG}/blob/{course.BRANCH}/solutions/demo.ipynb" in link.source
+        assert "colab.research.google.com" in link.source
+    assert cells[5].source == course.MARKDOWN_PLACEHOLDER
+    assert cells[5].metadata["tags"] == ["exercise"], "markdown cells cannot raise"
     assert cells[2].metadata["tags"] == ["parameters"]
     assert cells[1].source == INSTALL_SOURCE, "the install guard is copied unchanged"
-    assert cells[5].outputs == [] and cells[5].execution_count is None
+    assert cells[7].outputs == [] and cells[7].execution_count is None
     nbformat.validate(learner)
 
 

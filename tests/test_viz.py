@@ -286,3 +286,18 @@ def test_rows_video_stacks_rows_with_grey_gaps():
     assert out.shape == (3, 4 + 2 + 2, 5, 3) and out.dtype == np.uint8
     assert (out[:, :4] == 0).all() and (out[:, 6:] == 200).all()
     assert (out[:, 4:6] == viz.PANEL_GAP_GREY).all()
+
+
+def test_add_border_frames_white_panels_in_grey():
+    from seg2vid.viz import PANEL_GAP_GREY, add_border, clip_panel
+
+    clip = {"flow_fwd": torch.zeros(2, 2, 4, 5), "visible_fwd": torch.ones(2, 1, 4, 5)}
+    panel = clip_panel(clip)  # frame 0: zero flow and all visible, both white
+    assert (panel[0] == 255).all(axis=-1).sum() == 2 * 4 * 5
+    framed = add_border(panel, width=2)
+    assert framed.shape == (3, 4 + 4, panel.shape[2] + 4, 3)
+    np.testing.assert_array_equal(framed[:, 2:-2, 2:-2], panel)
+    for edge in (framed[:, :2], framed[:, -2:], framed[:, :, :2], framed[:, :, -2:]):
+        assert (edge == PANEL_GAP_GREY).all()
+    with pytest.raises(ValueError, match="width"):
+        add_border(panel, width=-1)

@@ -157,6 +157,9 @@ class LabelMapEditor:
         fps: frames per second of the GIF.
     """
 
+    #: Step of the road-width slider; the initial value is rounded onto it.
+    ROAD_STEP = 0.01
+
     def __init__(
         self,
         pipeline: Pipeline,
@@ -177,7 +180,9 @@ class LabelMapEditor:
         self.label_map = self.base.copy()
         self.videos: torch.Tensor | None = None
         h, w = self.base.shape
-        self.initial_road = round(road_fraction(self.base, self.table), 2)
+        # The browser snaps a slider's value to its step: an initial value off the step would be
+        # moved on display (0.89 -> 0.9 with a 0.05 step) and redraw the road nobody touched.
+        self.initial_road = round(round(road_fraction(self.base, self.table) / self.ROAD_STEP) * self.ROAD_STEP, 2)
 
         self.class_name = widgets.Dropdown(
             options=["(none)", *EDITOR_CLASSES], value="car", description="object"
@@ -185,7 +190,7 @@ class LabelMapEditor:
         self.x = widgets.IntSlider(value=w // 2, min=0, max=w - 1, description="x")
         self.y = widgets.IntSlider(value=h * 4 // 5, min=0, max=h - 1, description="y (bottom)")
         self.size = widgets.IntSlider(value=max(h // 6, 1), min=1, max=h, description="height")
-        self.road = widgets.FloatSlider(value=self.initial_road, min=0.0, max=1.0, step=0.05,
+        self.road = widgets.FloatSlider(value=self.initial_road, min=0.0, max=1.0, step=self.ROAD_STEP,
                                         description="road width")
         self.button = widgets.Button(description="regenerate", button_style="primary")
         self.output = widgets.Output()

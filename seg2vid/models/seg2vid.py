@@ -92,8 +92,9 @@ class Seg2VidConfig(FrozenConfig):
             (default: the Cityscapes groups, void with the background); see :meth:`for_table`.
         flow_scale: pixels per unit of the flow heads' raw output (default max(H, W) / 16), so
             the same initial weights give comparable flows at every resolution.
-        noise_fill: fill occluded pixels with uniform noise before refinement (the authors'
-            choice); False fills them with zeros.
+        noise_fill: fill occluded pixels with uniform noise in [0, 1], fresh for every frame,
+            before refinement (the authors fill with Gaussian noise, one image per clip); False
+            fills them with zeros.
         variant: the full model (``"full"``) or one of the ablations of :data:`VARIANTS` that
             test the paper's claims (lesson 06, ``scripts/ablations.py``).
     """
