@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds")
     args = parser.parse_args(argv)
     folder = ROOT / ("notebooks" if args.learner else "solutions")
-    lessons = [p for p in sorted(folder.glob("*.ipynb")) if not args.prefixes or p.stem.startswith(tuple(args.prefixes))]
+    lessons = [
+        p for p in sorted(folder.glob("*.ipynb"))
+        if not args.prefixes or p.stem.startswith(tuple(args.prefixes))
+    ]
     if not lessons:
         print(f"no lesson in {folder} starts with {args.prefixes}")
         return 1
@@ -72,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in lessons:
         seconds, status = run_lesson(path, args.timeout)
         verdict = "within" if seconds <= BUDGET_S else "OVER"
-        print(f"{path.stem:32s} {seconds / 60:6.2f} min  {verdict} the {BUDGET_S // 60}-min budget  {status}", flush=True)
+        print(
+            f"{path.stem:32s} {seconds / 60:6.2f} min  {verdict} the {BUDGET_S // 60}-min budget  {status}",
+            flush=True,
+        )
     return 0
 
 

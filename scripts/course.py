@@ -205,7 +205,8 @@ def solution_link_source(name: str) -> str:
     """Markdown the learner copy of ``name`` shows after each exercise: where its solution is."""
     path = f"{SOLUTIONS_DIR}/{name}.ipynb"
     return (
-        f"*Stuck, or done and curious? The worked solution is in [`{path}`]({github_url(name, SOLUTIONS_DIR)}) "
+        f"*Stuck, or done and curious? The worked solution is in "
+        f"[`{path}`]({github_url(name, SOLUTIONS_DIR)}) "
         f"(or [open it in Colab]({colab_url(name, SOLUTIONS_DIR)})), in the cell with this exercise's name.*"
     )
 

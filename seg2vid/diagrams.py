@@ -105,7 +105,9 @@ def _fmt(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
-def _box(ax: Axes, x: float, y: float, w: float, h: float, title: str, lines: Sequence[str], colour: str) -> None:
+def _box(
+    ax: Axes, x: float, y: float, w: float, h: float, title: str, lines: Sequence[str], colour: str
+) -> None:
     """A rounded box with centre (x, y), size (w, h), a bold title and smaller lines below it."""
     ax.add_patch(
         FancyBboxPatch(
@@ -119,11 +121,14 @@ def _box(ax: Axes, x: float, y: float, w: float, h: float, title: str, lines: Se
         offset = (n - 1) / 2 - i
         ax.text(
             x, y + offset * 0.21, line, ha="center", va="center",
-            fontsize=8.5 if i == 0 else 7, fontweight="bold" if i == 0 else "normal", family=None if i == 0 else "monospace",
+            fontsize=8.5 if i == 0 else 7, fontweight="bold" if i == 0 else "normal",
+            family=None if i == 0 else "monospace",
         )  # fmt: skip
 
 
-def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], dashed: bool = False, label: str = "") -> None:
+def _arrow(
+    ax: Axes, start: tuple[float, float], end: tuple[float, float], dashed: bool = False, label: str = ""
+) -> None:
     ax.add_patch(
         FancyArrowPatch(
             start, end, arrowstyle="-|>", mutation_scale=11, linewidth=1.1, color="0.25",
@@ -131,7 +136,10 @@ def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float], dashe
         )
     )  # fmt: skip
     if label:
-        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, label, ha="center", va="bottom", fontsize=7)
+        ax.text(
+            (start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, label,
+            ha="center", va="bottom", fontsize=7,
+        )  # fmt: skip
 
 
 def _canvas(width: float, height: float, xmax: float, ymax: float) -> tuple[Figure, Axes]:
@@ -161,7 +169,10 @@ def pipeline_figure(height: int = 64, width: int = 64, frames: int = 4, label_ch
     _box(ax, 1.0, y, 1.7, 1.0, "label map", [f"one-hot ({label_channels}, {hw})"], _COLOURS["data"])
     _box(ax, 3.35, y, 2.1, 1.0, "stage 1", ["SPADE generator", "(lesson 03)"], _COLOURS["stage1"])
     _box(ax, 5.55, y, 1.5, 1.0, "frame 0", [f"(3, {hw})"], _COLOURS["data"])
-    _box(ax, 8.05, y, 2.6, 1.25, "stage 2: flow cVAE", ["flows + masks -> warp", "-> refine (lesson 04)"], _COLOURS["stage2"])
+    _box(
+        ax, 8.05, y, 2.6, 1.25, "stage 2: flow cVAE", ["flows + masks -> warp", "-> refine (lesson 04)"],
+        _COLOURS["stage2"],
+    )  # fmt: skip
     _box(ax, 10.55, y, 1.6, 1.0, "frames 1..T", [f"({frames}, 3, {hw})"], _COLOURS["data"])
     _box(ax, 8.05, 0.45, 1.9, 0.6, "z ~ N(0, I)", ["a new z, a new future"], _COLOURS["latent"])
     _arrow(ax, (1.85, y), (2.3, y))
@@ -198,7 +209,11 @@ def stage2_figure(model: Seg2Vid, batch_size: int = 1) -> Figure:
     b = clip["frames"][0]
     fig, ax = _canvas(12.5, 5.2, 12.5, 5.2)
     top, bottom = 3.85, 1.35
-    _box(ax, 1.25, top, 2.2, 1.2, "first frame + one-hot", [f"{_fmt(clip['frames'][:1] + clip['frames'][2:])}", f"+ {_fmt(clip['labels'])}"], _COLOURS["data"])
+    _box(
+        ax, 1.25, top, 2.2, 1.2, "first frame + one-hot",
+        [f"{_fmt(clip['frames'][:1] + clip['frames'][2:])}", f"+ {_fmt(clip['labels'])}"],
+        _COLOURS["data"],
+    )  # fmt: skip
     features = enc["output"]
     _box(
         ax, 3.95, top, 2.5, 1.7, "image encoder",
@@ -208,15 +223,40 @@ def stage2_figure(model: Seg2Vid, batch_size: int = 1) -> Figure:
     flows = dec["output"]
     _box(
         ax, 7.0, top, 2.7, 1.7, "flow decoder",
-        ["(2+1)-D convs over time", f"flow_fwd, flow_bwd {_fmt(flows[0])}", f"mask_fwd, mask_bwd {_fmt(flows[2])}"],
+        [
+            "(2+1)-D convs over time",
+            f"flow_fwd, flow_bwd {_fmt(flows[0])}",
+            f"mask_fwd, mask_bwd {_fmt(flows[2])}",
+        ],
         _COLOURS["stage2"],
     )  # fmt: skip
-    _box(ax, 9.45, top, 1.7, 1.2, "warp + fill", ["warp(x0, flow_fwd)", f"{_fmt(clip['warped'])}"], _COLOURS["stage2"])
-    _box(ax, 11.45, top, 1.85, 1.2, "refinement U-Net", [f"in {_fmt(ref['inputs'][0])}", f"out {_fmt(ref['output'])}"], _COLOURS["stage2"])
-    _box(ax, 1.25, bottom, 2.2, 1.0, "true clip", [f"{_fmt(clip['frames'])}", "(training only)"], _COLOURS["train"])
-    _box(ax, 4.05, bottom + 0.6, 2.7, 0.95, "background motion encoder", [f"in {_fmt(bg['inputs'][0])}", f"mu, logvar {_fmt(bg['output'][0])} each"], _COLOURS["train"])
-    _box(ax, 4.05, bottom - 0.6, 2.7, 0.95, "foreground motion encoder", [f"in {_fmt(fg['inputs'][0])}", f"mu, logvar {_fmt(fg['output'][0])} each"], _COLOURS["train"])
-    _box(ax, 7.0, bottom, 1.9, 1.0, "z = [z_b, z_f]", [f"{_fmt(clip['z'])}", "test time: N(0, I)"], _COLOURS["latent"])
+    _box(
+        ax, 9.45, top, 1.7, 1.2, "warp + fill", ["warp(x0, flow_fwd)", f"{_fmt(clip['warped'])}"],
+        _COLOURS["stage2"],
+    )  # fmt: skip
+    _box(
+        ax, 11.45, top, 1.85, 1.2, "refinement U-Net",
+        [f"in {_fmt(ref['inputs'][0])}", f"out {_fmt(ref['output'])}"],
+        _COLOURS["stage2"],
+    )  # fmt: skip
+    _box(
+        ax, 1.25, bottom, 2.2, 1.0, "true clip", [f"{_fmt(clip['frames'])}", "(training only)"],
+        _COLOURS["train"],
+    )  # fmt: skip
+    _box(
+        ax, 4.05, bottom + 0.6, 2.7, 0.95, "background motion encoder",
+        [f"in {_fmt(bg['inputs'][0])}", f"mu, logvar {_fmt(bg['output'][0])} each"],
+        _COLOURS["train"],
+    )  # fmt: skip
+    _box(
+        ax, 4.05, bottom - 0.6, 2.7, 0.95, "foreground motion encoder",
+        [f"in {_fmt(fg['inputs'][0])}", f"mu, logvar {_fmt(fg['output'][0])} each"],
+        _COLOURS["train"],
+    )  # fmt: skip
+    _box(
+        ax, 7.0, bottom, 1.9, 1.0, "z = [z_b, z_f]", [f"{_fmt(clip['z'])}", "test time: N(0, I)"],
+        _COLOURS["latent"],
+    )  # fmt: skip
     _arrow(ax, (2.35, top), (2.7, top))
     _arrow(ax, (5.2, top), (5.65, top), label="skips")
     _arrow(ax, (8.35, top), (8.6, top))
@@ -228,7 +268,8 @@ def stage2_figure(model: Seg2Vid, batch_size: int = 1) -> Figure:
     _arrow(ax, (7.0, bottom + 0.5), (7.0, top - 0.85))
     ax.text(
         6.25, 0.1,
-        f"B = {b}; every frame t = 1..{clip['frames'][1] - 1} is warped from the FIRST frame; shapes from a forward pass",
+        f"B = {b}; every frame t = 1..{clip['frames'][1] - 1} is warped from the FIRST frame; "
+        "shapes from a forward pass",
         ha="center", va="bottom", fontsize=7, color="0.3",
     )  # fmt: skip
     ax.set_title("Stage 2: the flow cVAE, with the tensor shapes of this model", fontsize=10)

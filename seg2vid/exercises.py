@@ -97,7 +97,9 @@ def compare(
     """
     if names is not None and isinstance(expected, tuple | list) and len(names) == len(expected):
         if not isinstance(got, tuple | list) or len(got) != len(expected):
-            return _at("", f"returned {_describe(got)} but expected {_describe(expected)} ({', '.join(names)})")
+            return _at(
+                "", f"returned {_describe(got)} but expected {_describe(expected)} ({', '.join(names)})"
+            )
         return _compare_items(
             [(name, g, e) for name, g, e in zip(names, got, expected, strict=True)], atol, rtol
         )
@@ -177,7 +179,9 @@ def check_function(
     n_trials = len(cases)
     plural = "input" if n_trials == 1 else "inputs"
     kind = "seeded " if not probes else ""
-    print(f"{PASS} {name}: matches the reference on {n_trials} {kind}{plural} ({_diff_summary(max_abs_diff)})")
+    print(
+        f"{PASS} {name}: matches the reference on {n_trials} {kind}{plural} ({_diff_summary(max_abs_diff)})"
+    )
     return True
 
 
@@ -465,13 +469,22 @@ def check_reparameterize(learner_fn: Callable[..., Any]) -> bool:
         inputs,
         name="reparameterize",
         probes=[
-            Probe("mu = 0, logvar = 2 (sigma = e ≈ 2.72)", (torch.zeros(4, 3), torch.full((4, 3), 2.0), 0), hint),
-            Probe("mu = 1, logvar = -1 (sigma ≈ 0.61)", (torch.ones(4, 3), torch.full((4, 3), -1.0), 1), hint),
+            Probe(
+                "mu = 0, logvar = 2 (sigma = e ≈ 2.72)", (torch.zeros(4, 3), torch.full((4, 3), 2.0), 0), hint
+            ),
+            Probe(
+                "mu = 1, logvar = -1 (sigma ≈ 0.61)", (torch.ones(4, 3), torch.full((4, 3), -1.0), 1), hint
+            ),
         ],
         mistakes={
-            "you used exp(logvar), the VARIANCE, as the standard deviation; sigma = exp(0.5 * logvar)": _seeded(exp_logvar),
-            "you used logvar itself as the standard deviation; sigma = exp(0.5 * logvar)": _seeded(logvar_as_std),
-            "you took the square root of logvar; sigma = exp(0.5 * logvar), the square root of the variance exp(logvar)": _seeded(sqrt_logvar),
+            "you used exp(logvar), the VARIANCE, as the standard deviation; sigma = exp(0.5 * logvar)": (
+                _seeded(exp_logvar)
+            ),
+            "you used logvar itself as the standard deviation; sigma = exp(0.5 * logvar)": (
+                _seeded(logvar_as_std)
+            ),
+            "you took the square root of logvar; sigma = exp(0.5 * logvar), "
+            "the square root of the variance exp(logvar)": _seeded(sqrt_logvar),
             "the mean is missing: z = mu + sigma * eps": _seeded(no_mean),
         },
     )
@@ -516,11 +529,12 @@ def check_elbo_loss(learner_fn: Callable[..., Any]) -> bool:
         mistakes={
             "recon is averaged over the pixels too; SUM it over the pixels of each image (dim=1), "
             "then average over the batch": variant(lambda b: b.mean(), lambda r, k, beta: r + beta * k),
-            "recon is summed over the batch too; sum over the pixels (dim=1), then .mean() over the batch": variant(
-                lambda b: b.sum(), lambda r, k, beta: r + beta * k
-            ),
+            "recon is summed over the batch too; sum over the pixels (dim=1), "
+            "then .mean() over the batch": variant(lambda b: b.sum(), lambda r, k, beta: r + beta * k),
             "loss ignores beta: loss = recon + beta * kl": variant(right_sum, lambda r, k, beta: r + k),
-            "beta multiplies the wrong term: loss = recon + beta * kl": variant(right_sum, lambda r, k, beta: beta * r + k),
+            "beta multiplies the wrong term: loss = recon + beta * kl": variant(
+                right_sum, lambda r, k, beta: beta * r + k
+            ),
         },
     )
 
@@ -537,7 +551,9 @@ def check_warp_by_hand(learner_fn: Callable[..., Any]) -> bool:
 
     def sample(image, x_norm, y_norm, align_corners=False, padding_mode="border"):
         grid = torch.stack((x_norm, y_norm), dim=-1)
-        return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners)
+        return F.grid_sample(
+            image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=align_corners
+        )
 
     def sources(image, flow_px, sign=-1.0):
         _, _, h, w = image.shape
@@ -603,14 +619,17 @@ def check_warp_by_hand(learner_fn: Callable[..., Any]) -> bool:
             Probe("a whole-pixel shift, +2 px in x and -1 px in y", (image, shift), ""),
         ],
         mistakes={
-            "the content moves the wrong way: read the image at p - flow, not p + flow (sign error)": sign_flipped,
+            "the content moves the wrong way: read the image at p - flow, not p + flow "
+            "(sign error)": sign_flipped,
             "align_corners units mixed: the grid is normalised for align_corners=True (2x/(W-1) - 1) "
             "but sampled with align_corners=False; use (2x + 1)/W - 1": units_for_true,
             "align_corners units mixed: the grid is normalised for align_corners=False ((2x + 1)/W - 1) "
             "but grid_sample was called with align_corners=True": sampled_with_true,
             "x and y are swapped: the grid's last axis holds x (column) first, then y (row)": x_y_swapped,
             "positions outside the image read zeros: use padding_mode='border'": zeros_padding,
-            "the flow was used in normalised units: convert it from pixels before adding it": pixels_as_normalised,
+            "the flow was used in normalised units: convert it from pixels before adding it": (
+                pixels_as_normalised
+            ),
         },
     )
 
@@ -705,8 +724,7 @@ def check_total_loss(learner_fn: Callable[..., Any]) -> bool:
             "the KL weight keeps growing after the warm-up: cap it with min(1, ...)": variant(
                 lambda s, n: (s + 1) / n if n else 1.0
             ),
-            "the KL weight is not warmed up: multiply config.kl by min(1, (step + 1) / kl_warmup_steps)": variant(
-                lambda s, n: 1.0
-            ),
+            "the KL weight is not warmed up: multiply config.kl by "
+            "min(1, (step + 1) / kl_warmup_steps)": variant(lambda s, n: 1.0),
         },
     )

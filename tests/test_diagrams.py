@@ -17,8 +17,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def small_model():
     torch.manual_seed(0)
-    return Seg2Vid(Seg2VidConfig(height=32, width=48, frames=2, widths=(4, 8, 8, 8), motion_widths=(4, 4, 4, 4),
-                                 refine_widths=(4, 4, 4), latent_dim=3))
+    return Seg2Vid(
+        Seg2VidConfig(
+            height=32, width=48, frames=2, widths=(4, 8, 8, 8), motion_widths=(4, 4, 4, 4),
+            refine_widths=(4, 4, 4), latent_dim=3,
+        )
+    )
 
 
 def _texts(fig: Figure) -> str:

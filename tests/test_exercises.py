@@ -49,7 +49,9 @@ def assert_passes(capsys, check, fn):
 
 def test_probes_come_first_and_print_their_hint(capsys):
     probe = Probe("zero input", (torch.zeros(3),), "hint: zero must map to zero")
-    ok = check_function(lambda x: x + 1, lambda x: 2 * x, lambda g: torch.rand(3, generator=g), probes=[probe], name="f")
+    ok = check_function(
+        lambda x: x + 1, lambda x: 2 * x, lambda g: torch.rand(3, generator=g), probes=[probe], name="f"
+    )
     out = capsys.readouterr().out
     assert not ok
     assert "(probe: zero input). hint: zero must map to zero" in out
@@ -57,7 +59,8 @@ def test_probes_come_first_and_print_their_hint(capsys):
 
 def test_output_names_replace_indices(capsys):
     ok = check_function(
-        lambda x: (x, x + 1), lambda x: (x, x), lambda g: torch.rand(3, generator=g), name="f", output_names=("a", "b")
+        lambda x: (x, x + 1), lambda x: (x, x), lambda g: torch.rand(3, generator=g),
+        name="f", output_names=("a", "b"),
     )
     out = capsys.readouterr().out
     assert not ok and "❌ f: b: values differ" in out and "output[1]" not in out
@@ -65,7 +68,8 @@ def test_output_names_replace_indices(capsys):
 
 def test_a_known_mistake_is_named(capsys):
     ok = check_function(
-        lambda x: -x, lambda x: x, lambda g: torch.rand(3, generator=g) + 1, name="f", mistakes={"sign flipped": lambda x: -x}
+        lambda x: -x, lambda x: x, lambda g: torch.rand(3, generator=g) + 1,
+        name="f", mistakes={"sign flipped": lambda x: -x},
     )
     out = capsys.readouterr().out
     assert not ok and out.startswith("❌ f: sign flipped (seeded input 1 of 3: values differ")
@@ -85,7 +89,9 @@ def test_reparameterize(capsys):
     def exp_logvar(mu, logvar, generator=None):
         return mu + torch.exp(logvar) * torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
 
-    out = assert_fails_naming(capsys, check_reparameterize, exp_logvar, "exp(logvar), the VARIANCE", "logvar = 2")
+    out = assert_fails_naming(
+        capsys, check_reparameterize, exp_logvar, "exp(logvar), the VARIANCE", "logvar = 2"
+    )
     assert "values differ" in out
 
     def no_mu(mu, logvar, generator=None):
@@ -111,9 +117,13 @@ def elbo(recon_reduce, use_beta=True):
 
 def test_elbo_loss(capsys):
     assert_passes(capsys, check_elbo_loss, elbo(lambda b: b.sum(dim=1).mean()))
-    assert_fails_naming(capsys, check_elbo_loss, elbo(lambda b: b.mean()), "averaged over the pixels", "loss: ")
+    assert_fails_naming(
+        capsys, check_elbo_loss, elbo(lambda b: b.mean()), "averaged over the pixels", "loss: "
+    )
     assert_fails_naming(capsys, check_elbo_loss, elbo(lambda b: b.sum()), "summed over the batch")
-    out = assert_fails_naming(capsys, check_elbo_loss, elbo(lambda b: b.sum(dim=1).mean(), use_beta=False), "ignores beta")
+    out = assert_fails_naming(
+        capsys, check_elbo_loss, elbo(lambda b: b.sum(dim=1).mean(), use_beta=False), "ignores beta"
+    )
     assert "loss: " in out and "output[0]" not in out
 
 
@@ -139,14 +149,21 @@ def warp_by_hand(sign=-1.0, units="false", corners=False, order="xy", padding="b
 
 def test_warp_by_hand(capsys):
     assert_passes(capsys, check_warp_by_hand, warp_by_hand())
-    assert_passes(capsys, check_warp_by_hand, warp_by_hand(units="true", corners=True))  # consistent: right too
-    sign = assert_fails_naming(capsys, check_warp_by_hand, warp_by_hand(sign=+1.0), "sign error", "+1 pixel in x")
+    # consistent: right too
+    assert_passes(capsys, check_warp_by_hand, warp_by_hand(units="true", corners=True))
+    sign = assert_fails_naming(
+        capsys, check_warp_by_hand, warp_by_hand(sign=+1.0), "sign error", "+1 pixel in x"
+    )
     units = assert_fails_naming(
         capsys, check_warp_by_hand, warp_by_hand(units="true"), "align_corners units mixed", "zero flow"
     )
     assert sign.split("(")[0] != units.split("(")[0]  # the two mistakes get different messages
-    assert_fails_naming(capsys, check_warp_by_hand, warp_by_hand(corners=True), "called with align_corners=True")
-    assert_fails_naming(capsys, check_warp_by_hand, warp_by_hand(order="yx"), "x and y are swapped", "zero flow")
+    assert_fails_naming(
+        capsys, check_warp_by_hand, warp_by_hand(corners=True), "called with align_corners=True"
+    )
+    assert_fails_naming(
+        capsys, check_warp_by_hand, warp_by_hand(order="yx"), "x and y are swapped", "zero flow"
+    )
     assert_fails_naming(capsys, check_warp_by_hand, warp_by_hand(padding="zeros"), "padding_mode='border'")
 
 
@@ -197,7 +214,8 @@ def test_total_loss(capsys):
     assert_passes(capsys, check_total_loss, total_loss(lambda s, n: min(1.0, (s + 1) / n)))
     # The mistake the issue found PASSING the old check (the KL term is tiny inside the full loss):
     assert_fails_naming(
-        capsys, check_total_loss, total_loss(lambda s, n: min(1.0, s / n)), "step / warm-up", "(step + 1)", "step 0"
+        capsys, check_total_loss, total_loss(lambda s, n: min(1.0, s / n)),
+        "step / warm-up", "(step + 1)", "step 0",
     )
     assert_fails_naming(capsys, check_total_loss, total_loss(lambda s, n: (s + 1) / n), "min(1, ...)")
     assert_fails_naming(capsys, check_total_loss, total_loss(lambda s, n: 1.0), "not warmed up")

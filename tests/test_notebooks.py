@@ -111,7 +111,8 @@ CI_PARAMETERS: dict[str, dict[str, object]] = {
         "num_test_clips": 6,
         "n_samples": 3,
         "max_samples": 4,
-        "ablation_rerun": True,  # the study's machinery runs at CI scale (the default reads the committed results)
+        # the study's machinery runs at CI scale (the default reads the committed results)
+        "ablation_rerun": True,
         "ablation_height": 32,
         "ablation_width": 32,
         "ablation_frames": 2,
@@ -528,7 +529,9 @@ def test_learner_copy():
     assert "BEGIN SOLUTION" not in cells[3].source and "NotImplementedError" in cells[3].source
     for link in (cells[4], cells[6]):  # every exercise links to its solution
         assert link.cell_type == "markdown"
-        assert f"https://github.com/{course.REPO_SLUG}/blob/{course.BRANCH}/solutions/demo.ipynb" in link.source
+        assert (
+            f"https://github.com/{course.REPO_SLUG}/blob/{course.BRANCH}/solutions/demo.ipynb" in link.source
+        )
         assert "colab.research.google.com" in link.source
     assert cells[5].source == course.MARKDOWN_PLACEHOLDER
     assert cells[5].metadata["tags"] == ["exercise"], "markdown cells cannot raise"

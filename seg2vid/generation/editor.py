@@ -182,7 +182,9 @@ class LabelMapEditor:
         h, w = self.base.shape
         # The browser snaps a slider's value to its step: an initial value off the step would be
         # moved on display (0.89 -> 0.9 with a 0.05 step) and redraw the road nobody touched.
-        self.initial_road = round(round(road_fraction(self.base, self.table) / self.ROAD_STEP) * self.ROAD_STEP, 2)
+        self.initial_road = round(
+            round(road_fraction(self.base, self.table) / self.ROAD_STEP) * self.ROAD_STEP, 2
+        )
 
         self.class_name = widgets.Dropdown(
             options=["(none)", *EDITOR_CLASSES], value="car", description="object"
