@@ -53,6 +53,33 @@ def test_copy_first_frame_matches_the_metrics_by_hand(one_thread):
     assert "| PSNR best-of-N |" in format_table({"copy": result}).splitlines()[0].replace("|  |", "|")
 
 
+class OracleWithMask(Oracle):
+    """The true clip and flow, with a fixed predicted visibility ``value`` everywhere."""
+
+    def __init__(self, dataset, value: float):
+        super().__init__(dataset)
+        self.value = value
+
+    def __call__(self, first, onehot, n, generator):
+        pred = super().__call__(first, onehot, n, generator)
+        return Prediction(pred.video, pred.flow_fwd, torch.full_like(pred.mask_fwd, self.value))
+
+
+def test_occlusion_iou_is_over_the_occluded_pixels(one_thread):
+    # Asymmetric predictions, where an IoU of the visible pixels would score differently:
+    # "all visible" finds no occluded pixel (0; visible IoU ~0.97); "all occluded" finds every
+    # occluded pixel among all pixels: IoU = the occluded share of each frame (visible IoU: 0).
+    data = synthetic_test_set(32, 32, 2, 3)
+    visible = torch.stack([data[i]["visible_fwd"] for i in range(3)])  # (3, T, 1, H, W)
+    share = (visible < 0.5).double().mean(dim=(2, 3, 4))  # (3, T) occluded share per frame
+    assert (share > 0).any() and (share < 0.5).all()
+    expected = share.mean().item()  # (a frame without occlusion scores 0: the union is all pixels)
+    none = evaluate(OracleWithMask(data, 1.0), data, n_samples=1)["metrics"]["occlusion_iou"]
+    every = evaluate(OracleWithMask(data, 0.0), data, n_samples=1)["metrics"]["occlusion_iou"]
+    assert none["mean"] == 0.0
+    assert every["mean"] == pytest.approx(expected)
+
+
 def test_ablation_machinery_at_ci_scale_is_resumable(tmp_path, one_thread):
     settings = dataclasses.replace(CI, variants=("full", "deterministic", "no_refine"))
     results = run_ablations(settings, tmp_path, log=lambda *a: None)
