@@ -21,6 +21,7 @@ from seg2vid.train import (
     TrainConfig,
     Trainer,
     check_batch,
+    export_model,
     load_checkpoint,
     load_model,
 )
@@ -113,6 +114,24 @@ def test_checkpoint_loads_weights_only_and_holds_no_vgg(tmp_path):
     assert not model.training
     for (name, a), b in zip(model.state_dict().items(), trainer.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_crash_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path, crashing_torch_save):
+    trainer = make_trainer(tmp_path, steps=1)
+    trainer.train()
+    path = trainer.checkpoint_path
+    before = path.read_bytes()
+    files_before = sorted(p.name for p in path.parent.iterdir())
+    trainer.step = 2
+    with crashing_torch_save(), pytest.raises(OSError, match="simulated crash"):
+        trainer.save_checkpoint()
+    with crashing_torch_save(), pytest.raises(OSError, match="simulated crash"):
+        export_model(path, tmp_path / "shipped" / "model.pt")
+    assert path.read_bytes() == before, "last.pt was overwritten by a partial save"
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == files_before, "a temporary file was left"
+    assert not (tmp_path / "shipped" / "model.pt").exists()
+    assert make_trainer(tmp_path, steps=2).resume() == 1
 
 
 def test_perceptual_run_keeps_vgg_out_of_the_checkpoint(tmp_path):
