@@ -230,4 +230,4 @@ def test_gradient_descent_on_the_losses_recovers_a_known_translation():
     baseline = end_point_error(torch.zeros_like(true), true, interior).item()
     print(f"EPE {epe:.3f} px (zero flow: {baseline:.3f} px) in {time.perf_counter() - start:.1f} s")
     assert baseline == pytest.approx((1.3**2 + 0.8**2) ** 0.5, abs=1e-5)
-    assert epe < 0.5
+    assert epe < 0.1  # measured 0.029 px (zero flow: 1.526 px)

@@ -49,7 +49,7 @@ def test_end_to_end_on_an_unseen_label_map(pipe, unseen_labels):
     cars = unseen_labels == CITYSCAPES.id_of("car")
     assert cars.sum() > 10
     motion = (videos[:, 1:] - videos[:, :1]).abs().mean(2)  # (n, T, H, W)
-    assert float(motion[:, :, cars].mean()) > 1e-3
+    assert float(motion[:, :, cars].mean()) > 0.04  # measured 0.125
 
     # same seed, same videos; the first frame is shared by the samples
     assert torch.equal(videos, pipe.generate(unseen_labels, n_samples=3, generator=_seeded()))
