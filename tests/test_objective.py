@@ -137,6 +137,24 @@ def test_consistency_gates_each_direction_by_its_own_mask():
     assert seg2vid_loss(output, frames, NO_VGG)[1]["consistency"].item() == 0
 
 
+def test_recon_back_is_gated_by_mask_bwd_and_recon_before_by_mask_fwd():
+    # Wrong flows (all zero) make both warp terms err everywhere; the two masks cover different
+    # halves, so each term must equal ITS mask's share of the error.
+    frames, output = translating_clip()
+    first, future = frames[:, :1], frames[:, 1:]
+    w = frames.shape[-1]
+    left = torch.zeros_like(output.mask_fwd)
+    left[..., : w // 2] = 1.0
+    output.flow_bwd = torch.zeros_like(output.flow_bwd)
+    output.warped = first.expand_as(future).clone()  # what a zero forward flow warps to
+    output.mask_fwd, output.mask_bwd = 1 - left, left
+    error = (future - first).abs().mean(2, keepdim=True)  # (B, T, 1, H, W) per-pixel L1
+    _, terms = seg2vid_loss(output, frames, NO_VGG)
+    torch.testing.assert_close(terms["recon_back"], (error * left).mean())
+    torch.testing.assert_close(terms["recon_before"], (error * (1 - left)).mean())
+    assert (error * left).mean() > 0.1 and (error * (1 - left)).mean() > 0.1
+
+
 def _edged_clip(t_frames=2, h=12, w=16):
     """A flat frame 0 and future frames with a vertical edge at column 4 + 4t (frame t), and
     flows that jump by 2 px exactly at each frame's edge: forward ones at frame t's edge,

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import pickle
 import time
 
 import pytest
@@ -132,6 +133,20 @@ def test_a_crash_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path, c
     assert sorted(p.name for p in path.parent.iterdir()) == files_before, "a temporary file was left"
     assert not (tmp_path / "shipped" / "model.pt").exists()
     assert make_trainer(tmp_path, steps=2).resume() == 1
+
+
+class NotATensor:
+    """Any pickled object: ``torch.load(weights_only=True)`` refuses to run its reconstruction."""
+
+
+def test_loading_refuses_arbitrary_pickled_objects(tmp_path):
+    from seg2vid.train import CHECKPOINT_FORMAT
+
+    path = tmp_path / "odd.pt"
+    torch.save({"format": CHECKPOINT_FORMAT[0], "format_version": CHECKPOINT_FORMAT[1], "x": NotATensor()},
+               path)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
 
 
 def test_perceptual_run_keeps_vgg_out_of_the_checkpoint(tmp_path):
