@@ -51,6 +51,8 @@ class Mutant:
     new: str
     #: substrings of the file's path (any may match), only to choose between several hits
     hint: tuple[str, ...] = ()
+    #: test files to run besides the area's (where the tests that guard it live elsewhere)
+    tests: tuple[str, ...] = ()
     why: str = ""
 
 
@@ -89,7 +91,8 @@ MUTANTS: list[Mutant] = [
     M("resize_flow_scales_swapped", "flow",
       "torch.tensor([size[1] / w, size[0] / h]", "torch.tensor([size[0] / h, size[1] / w]"),
     M("warp_labels_rounds_down", "flow",
-      "col = torch.floor(src[:, 0] + 0.5).long()", "col = torch.floor(src[:, 0]).long()"),
+      "col = torch.floor(src[:, 0] + 0.5).long()", "col = torch.floor(src[:, 0]).long()",
+      tests=("tests/test_segmenter.py",)),
     # ------------------------------------------------------------------ cvae
     M("reparameterize_std_is_variance", "cvae",
       "return mu + torch.exp(0.5 * logvar) * eps", "return mu + torch.exp(logvar) * eps"),
@@ -209,9 +212,11 @@ MUTANTS: list[Mutant] = [
       "        return labels"),
     M("pipeline_drops_first_frame", "pipeline",
       "return out.video.float().clamp(0, 1).cpu()", "return out.frames.float().clamp(0, 1).cpu()"),
-    M("pipeline_first_frame_unclamped", "pipeline",
-      "first = stage1.generate(onehot, generator=generator).to(device).clamp(0, 1)",
-      "first = stage1.generate(onehot, generator=generator).to(device)"),
+    # (Removed as EQUIVALENT: dropping the .clamp(0, 1) of stage 1's first frame; both first-frame
+    # sources already return [0, 1]: the SPADE generator ends in a sigmoid, ImageFirstFrame clamps.)
+    M("pipeline_stage2_unseeded", "pipeline",
+      "out = self.stage2.sample(first, onehot, n_samples=n_samples, generator=generator)",
+      "out = self.stage2.sample(first, onehot, n_samples=n_samples, generator=None)"),
     # ------------------------------------------------------------------ trainers
     M("stage2_clip_indices_off_by_one_step", "trainers",
       "first = ((step - 1) * self.process.world_size + self.process.rank) * b",
@@ -317,7 +322,8 @@ def check_mutant(mutant: Mutant, root: Path, full: bool, timeout: float) -> dict
     path.write_text(original.replace(mutant.old, mutant.new, 1))
     seconds = 0.0
     try:
-        stages = [unit_test_files(root)] if full else [AREA_TESTS[mutant.area], unit_test_files(root)]
+        mapped = AREA_TESTS[mutant.area] + [t for t in mutant.tests if t not in AREA_TESTS[mutant.area]]
+        stages = [unit_test_files(root)] if full else [mapped, unit_test_files(root)]
         for files in stages:
             result, took, tail = run_tests(root, files, timeout)
             seconds += took
