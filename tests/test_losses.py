@@ -105,6 +105,16 @@ def test_ssim_of_an_image_with_itself_is_one():
     assert (1 - ssim(image, image + 0.01)).abs().max() < 0.01
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.85, 1.0])
+def test_ssim_photometric_mixes_ssim_and_l1_by_alpha(alpha):
+    # Flat images 0.3 and 0.5: SSIM is the luminance term alone, the L1 is 0.2 everywhere.
+    pred, target = torch.full((1, 3, 5, 5), 0.3), torch.full((1, 3, 5, 5), 0.5)
+    c1 = 0.01**2
+    similarity = (2 * 0.3 * 0.5 + c1) / (0.3**2 + 0.5**2 + c1)
+    expected = alpha * (1 - similarity) / 2 + (1 - alpha) * 0.2
+    torch.testing.assert_close(ssim_photometric(pred, target, alpha=alpha), torch.tensor(expected))
+
+
 # ----------------------------------------------------------------------------- smoothness
 
 
