@@ -56,6 +56,18 @@ def test_end_to_end_on_an_unseen_label_map(pipe, unseen_labels):
     assert torch.equal(videos[0, 0], videos[2, 0])
 
 
+def test_label_maps_are_resized_by_nearest_neighbour_without_new_classes(pipe, capsys):
+    # road (0) and sky (10) in stripes, a person (11) column: interpolating ids would invent
+    # classes between them (5 = pole); nearest neighbour at 2x repeats every pixel exactly.
+    small = torch.zeros(32, 32, dtype=torch.int64)
+    small[:, 8:16] = CITYSCAPES.id_of("sky")
+    small[:, 20] = CITYSCAPES.id_of("person")
+    resized = pipe.prepare_labels(small)
+    assert resized.shape == (64, 64) and resized.dtype == torch.int64
+    assert torch.equal(resized, small.repeat_interleave(2, 0).repeat_interleave(2, 1))
+    assert "resizing the 32x32 label map" in capsys.readouterr().err
+
+
 def test_given_first_frame_and_resizing(pipe, unseen_labels, capsys):
     image = np.full((64, 64, 3), 128, dtype=np.uint8)
     videos = pipe.generate(unseen_labels.numpy(), n_samples=2, first_frame=image, generator=_seeded())
