@@ -15,7 +15,7 @@ import seg2vid.train as train_module
 from seg2vid import cli
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.models import Seg2VidConfig
-from seg2vid.objective import LossConfig
+from seg2vid.objective import TERMS, LossConfig
 from seg2vid.train import (
     CheckpointMismatchError,
     NonFiniteError,
@@ -133,6 +133,21 @@ def test_a_crash_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path, c
     assert sorted(p.name for p in path.parent.iterdir()) == files_before, "a temporary file was left"
     assert not (tmp_path / "shipped" / "model.pt").exists()
     assert make_trainer(tmp_path, steps=2).resume() == 1
+
+
+def test_each_step_weights_the_kl_by_its_own_warm_up_weight(tmp_path):
+    # The logged total must be the sum of the unweighted terms times the weights AT THAT STEP:
+    # with a 10-step warm-up the KL weight grows 0.1, 0.2, 0.3 x (a large KL weight shows it).
+    loss = LossConfig(perceptual=0, kl=100.0, kl_warmup_steps=10)
+    trainer = Trainer(MODEL, TrainConfig(steps=3, batch_size=2, sample_every=0, checkpoint_every=0,
+                                         num_clips=None, device="cpu"), loss, out_dir=tmp_path)
+    frames, labels = trainer.load_batch(1)
+    onehot = CITYSCAPES.one_hot(labels)
+    for step in range(3):
+        row = trainer.train_step(frames, onehot)
+        assert row["kl"] > 0
+        expected = sum(loss.weight(name, step) * row[name] for name in TERMS if name in row)
+        assert row["total"] == pytest.approx(expected, rel=1e-4), step
 
 
 class NotATensor:
