@@ -1,5 +1,9 @@
 """Shared pytest configuration for the seg2vid tests."""
 
+import contextlib
+import io
+import os
+
 import pytest
 import torch
 
@@ -18,3 +22,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def crashing_torch_save(monkeypatch):
+    """A context manager inside which ``torch.save`` writes the first half of the file, then
+    raises ``OSError`` (a crash, a full disk), whether it was given a file object or a path."""
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        half = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+        if isinstance(f, (str, os.PathLike)):
+            with open(f, "wb") as fh:
+                fh.write(half)
+        else:
+            f.write(half)
+        raise OSError("simulated crash half-way through a save")
+
+    @contextlib.contextmanager
+    def crashing():
+        with monkeypatch.context() as patch:
+            patch.setattr(torch, "save", save)
+            yield
+
+    return crashing

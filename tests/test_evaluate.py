@@ -51,6 +51,68 @@ def test_copy_first_frame_matches_the_metrics_by_hand(one_thread):
     assert result["epe"]["mean"] == pytest.approx(zero_epe)  # copying = predicting zero flow
     assert result["diversity"]["mean"] == 0.0
     assert "| PSNR best-of-N |" in format_table({"copy": result}).splitlines()[0].replace("|  |", "|")
+    # PSNR over the pixels HIDDEN in frame 0, by hand: MSE over those pixels and the 3 channels
+    hidden = (visible < 0.5).double().expand_as(copy)
+    squared = (copy.double() - frames[:, 1:].double()) ** 2 * hidden
+    mse = squared.sum(dim=(2, 3, 4)) / hidden.sum(dim=(2, 3, 4))
+    per_input = (-10 * torch.log10(mse)).nanmean(1)  # frames without hidden pixels: NaN, left out
+    expected = per_input[~per_input.isnan()].mean().item()
+    assert result["psnr_occluded_mean_of_n"]["mean"] == pytest.approx(expected)
+
+
+class OracleWithMask(Oracle):
+    """The true clip and flow, with a fixed predicted visibility ``value`` everywhere."""
+
+    def __init__(self, dataset, value: float):
+        super().__init__(dataset)
+        self.value = value
+
+    def __call__(self, first, onehot, n, generator):
+        pred = super().__call__(first, onehot, n, generator)
+        return Prediction(pred.video, pred.flow_fwd, torch.full_like(pred.mask_fwd, self.value))
+
+
+def test_occlusion_iou_is_over_the_occluded_pixels(one_thread):
+    # Asymmetric predictions, where an IoU of the visible pixels would score differently:
+    # "all visible" finds no occluded pixel (0; visible IoU ~0.97); "all occluded" finds every
+    # occluded pixel among all pixels: IoU = the occluded share of each frame (visible IoU: 0).
+    data = synthetic_test_set(32, 32, 2, 3)
+    visible = torch.stack([data[i]["visible_fwd"] for i in range(3)])  # (3, T, 1, H, W)
+    share = (visible < 0.5).double().mean(dim=(2, 3, 4))  # (3, T) occluded share per frame
+    assert (share > 0).any() and (share < 0.5).all()
+    expected = share.mean().item()  # (a frame without occlusion scores 0: the union is all pixels)
+    none = evaluate(OracleWithMask(data, 1.0), data, n_samples=1)["metrics"]["occlusion_iou"]
+    every = evaluate(OracleWithMask(data, 0.0), data, n_samples=1)["metrics"]["occlusion_iou"]
+    assert none["mean"] == 0.0
+    assert every["mean"] == pytest.approx(expected)
+
+
+class OffsetOrNoise(Oracle):
+    """Two samples per input: the true clip brightened by 0.1 (SSIM ~1, PSNR 20 dB) and the true
+    clip with noise of std 0.04 (higher PSNR, clearly lower SSIM)."""
+
+    def __call__(self, first, onehot, n, generator):
+        assert n == 2
+        true = super().__call__(first, onehot, 1, generator)
+        g = torch.Generator().manual_seed(0)
+        noisy = true.video + 0.04 * torch.randn(true.video.shape, generator=g)
+        video = torch.stack([(true.video + 0.1).clamp(0, 1), noisy.clamp(0, 1)], dim=1).flatten(0, 1)
+        return Prediction(video, true.flow_fwd.repeat_interleave(2, 0), true.mask_fwd.repeat_interleave(2, 0))
+
+
+def test_best_of_n_ssim_is_the_ssim_of_the_best_psnr_sample(one_thread):
+    from seg2vid import metrics
+
+    data = synthetic_test_set(32, 32, 2, 2)
+    result = evaluate(OffsetOrNoise(data), data, n_samples=2)["metrics"]
+    frames = torch.stack([data[i]["frames"] for i in range(2)])
+    video = OffsetOrNoise(data)(frames[:, 0], None, 2, None).video.view(2, 2, *frames.shape[1:])
+    psnr = torch.stack([metrics.psnr(video[:, k, 1:], frames[:, 1:]) for k in range(2)])
+    ssim = torch.stack([metrics.ssim(video[:, k, 1:], frames[:, 1:]) for k in range(2)])
+    assert (psnr[1].mean(1) > psnr[0].mean(1)).all() and (ssim[1].mean(1) < ssim[0].mean(1) - 0.05).all()
+    # the noisy sample has the best PSNR, so ITS SSIM is the best-of-N SSIM (not the best SSIM)
+    assert result["ssim_best_of_n"]["mean"] == pytest.approx(ssim[1].mean().item(), rel=1e-5)
+    assert result["psnr_best_of_n"]["mean"] == pytest.approx(psnr[1].mean().item(), rel=1e-5)
 
 
 def test_ablation_machinery_at_ci_scale_is_resumable(tmp_path, one_thread):

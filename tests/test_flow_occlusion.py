@@ -35,6 +35,28 @@ def test_in_frame_mask_of_a_shift_drops_the_columns_that_read_outside():
     assert in_frame_mask(constant_flow(4, 4, 0.5, -0.5)).min() == 1
 
 
+@pytest.mark.parametrize(
+    "dx,dy", [(0.5, 0.0), (-0.5, 0.0), (0.0, 0.5), (0.0, -0.5), (0.5, 0.5), (-0.5, -0.5)]
+)
+def test_in_frame_mask_keeps_every_outer_edge_and_drops_just_beyond(dx, dy):
+    # A half-pixel shift makes the last (or first) row / column read EXACTLY the image's outer
+    # edge (x - dx = -0.5 or W - 0.5): inside, at every one of the four edges. A hair more drops
+    # exactly that row / column.
+    h, w = 5, 7
+    assert in_frame_mask(constant_flow(h, w, dx, dy)).min() == 1
+    beyond = in_frame_mask(constant_flow(h, w, dx * 1.002, dy * 1.002))[0, 0]
+    out = torch.zeros(h, w, dtype=torch.bool)
+    if dx > 0:
+        out[:, 0] = True
+    if dx < 0:
+        out[:, -1] = True
+    if dy > 0:
+        out[0, :] = True
+    if dy < 0:
+        out[-1, :] = True
+    assert torch.equal(beyond == 0, out)
+
+
 def test_consistent_shift_is_visible_except_where_it_reads_outside():
     fwd, bwd = constant_flow(6, 9, 2.0, -1.0), constant_flow(6, 9, -2.0, 1.0)
     visible = forward_backward_occlusion(fwd, bwd)

@@ -211,6 +211,22 @@ def test_frame_mask_iou_counts_each_frame():
     assert scores["mask_iou"][0, 1].item() == 1.0
 
 
+def test_occluded_iou_scores_the_occluded_pixels_not_the_visible_ones():
+    # Asymmetric masks, where the two IoUs differ: 4 of 16 pixels truly occluded (a 2x2 block);
+    # the prediction finds 2 of them and wrongly marks 2 visible pixels occluded.
+    visible_true = torch.ones(1, 1, 1, 4, 4)
+    visible_true[..., :2, :2] = 0
+    visible_pred = torch.ones(1, 1, 1, 4, 4)
+    visible_pred[..., 0, :2] = 0  # found: 2 of the 4 occluded pixels
+    visible_pred[..., 3, 2:] = 0  # false alarms: 2 visible pixels
+    frames = torch.rand(1, 1, 3, 11, 11)
+    scores = video_scores(frames, frames, visible_pred=visible_pred,
+                          visible_true=visible_true)
+    # occluded: tp 2, fp 2, fn 2 -> 2 / 6; visible: 12 predicted, 12 true, 10 shared -> 10 / 14
+    assert scores["occluded_iou"][0, 0].item() == pytest.approx(2 / 6)
+    assert scores["mask_iou"][0, 0].item() == pytest.approx(10 / 14)
+
+
 def test_best_of_n_picks_per_input_by_the_frame_average():
     # 3 samples, 2 inputs, 2 frames.
     scores = torch.tensor(

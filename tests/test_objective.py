@@ -1,6 +1,7 @@
 """The stage-2 objective (seg2vid.training.objective) and the VGG-19 perceptual loss
 (seg2vid.training.perceptual)."""
 
+import math
 import warnings
 
 import pytest
@@ -114,6 +115,73 @@ def test_wrong_warp_costs_and_masks_gate_it():
     output.mask_fwd = torch.zeros_like(output.mask_fwd)  # "all occluded": nothing left to explain
     _, terms = seg2vid_loss(output, frames, NO_VGG)
     assert terms["recon_before"].item() == 0
+
+
+def test_consistency_gates_each_direction_by_its_own_mask():
+    # Inconsistent flows with regionally different masks: the forward flow moves the left
+    # columns 1 px right, the backward flow is zero, so both residuals are |1| + |0| = 1 on those
+    # columns only (f + warp(0, f) = f; 0 + warp(f, 0) = f). mask_fwd counts them, mask_bwd does
+    # not: the forward half of the term is their share, the backward half 0.
+    frames, output = translating_clip()
+    b, t, _, h, w = output.flow_fwd.shape
+    left = torch.zeros(b, t, 1, h, w)
+    left[..., :5] = 1.0
+    output.flow_fwd = torch.cat([left, torch.zeros_like(left)], dim=2)
+    output.flow_bwd = torch.zeros_like(output.flow_fwd)
+    output.mask_fwd, output.mask_bwd = left.clone(), 1 - left
+    consistency = seg2vid_loss(output, frames, NO_VGG)[1]["consistency"]
+    torch.testing.assert_close(consistency, torch.tensor(5 / w))
+    output.mask_fwd, output.mask_bwd = 1 - left, left.clone()  # now the backward half counts
+    consistency = seg2vid_loss(output, frames, NO_VGG)[1]["consistency"]
+    torch.testing.assert_close(consistency, torch.tensor(5 / w))
+    output.mask_bwd = 1 - left  # both masks away from the inconsistent columns
+    assert seg2vid_loss(output, frames, NO_VGG)[1]["consistency"].item() == 0
+
+
+def test_recon_back_is_gated_by_mask_bwd_and_recon_before_by_mask_fwd():
+    # Wrong flows (all zero) make both warp terms err everywhere; the two masks cover different
+    # halves, so each term must equal ITS mask's share of the error.
+    frames, output = translating_clip()
+    first, future = frames[:, :1], frames[:, 1:]
+    w = frames.shape[-1]
+    left = torch.zeros_like(output.mask_fwd)
+    left[..., : w // 2] = 1.0
+    output.flow_bwd = torch.zeros_like(output.flow_bwd)
+    output.warped = first.expand_as(future).clone()  # what a zero forward flow warps to
+    output.mask_fwd, output.mask_bwd = 1 - left, left
+    error = (future - first).abs().mean(2, keepdim=True)  # (B, T, 1, H, W) per-pixel L1
+    _, terms = seg2vid_loss(output, frames, NO_VGG)
+    torch.testing.assert_close(terms["recon_back"], (error * left).mean())
+    torch.testing.assert_close(terms["recon_before"], (error * (1 - left)).mean())
+    assert (error * left).mean() > 0.1 and (error * (1 - left)).mean() > 0.1
+
+
+def _edged_clip(t_frames=2, h=12, w=16):
+    """A flat frame 0 and future frames with a vertical edge at column 4 + 4t (frame t), and
+    flows that jump by 2 px exactly at each frame's edge: forward ones at frame t's edge,
+    backward ones at frame 0's (none)."""
+    frames, output = translating_clip(t_frames, h, w)
+    frames = torch.full_like(frames, 0.5)
+    flow_fwd = torch.zeros_like(output.flow_fwd)
+    for t in range(1, t_frames + 1):
+        frames[:, t, :, :, 4 + 4 * t:] = 1.0
+        flow_fwd[:, t - 1, 0, :, 4 + 4 * t:] = 2.0
+    output.flow_fwd, output.flow_bwd = flow_fwd, torch.zeros_like(flow_fwd)
+    return frames, output
+
+
+def test_smoothness_takes_each_flows_edges_from_the_frame_it_lives_on():
+    frames, output = _edged_clip()
+    _, t_frames, _, h, w = output.flow_fwd.shape
+    # per frame: h rows x one 2 px jump, over 2 channels and h x (w-1) x-differences, halved;
+    # weighted by exp(-10 * 0.5) where frame t's own edge lies under the jump
+    jump = 0.5 * h * 2 / (2 * h * (w - 1))
+    smooth = seg2vid_loss(output, frames, NO_VGG)[1]["smoothness"]
+    torch.testing.assert_close(smooth, torch.tensor(jump * math.exp(-5.0)))
+    # the backward flows live on frame 0's grid (flat here): a jump in them is paid in full
+    output.flow_bwd, output.flow_fwd = output.flow_fwd, torch.zeros_like(output.flow_fwd)
+    smooth = seg2vid_loss(output, frames, NO_VGG)[1]["smoothness"]
+    torch.testing.assert_close(smooth, torch.tensor(jump))
 
 
 # ----------------------------------------------------------------------------- weights

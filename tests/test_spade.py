@@ -287,6 +287,21 @@ def test_export_and_load_generator(tmp_path):
         load_spade_generator(tmp_path / "other.pt")
 
 
+def test_a_crash_during_a_stage1_save_leaves_the_previous_files_intact(tmp_path, crashing_torch_save):
+    trainer = small_trainer(tmp_path, steps=1, sample_every=0)
+    trainer.train()
+    path = trainer.checkpoint_path
+    export = trainer.export_generator(tmp_path / "g.pt")
+    before, export_before = path.read_bytes(), export.read_bytes()
+    trainer.step = 2
+    for save in (trainer.save_checkpoint, lambda: trainer.export_generator(export)):
+        with crashing_torch_save(), pytest.raises(OSError, match="simulated crash"):
+            save()
+    assert path.read_bytes() == before and export.read_bytes() == export_before
+    assert load_stage1_checkpoint(path)["step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"], "a temporary file was left"
+
+
 def test_cli_train_stage1(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["train-stage1", "--size", "16", "--steps", "2", "--batch-size", "2", "--num-clips", "3",

@@ -140,9 +140,53 @@ def test_forward_ego_motion_expands_the_road():
     assert downward == 8
 
 
+def _flow_index_errors(clips, key, rebuild):
+    """Pooled warp error with the RIGHT flow (index t-1 for frame t) and with the neighbouring
+    frames' flows (t-2, t), over visible pixels where the two flows differ by > 1 px; and how
+    many (clip, t, neighbour) cases the right flow wins."""
+    right_errs, wrong_errs, wins, cases = [], [], 0, 0
+    for clip in clips:
+        flows, visible = clip[f"flow_{key}"], clip[f"visible_{key}"][:, 0] > 0.5
+        for t in range(1, flows.shape[0] + 1):
+            right = rebuild(clip, t, flows[t - 1])
+            for k in (t - 2, t):
+                if not 0 <= k < flows.shape[0]:
+                    continue
+                differ = visible[t - 1] & ((flows[k] - flows[t - 1]).norm(dim=0) > 1.0)
+                if differ.sum() < 20:
+                    continue
+                wrong = rebuild(clip, t, flows[k])
+                right_errs.append(right[differ])
+                wrong_errs.append(wrong[differ])
+                wins += int(right[differ].mean() < wrong[differ].mean())
+                cases += 1
+    return torch.cat(right_errs).mean().item(), torch.cat(wrong_errs).mean().item(), wins, cases
+
+
+def test_flow_index_t_minus_1_belongs_to_frame_t(default_clips):
+    # Relative, so an off-by-one frame in the data cannot hide under an absolute bound: warping
+    # with flow_fwd[t-1] rebuilds frame t far better than the neighbouring frames' flows do.
+    # Measured (12 clips, 64x64, T=8): forward 0.0137 vs 0.0314 (2.3x), right in 160/160 cases;
+    # backward 0.0102 vs 0.0303 (3.0x), right in 154/154.
+    def forward(clip, t, flow):  # frame 0 warped to frame t, error per pixel of frame t
+        return (warp(clip["frames"][0], flow) - clip["frames"][t]).abs().mean(0)
+
+    def backward(clip, t, flow):  # frame t warped to frame 0, error per pixel of frame 0
+        return (warp(clip["frames"][t], flow) - clip["frames"][0]).abs().mean(0)
+
+    for key, rebuild in (("fwd", forward), ("bwd", backward)):
+        right, wrong, wins, cases = _flow_index_errors(default_clips, key, rebuild)
+        print(f"{key}: right flow {right:.4f}, neighbours' flows {wrong:.4f}, wins {wins}/{cases}")
+        assert cases >= 100, key
+        assert wins == cases, key
+        assert wrong > 1.8 * right, key
+
+
 def test_moving_objects_are_occluded_and_disoccluded(default_clips):
+    # measured: 11489 of 393216 flow pixels (2.9 %) hidden in frame 0; per clip 1.1 % .. 5.4 %
     hidden = sum(int((clip["visible_fwd"] < 0.5).sum()) for clip in default_clips)
-    assert hidden > 0
+    assert hidden > 4000
+    assert all((clip["visible_fwd"] < 0.5).float().mean() > 0.004 for clip in default_clips)
     assert all((clip["visible_fwd"] > 0.5).float().mean() > 0.7 for clip in default_clips)
 
 

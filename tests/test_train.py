@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import pickle
 import time
 
 import pytest
@@ -15,9 +16,9 @@ from seg2vid import cli
 from seg2vid.checkpoints import CheckpointMismatchError, load_checkpoint
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.models import Seg2VidConfig
-from seg2vid.models.loading import load_model
+from seg2vid.models.loading import export_model, load_model
 from seg2vid.training.loop import NonFiniteError
-from seg2vid.training.objective import LossConfig
+from seg2vid.training.objective import TERMS, LossConfig
 from seg2vid.training.stage2 import TrainConfig, Trainer, check_batch
 
 SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
@@ -108,6 +109,53 @@ def test_checkpoint_loads_weights_only_and_holds_no_vgg(tmp_path):
     assert not model.training
     for (name, a), b in zip(model.state_dict().items(), trainer.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_crash_during_a_save_leaves_the_previous_checkpoint_intact(tmp_path, crashing_torch_save):
+    trainer = make_trainer(tmp_path, steps=1)
+    trainer.train()
+    path = trainer.checkpoint_path
+    before = path.read_bytes()
+    files_before = sorted(p.name for p in path.parent.iterdir())
+    trainer.step = 2
+    with crashing_torch_save(), pytest.raises(OSError, match="simulated crash"):
+        trainer.save_checkpoint()
+    with crashing_torch_save(), pytest.raises(OSError, match="simulated crash"):
+        export_model(path, tmp_path / "shipped" / "model.pt")
+    assert path.read_bytes() == before, "last.pt was overwritten by a partial save"
+    assert load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == files_before, "a temporary file was left"
+    assert not (tmp_path / "shipped" / "model.pt").exists()
+    assert make_trainer(tmp_path, steps=2).resume() == 1
+
+
+def test_each_step_weights_the_kl_by_its_own_warm_up_weight(tmp_path):
+    # The logged total must be the sum of the unweighted terms times the weights AT THAT STEP:
+    # with a 10-step warm-up the KL weight grows 0.1, 0.2, 0.3 x (a large KL weight shows it).
+    loss = LossConfig(perceptual=0, kl=100.0, kl_warmup_steps=10)
+    trainer = Trainer(MODEL, TrainConfig(steps=3, batch_size=2, sample_every=0, checkpoint_every=0,
+                                         num_clips=None, device="cpu"), loss, out_dir=tmp_path)
+    frames, labels = trainer.load_batch(1)
+    onehot = CITYSCAPES.one_hot(labels)
+    for step in range(3):
+        row = trainer.train_step(frames, onehot)
+        assert row["kl"] > 0
+        expected = sum(loss.weight(name, step) * row[name] for name in TERMS if name in row)
+        assert row["total"] == pytest.approx(expected, rel=1e-4), step
+
+
+class NotATensor:
+    """Any pickled object: ``torch.load(weights_only=True)`` refuses to run its reconstruction."""
+
+
+def test_loading_refuses_arbitrary_pickled_objects(tmp_path):
+    from seg2vid.checkpoints import STAGE2_FORMAT as CHECKPOINT_FORMAT
+
+    path = tmp_path / "odd.pt"
+    torch.save({"format": CHECKPOINT_FORMAT[0], "format_version": CHECKPOINT_FORMAT[1], "x": NotATensor()},
+               path)
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
 
 
 def test_perceptual_run_keeps_vgg_out_of_the_checkpoint(tmp_path):
