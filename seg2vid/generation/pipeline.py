@@ -75,24 +75,38 @@ class Pipeline:
         self.stage1 = stage1
         self.stage2 = stage2.eval()
         self.table = table
+        #: The checkpoint files the models came from (set by :meth:`from_shipped`; empty otherwise).
+        self.sources: dict[str, Path] = {}
 
     @classmethod
-    def from_shipped(cls, device: str | torch.device | None = None) -> Pipeline:
-        """The pipeline of the two shipped 64x64 checkpoints (SPADE stage 1, tiny stage 2).
+    def from_shipped(
+        cls, device: str | torch.device | None = None,
+        stage1: str | Path | None = None, stage2: str | Path | None = None,
+    ) -> Pipeline:
+        """The pipeline of the two shipped 64x64 checkpoints (SPADE stage 1, tiny stage 2), or of the
+        files ``stage1`` / ``stage2`` given instead (an explicit path always wins).
+
+        The files used are in :attr:`sources` (``{"stage1": Path, "stage2": Path}``): the shipped
+        ones are read from the installed package data (see
+        :func:`seg2vid.checkpoints.shipped_checkpoint`), never from a copy in the current folder.
 
         Raises:
             FileNotFoundError: naming the checkpoint(s) that cannot be found.
+            ValueError: a file that is empty, truncated, corrupt or of another format.
         """
-        found = {name: find_checkpoint(name) for name in (SHIPPED_STAGE1, SHIPPED_STAGE2)}
-        missing = [name for name, path in found.items() if path is None]
+        wanted = {"stage1": stage1 or SHIPPED_STAGE1, "stage2": stage2 or SHIPPED_STAGE2}
+        found = {key: find_checkpoint(name) for key, name in wanted.items()}
+        missing = [str(wanted[key]) for key, path in found.items() if path is None]
         if missing:
             raise FileNotFoundError(
-                f"shipped checkpoint(s) not found: {', '.join(missing)} (looked in the current folder, "
-                "the repository that holds the seg2vid package and <sys.prefix>/share/seg2vid)"
+                f"checkpoint(s) not found: {', '.join(missing)} (a data/checkpoints/ name is looked up in "
+                "the installed package data seg2vid._shipped or the repository that holds the package)"
             )
-        stage2 = load_model(found[SHIPPED_STAGE2], device=device)
-        stage1 = load_spade_generator(found[SHIPPED_STAGE1], device=device)
-        return cls(stage1, stage2)
+        model2 = load_model(found["stage2"], device=device)
+        model1 = load_spade_generator(found["stage1"], device=device)
+        pipeline = cls(model1, model2)
+        pipeline.sources = found
+        return pipeline
 
     @property
     def device(self) -> torch.device:
