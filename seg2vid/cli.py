@@ -253,6 +253,23 @@ def _real_dataset(values: dict):
     return build_dataset(config), config
 
 
+def _synthetic_training_data(data: dict) -> dict:
+    """The data config of a synthetic training run: ``{"kind": "synthetic"}``, after refusing what
+    does not apply (the synthetic training clips are the train split, seeded by ``--seed``, sized
+    by the model and counted by ``--num-clips``; held-out splits are for ``seg2vid evaluate``)."""
+    extra = {k: v for k, v in data.items() if k not in ("kind", "split")}
+    if extra.get("root"):
+        raise ValueError("the synthetic dataset is generated on the fly and takes no --data-root")
+    extra.pop("root", None)
+    if extra:
+        raise ValueError(f"[data] {', '.join(sorted(extra))} do(es) not apply to synthetic training data "
+                         "(its size is the model's, its seed --seed, its length --num-clips)")
+    if data.get("split", "train") != "train":
+        raise ValueError(f"--split {data['split']}: synthetic training uses the train split; the "
+                         "held-out splits (val, test) are for seg2vid evaluate")
+    return {"kind": "synthetic"}
+
+
 def _resume_or_refuse(trainer, args: argparse.Namespace, command: str, say=print) -> None:
     """Resume the run in ``--out`` when it holds a checkpoint (the default); refuse it with
     ``--no-resume``; with ``--resume`` a checkpoint must be there."""
@@ -300,7 +317,12 @@ def _train(args: argparse.Namespace) -> int:
     model_config = run.model_config()
     data = {"kind": "synthetic", **run.data}
     dataset = None
-    if data["kind"] != "synthetic" or len(data) > 1:
+    if data["kind"] == "synthetic":
+        # One synthetic dataset whatever was spelled out: the trainer's own SyntheticStreets (seed
+        # --seed, a pool of --num-clips or fresh clips), stored as {"kind": "synthetic"} so that
+        # runs with and without --split train resume each other.
+        data = _synthetic_training_data(data)
+    else:
         size = {"height": model_config.height, "width": model_config.width, "frames": model_config.frames}
         dataset, data_config = _real_dataset({**data, **size})
         model_config = model_for_table(model_config, dataset.table)
