@@ -191,7 +191,8 @@ def _generate(args: argparse.Namespace) -> int:
     out = _writable_folder(args.out)
     pipeline = Pipeline.from_shipped(device=args.device, stage1=args.stage1, stage2=args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-    videos = pipeline.generate(labels, n_samples=args.samples, first_frame=first_frame, generator=generator)
+    videos = pipeline.generate(labels, n_samples=args.samples, first_frame=first_frame, generator=generator,
+                               chunk_size=args.chunk_size)
     written = save_samples(out, videos, labels, prefix="sample", fps=args.fps, scale=args.scale)
     source = f"first frame {args.first_frame}" if first_frame is not None else "stage-1 first frame"
     print(f"seg2vid generate: {args.samples} videos of 1 + {pipeline.frames} frames at "
@@ -505,6 +506,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``generate --chunk-size`` default (= seg2vid.generation.pipeline.DEFAULT_CHUNK; not imported here,
+#: so that ``seg2vid --help`` does not load torch).
+DEFAULT_CHUNK_SIZE = 16
+
 #: The exit statuses of the training commands, in their --help.
 _EXIT_HELP = ("Exit status: 0 = finished; 2 = an error in the input or a fault (one line on stderr: "
               "the file and the cause); 143 = stopped by SIGTERM before the last step, checkpoint saved, "
@@ -554,6 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     add("--checkpoint", default=None, metavar="PT",
         help="stage-2 checkpoint (default: the shipped data/checkpoints/seg2vid_tiny_64.pt)")
+    add("--chunk-size", type=_positive(int), default=DEFAULT_CHUNK_SIZE,
+        help=f"futures generated per batch: memory grows with this, not with --samples; a seed gives "
+        f"the same videos for the same chunk size (default: {DEFAULT_CHUNK_SIZE})")
     add("--stage1", default=None, metavar="PT",
         help="stage-1 generator file (default: the shipped data/checkpoints/spade_tiny_64.pt)")
     gen.set_defaults(func=_generate)
