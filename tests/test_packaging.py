@@ -15,6 +15,11 @@ from pathlib import Path
 
 import pytest
 import setuptools
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 import tomllib
 
 from seg2vid.checkpoints import find_checkpoint, shipped_checkpoint
