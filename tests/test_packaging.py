@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import setuptools
 
 try:
     import tomllib
@@ -31,6 +30,8 @@ SHIPPED = ["seg2vid_tiny_64.pt", "spade_tiny_64.pt", "segmenter_tiny_64.pt", "se
 
 def test_the_package_list_holds_every_package():
     """pyproject lists the packages (find cannot see seg2vid._shipped): none may be forgotten."""
+    import setuptools
+
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     found = setuptools.find_packages(str(ROOT), include=["seg2vid*"])
     assert sorted(config["packages"]) == sorted([*found, "seg2vid._shipped"])
