@@ -26,6 +26,7 @@ repository path from wherever a lesson runs (the installed package data ``seg2vi
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
@@ -112,6 +113,11 @@ def atomic_write(path: Path, write: Any) -> None:
             ``path`` is untouched and the temporary file removed.
     """
     path = Path(path)
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():  # mkdir would say "File exists" about a file in the way
+            if not folder.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "it is a file, not a folder", str(folder))
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

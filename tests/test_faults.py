@@ -87,12 +87,15 @@ def test_a_broken_checkpoint_is_one_line_and_exit_2(tmp_path, capsys, kind, comm
     assert bad.read_bytes() == before
 
 
-@pytest.mark.parametrize("command", ["generate", "train", "train-stage1"])
+@pytest.mark.parametrize("command", ["generate", "train", "train-stage1", "evaluate"])
 def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
     out = tmp_path / "taken"
     out.write_text("not a folder")
     argv = {"generate": ["generate", "--labels", str(label_png(tmp_path)), "--device", "cpu"],
-            "train": [*TRAIN, "--steps", "1"], "train-stage1": [*TRAIN1, "--steps", "1"]}[command]
+            "train": [*TRAIN, "--steps", "1"], "train-stage1": [*TRAIN1, "--steps", "1"],
+            # (evaluate finds out when it saves: still one line, exit 2)
+            "evaluate": ["evaluate", "--num-clips", "1", "--samples", "1", "--segmenter", "none",
+                         "--device", "cpu"]}[command]
     assert cli.main([*argv, "--out", str(out)]) == 2
     one_error_line(capsys, str(out), "not a folder")
     assert out.read_text() == "not a folder"
