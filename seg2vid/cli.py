@@ -38,6 +38,11 @@ Sub-commands (more arrive with the later parts of the course):
     of synthetic streets with :class:`seg2vid.training.stage1.Stage1Trainer`, same folder layout
     and ``--resume``; ``--export PATH`` also writes the generator alone (a few MB). It uses the
     same tcmalloc fast path as ``seg2vid train``.
+
+Exit status: 0 on success; 2 for an error in the input or a fault (one line on stderr naming the
+file and the cause: an empty, truncated or corrupt ``.pt``, an unusable ``--out``, a missing
+device, a full disk); :data:`EXIT_STOPPED` (143) for a training run stopped by SIGTERM before its
+last step (checkpoint saved, ``summary.json`` says ``"resumable": true``).
 """
 
 from __future__ import annotations
@@ -80,6 +85,37 @@ def _positive(kind: type) -> Callable[[str], float | int]:
 
     parse.__name__ = f"positive {kind.__name__}"
     return parse
+
+
+def _writable_folder(folder: str | Path) -> Path:
+    """``folder``, created if missing, after checking that files can be written in it: a read-only or
+    unusable ``--out`` is refused before any work is done, and nothing is left half-written there.
+
+    Raises:
+        OSError: (with ``filename``) it is a file, or it cannot be created or written.
+    """
+    import tempfile
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(20, "it is a file, not a folder (--out)", str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        cause = err.strerror[:1].lower() + err.strerror[1:] if err.strerror else str(err)
+        raise type(err)(err.errno, f"cannot write there (--out): {cause}", str(folder)) from None
+    return folder
+
+
+def _os_error_message(err: OSError) -> str:
+    """One line for an ``OSError``: the file and the cause, e.g. ``runs/x/checkpoints/last.pt: no
+    space left on device`` (without Python's ``[Errno 28]`` prefix)."""
+    cause = err.strerror or str(err)
+    if err.strerror:  # "No space left on device" -> "no space left on device"
+        cause = cause[:1].lower() + cause[1:]
+    return f"{err.filename}: {cause}" if err.filename else cause
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -152,13 +188,16 @@ def _generate(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"first frame {args.first_frame} does not exist")
         with Image.open(args.first_frame) as im:
             first_frame = np.asarray(im.convert("RGB"))
-    pipeline = Pipeline.from_shipped(device=args.device)
+    out = _writable_folder(args.out)
+    pipeline = Pipeline.from_shipped(device=args.device, stage1=args.stage1, stage2=args.checkpoint)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-    videos = pipeline.generate(labels, n_samples=args.samples, first_frame=first_frame, generator=generator)
-    written = save_samples(args.out, videos, labels, prefix="sample", fps=args.fps, scale=args.scale)
+    videos = pipeline.generate(labels, n_samples=args.samples, first_frame=first_frame, generator=generator,
+                               chunk_size=args.chunk_size)
+    written = save_samples(out, videos, labels, prefix="sample", fps=args.fps, scale=args.scale)
     source = f"first frame {args.first_frame}" if first_frame is not None else "stage-1 first frame"
     print(f"seg2vid generate: {args.samples} videos of 1 + {pipeline.frames} frames at "
           f"{pipeline.size[0]}x{pipeline.size[1]} from {args.labels} ({source}, on {pipeline.device})")
+    print(f"  models: stage 1 {pipeline.sources['stage1']}, stage 2 {pipeline.sources['stage2']}")
     for path in written:
         print(f"  wrote {path}")
     return 0
@@ -215,6 +254,23 @@ def _real_dataset(values: dict):
     return build_dataset(config), config
 
 
+def _synthetic_training_data(data: dict) -> dict:
+    """The data config of a synthetic training run: ``{"kind": "synthetic"}``, after refusing what
+    does not apply (the synthetic training clips are the train split, seeded by ``--seed``, sized
+    by the model and counted by ``--num-clips``; held-out splits are for ``seg2vid evaluate``)."""
+    extra = {k: v for k, v in data.items() if k not in ("kind", "split")}
+    if extra.get("root"):
+        raise ValueError("the synthetic dataset is generated on the fly and takes no --data-root")
+    extra.pop("root", None)
+    if extra:
+        raise ValueError(f"[data] {', '.join(sorted(extra))} do(es) not apply to synthetic training data "
+                         "(its size is the model's, its seed --seed, its length --num-clips)")
+    if data.get("split", "train") != "train":
+        raise ValueError(f"--split {data['split']}: synthetic training uses the train split; the "
+                         "held-out splits (val, test) are for seg2vid evaluate")
+    return {"kind": "synthetic"}
+
+
 def _resume_or_refuse(trainer, args: argparse.Namespace, command: str, say=print) -> None:
     """Resume the run in ``--out`` when it holds a checkpoint (the default); refuse it with
     ``--no-resume``; with ``--resume`` a checkpoint must be there."""
@@ -262,7 +318,12 @@ def _train(args: argparse.Namespace) -> int:
     model_config = run.model_config()
     data = {"kind": "synthetic", **run.data}
     dataset = None
-    if data["kind"] != "synthetic" or len(data) > 1:
+    if data["kind"] == "synthetic":
+        # One synthetic dataset whatever was spelled out: the trainer's own SyntheticStreets (seed
+        # --seed, a pool of --num-clips or fresh clips), stored as {"kind": "synthetic"} so that
+        # runs with and without --split train resume each other.
+        data = _synthetic_training_data(data)
+    else:
         size = {"height": model_config.height, "width": model_config.width, "frames": model_config.frames}
         dataset, data_config = _real_dataset({**data, **size})
         model_config = model_for_table(model_config, dataset.table)
@@ -271,6 +332,8 @@ def _train(args: argparse.Namespace) -> int:
     loss_config = run.loss_config(model_config.width)
     name = Path(run.source).stem if run.source else run.preset
     out = Path(args.out or f"runs/{name}")
+    if _is_main_process():
+        _writable_folder(out)
     trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights,
                       dataset=dataset, data_config=data)
     say = print if trainer.is_main else (lambda *a, **k: None)
@@ -298,12 +361,37 @@ def _train(args: argparse.Namespace) -> int:
         say(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
         every = f"every {tc.sample_every} steps and at the end" if tc.sample_every else "off"
         say(f"  samples:    {trainer.samples_dir}/ ({every})")
-        summary = trainer.train()
+        summary = _train_noting_checkpoint(trainer)
         say(f"seg2vid train: {summary['status']} at step {summary['step']}; "
             f"last losses: {', '.join(f'{k} {v:.4g}' for k, v in summary['last_losses'].items())}")
     finally:
         trainer.close()
-    return 0
+    return _exit_status(summary)
+
+
+#: Exit status of a ``train`` / ``train-stage1`` run stopped by SIGTERM before its last step
+#: (128 + 15, what a shell reports for a process killed by SIGTERM): the checkpoint is saved and the
+#: same command resumes it, but ``seg2vid train ... && seg2vid evaluate`` must not score a partial model.
+EXIT_STOPPED = 143
+
+
+def _exit_status(summary: dict) -> int:
+    """0 for a finished (or deliberately paused) run, :data:`EXIT_STOPPED` for one stopped by SIGTERM."""
+    return EXIT_STOPPED if summary.get("resumable") and summary["status"].startswith("stopped") else 0
+
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun launch (or a plain process): the one that writes files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _train_noting_checkpoint(trainer) -> dict:
+    """``trainer.train()``; a failed write (a full disk) also names the last good checkpoint."""
+    try:
+        return trainer.train()
+    except OSError as err:
+        note = trainer._failure_note()
+        raise type(err)(err.errno, f"{err.strerror or err}; {note}", err.filename) from err
 
 
 def _train_stage1(args: argparse.Namespace) -> int:
@@ -321,7 +409,7 @@ def _train_stage1(args: argparse.Namespace) -> int:
         log_every=args.log_every, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
         device=args.device,
     )
-    out = Path(args.out or f"runs/stage1_{args.preset}")
+    out = _writable_folder(args.out or f"runs/stage1_{args.preset}")
     dataset = data = None
     if args.data != "synthetic":
         dataset, data_config = _real_dataset({"kind": args.data, "root": args.data_root, "split": args.split,
@@ -343,13 +431,13 @@ def _train_stage1(args: argparse.Namespace) -> int:
     print(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
     every = f"every {args.sample_every} steps and at the end" if args.sample_every else "off"
     print(f"  samples:    {trainer.samples_dir}/ ({every})")
-    summary = trainer.train()
+    summary = _train_noting_checkpoint(trainer)
     print(f"seg2vid train-stage1: {summary['status']} at step {summary['step']} "
           f"({summary['seconds_this_session']:.0f} s); last losses: "
           f"{', '.join(f'{k} {v:.4g}' for k, v in summary['last_losses'].items())}")
-    if args.export:
+    if args.export and not summary["resumable"]:
         print(f"  generator exported to {trainer.export_generator(args.export)}")
-    return 0
+    return _exit_status(summary)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -418,6 +506,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``generate --chunk-size`` default (= seg2vid.generation.pipeline.DEFAULT_CHUNK; not imported here,
+#: so that ``seg2vid --help`` does not load torch).
+DEFAULT_CHUNK_SIZE = 16
+
+#: The exit statuses of the training commands, in their --help.
+_EXIT_HELP = ("Exit status: 0 = finished; 2 = an error in the input or a fault (one line on stderr: "
+              "the file and the cause); 143 = stopped by SIGTERM before the last step, checkpoint saved, "
+              "run the same command again to resume.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``seg2vid`` command (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -459,12 +557,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("--fps", type=_positive(float), default=4.0, help="frames per second (default: 4)")
     add("--scale", type=_positive(int), default=2, help="pixel upscaling (default: 2)")
     add("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    add("--checkpoint", default=None, metavar="PT",
+        help="stage-2 checkpoint (default: the shipped data/checkpoints/seg2vid_tiny_64.pt)")
+    add("--chunk-size", type=_positive(int), default=DEFAULT_CHUNK_SIZE,
+        help=f"futures generated per batch: memory grows with this, not with --samples; a seed gives "
+        f"the same videos for the same chunk size (default: {DEFAULT_CHUNK_SIZE})")
+    add("--stage1", default=None, metavar="PT",
+        help="stage-1 generator file (default: the shipped data/checkpoints/spade_tiny_64.pt)")
     gen.set_defaults(func=_generate)
 
     train = sub.add_parser(
         "train", help="train the stage-2 model on synthetic streets (checkpoints, CSV log, sample GIFs)",
         description="Train the stage-2 Seg2Vid model on synthetic street clips. Prints where the "
-        "checkpoint, the logs and the sample videos go.",
+        "checkpoint, the logs and the sample videos go. " + _EXIT_HELP,
     )
     add = train.add_argument
     add("--config", default=None, metavar="NAME|FILE",
@@ -532,7 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage1 = sub.add_parser(
         "train-stage1", help="train the stage-1 generator (label map -> first frame, SPADE)",
         description="Train the stage-1 SPADE generator (label map -> first frame) with L1, feature-matching "
-        "and hinge adversarial losses. Prints where the checkpoint, the logs and the sample images go.",
+        "and hinge adversarial losses. Prints where the checkpoint, the logs and the sample images go. "
+        + _EXIT_HELP,
     )
     add = stage1.add_argument
     add("--preset", choices=("tiny", "large"), default="tiny", help="model preset (default: tiny)")
@@ -580,8 +686,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.flush()
             os.execve(sys.executable, [sys.executable, "-m", "seg2vid", *sys.argv[1:]], env)
     try:
+        if getattr(args, "device", None):
+            from seg2vid.utils import pick_device
+
+            pick_device(args.device)  # --device banana / cuda without a GPU: said before any work
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
+    except OSError as err:  # unwritable --out, a full disk, a missing file: the file and the cause
+        print(f"seg2vid {args.command}: error: {_os_error_message(err)}", file=sys.stderr)
+        return 2
+    except (ValueError, FloatingPointError) as err:
         print(f"seg2vid {args.command}: error: {err}", file=sys.stderr)
         return 2
 

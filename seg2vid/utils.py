@@ -42,9 +42,28 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
-    """Return ``prefer`` if given, else CUDA when available, else Apple MPS, else CPU."""
+    """Return ``prefer`` if given, else CUDA when available, else Apple MPS, else CPU.
+
+    Raises:
+        ValueError: ``prefer`` is no device name (``"banana"``), or names a CUDA / MPS device that
+            this machine or this torch build does not have (checked here, not at the first
+            tensor moved there, where torch's message is a traceback deep inside a model).
+    """
     if prefer:
-        return torch.device(prefer)
+        try:
+            device = torch.device(prefer)
+        except RuntimeError:
+            raise ValueError(f"device {prefer!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                build = "this torch has no CUDA support" if torch.version.cuda is None else "no GPU found"
+                raise ValueError(f"device {prefer!r}: CUDA is not available ({build}); use --device cpu")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ValueError(f"device {prefer!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                         and torch.backends.mps.is_available()):
+            raise ValueError(f"device {prefer!r}: Apple MPS is not available here; use --device cpu")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

@@ -625,7 +625,7 @@ def test_synthetic_style_is_one_dataset_config_field():
     seed = item["name"].split("=")[1].split(":")[0]
     assert seed == "0"
     rich = render_clip(SceneConfig(height=32, width=32, frames=2, style="rich"),
-                       build_dataset(config).streets.clip_seed(0))
+                       build_dataset(config).clip_seed(0))
     assert torch.equal(item["frames"], rich["frames"])
     assert DatasetConfig().style == "classic"
     with pytest.raises(ValueError, match="unknown synthetic style"):

@@ -395,12 +395,13 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_then_resumes(tmp_path):
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 0, stderr[-2000:]
-    assert "stopped by SIGTERM" in stdout
+    # non-zero (documented: cli.EXIT_STOPPED), so `seg2vid train ... && seg2vid evaluate` stops here
+    assert proc.returncode == cli.EXIT_STOPPED == 143, stderr[-2000:]
+    assert "stopped by SIGTERM" in stdout and "can be resumed" in stdout
     saved = load_checkpoint(out / "checkpoints" / "last.pt")["step"]
     assert saved >= 3 and saved == len(log_rows(out / "log.csv"))  # nothing lost, nothing extra
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["status"].startswith("stopped by SIGTERM")
+    assert summary["status"].startswith("stopped by SIGTERM") and summary["resumable"] is True
     # the same command resumes (here up to saved + 1 steps)
     result = subprocess.run([*args, "--steps", str(saved + 1)], env=env, capture_output=True, text=True,
                             timeout=120)

@@ -8,7 +8,6 @@ on-disk layouts.
 from seg2vid.data.build import (
     DATASET_KINDS,
     DatasetConfig,
-    SyntheticClips,
     build_dataset,
     frames_and_label_map,
 )
@@ -41,7 +40,6 @@ __all__ = [
     "STYLES",
     "SYNTHETIC_CLASSES",
     "SceneConfig",
-    "SyntheticClips",
     "SyntheticFutures",
     "SyntheticStreets",
     "UCF101",

@@ -1,7 +1,8 @@
 """One entry point for every dataset: :class:`DatasetConfig` (plain values, storable in a
 checkpoint) and :func:`build_dataset`.
 
-Every dataset it builds returns items with at least
+Every dataset it builds (the synthetic one is :class:`~seg2vid.data.synthetic.SyntheticStreets`)
+returns items with at least
 
 * ``frames``: float32 (T+1, 3, H, W) RGB in [0, 1] (grey videos repeated to 3 channels),
 * ``label_map``: int64 (H, W), train ids of the START frame (``table.ignore_id`` = void),
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -34,7 +34,7 @@ from seg2vid.data.splits import split_seed
 from seg2vid.data.synthetic import DEFAULT_STYLE, STYLES, SceneConfig, SyntheticStreets
 from seg2vid.data.ucf101 import UCF101
 
-__all__ = ["DATASET_KINDS", "DatasetConfig", "SyntheticClips", "build_dataset", "frames_and_label_map"]
+__all__ = ["DATASET_KINDS", "DatasetConfig", "build_dataset", "frames_and_label_map"]
 
 #: The dataset kinds and their default frame size (height, width).
 DATASET_KINDS: dict[str, tuple[int, int]] = {
@@ -56,15 +56,11 @@ _SPLITS = {
 
 
 def frames_and_label_map(item: dict) -> tuple[Tensor, Tensor]:
-    """(frames (T+1, 3, H, W) in [0, 1], first-frame label map (H, W) int64) of a dataset item:
-    its ``"label_map"`` (every kind here) or ``"labels"[0]`` (a bare :class:`SyntheticStreets`)."""
-    if "label_map" in item:
-        labels = item["label_map"]
-    elif "labels" in item:
-        labels = item["labels"][0]
-    else:
+    """(frames (T+1, 3, H, W) in [0, 1], first-frame label map (H, W) int64) of a dataset item
+    (every dataset here, the synthetic one included, has both keys)."""
+    if "frames" not in item or "label_map" not in item:
         raise ValueError(f"a clip needs 'frames' and 'label_map'; got keys {sorted(item)}")
-    return item["frames"], labels.long()
+    return item["frames"], item["label_map"].long()
 
 
 @dataclass(frozen=True)
@@ -163,32 +159,6 @@ class DatasetConfig(FrozenConfig):
         return self.height, self.width
 
 
-class SyntheticClips(Dataset):
-    """:class:`~seg2vid.data.synthetic.SyntheticStreets` with the common item keys.
-
-    Items keep every key of the synthetic generator (``frames`` (T+1, 3, H, W), ``labels``
-    (T+1, H, W), flows, visibility masks) and add ``label_map`` = ``labels[0]`` (H, W) and
-    ``name`` = ``"synthetic:seed={seed}:{index}"``.
-    """
-
-    table: LabelTable = CITYSCAPES
-
-    def __init__(self, num_clips: int, scene: SceneConfig, seed: int):
-        self.streets = SyntheticStreets(num_clips, scene, seed=seed)
-        self.height, self.width, self.frames = scene.height, scene.width, scene.frames
-        self.seed = seed
-        self.report: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.streets)
-
-    def __getitem__(self, index: int) -> dict:
-        item: dict[str, Any] = dict(self.streets[index])
-        item["label_map"] = item["labels"][0]
-        item["name"] = f"synthetic:seed={self.seed}:{index % len(self)}"
-        return item
-
-
 def build_dataset(
     config: DatasetConfig | None = None,
     *,
@@ -221,7 +191,7 @@ def build_dataset(
     clips = {"frames": config.frames, "stride": config.stride, "clip_step": config.clip_step}
     if config.kind == "synthetic":
         scene = SceneConfig(height=height, width=width, frames=config.frames, style=config.style)
-        return SyntheticClips(config.num_clips, scene, split_seed(config.split, config.seed))
+        return SyntheticStreets(config.num_clips, scene, split_seed(config.split, config.seed))
     if config.kind == "cityscapes":
         return CityscapesSequences(
             root, config.split, height, width, **clips,

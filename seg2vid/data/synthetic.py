@@ -1300,17 +1300,29 @@ def render_futures(config: SceneConfig | None = None, seed: int = 0, k: int = 8)
 
 
 class SyntheticStreets(Dataset):
-    """A map-style dataset of synthetic street clips, generated on the fly.
+    """A map-style dataset of synthetic street clips, generated on the fly: THE synthetic dataset
+    (what :func:`seg2vid.data.build_dataset` builds for ``kind="synthetic"``, what the trainers and
+    the evaluation render).
 
     Clip ``i`` is ``render_clip(config, seed=(seed, i))`` in effect: it depends only on ``seed``
     and ``i``, never on global random state, so it is identical across epochs, processes and
     DataLoader workers (no worker seeding needed).
 
+    Items hold every key of :func:`render_clip` (``frames`` (T+1, 3, H, W), ``labels``
+    (T+1, H, W), flows, visibility masks) and the keys every dataset of
+    :mod:`seg2vid.data.build` has: ``label_map`` = ``labels[0]`` (H, W) int64 and ``name`` =
+    ``"synthetic:seed={seed}:{index}"``. Like the real datasets it has the attributes ``table``,
+    ``height``, ``width``, ``frames`` (T) and ``report`` (always empty).
+
     Args:
         num_clips: length of the dataset.
         config: scene settings.
-        seed: selects the dataset; use different seeds for train / validation / test splits.
+        seed: selects the dataset; use different seeds for train / validation / test splits
+            (:func:`seg2vid.data.splits.split_seed`).
     """
+
+    #: The label set of every synthetic clip.
+    table = CITYSCAPES
 
     def __init__(self, num_clips: int = 1000, config: SceneConfig | None = None, seed: int = 0):
         if num_clips < 1:
@@ -1318,6 +1330,8 @@ class SyntheticStreets(Dataset):
         self.num_clips = num_clips
         self.config = config or SceneConfig()
         self.seed = seed
+        self.height, self.width, self.frames = self.config.height, self.config.width, self.config.frames
+        self.report: list[str] = []
 
     def __len__(self) -> int:
         return self.num_clips
@@ -1326,10 +1340,14 @@ class SyntheticStreets(Dataset):
         """The integer seed of clip ``index`` (a mix of the dataset seed and the index)."""
         return int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict:
         if not -self.num_clips <= index < self.num_clips:
             raise IndexError(f"clip index {index} out of range for {self.num_clips} clips")
-        return render_clip(self.config, self.clip_seed(index % self.num_clips))
+        index %= self.num_clips
+        item: dict = dict(render_clip(self.config, self.clip_seed(index)))
+        item["label_map"] = item["labels"][0]
+        item["name"] = f"synthetic:seed={self.seed}:{index}"
+        return item
 
 
 class SyntheticFutures(Dataset):

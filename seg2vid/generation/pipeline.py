@@ -10,7 +10,8 @@
 model's aspect ratio when it has another one, resizes it (nearest neighbour; notes on stderr)
 to the model's size, makes the first frame with stage 1 (or
 uses the image given as ``first_frame``, through :class:`~seg2vid.models.stage1.ImageFirstFrame`)
-and samples ``n_samples`` futures from stage 2's prior, all in one batch, on the models' device.
+and samples ``n_samples`` futures from stage 2's prior, ``chunk_size`` (default
+:data:`DEFAULT_CHUNK`) at a time so that memory does not grow with ``n_samples``, on the models' device.
 
 :func:`read_label_png` reads a label map stored as a PNG in either encoding: train ids (a
 single channel holding ids of the table, 255 = void; Cityscapes labelIds are converted) or the
@@ -34,11 +35,13 @@ from seg2vid.models.loading import load_model, load_spade_generator
 from seg2vid.models.seg2vid import Seg2Vid
 from seg2vid.models.stage1 import FirstFrameGenerator, ImageFirstFrame
 
-__all__ = ["SHIPPED_STAGE1", "SHIPPED_STAGE2", "Pipeline", "read_label_png", "save_samples"]
+__all__ = ["DEFAULT_CHUNK", "SHIPPED_STAGE1", "SHIPPED_STAGE2", "Pipeline", "read_label_png", "save_samples"]
 
 #: Repository paths of the shipped checkpoints (found with :func:`seg2vid.checkpoints.find_checkpoint`).
 SHIPPED_STAGE1 = "data/checkpoints/spade_tiny_64.pt"
 SHIPPED_STAGE2 = "data/checkpoints/seg2vid_tiny_64.pt"
+#: Futures per stage-2 batch in :meth:`Pipeline.generate` (memory is flat in the number asked for).
+DEFAULT_CHUNK = 16
 
 
 def read_label_png(path: str | Path, table: LabelTable = CITYSCAPES) -> np.ndarray:
@@ -75,24 +78,38 @@ class Pipeline:
         self.stage1 = stage1
         self.stage2 = stage2.eval()
         self.table = table
+        #: The checkpoint files the models came from (set by :meth:`from_shipped`; empty otherwise).
+        self.sources: dict[str, Path] = {}
 
     @classmethod
-    def from_shipped(cls, device: str | torch.device | None = None) -> Pipeline:
-        """The pipeline of the two shipped 64x64 checkpoints (SPADE stage 1, tiny stage 2).
+    def from_shipped(
+        cls, device: str | torch.device | None = None,
+        stage1: str | Path | None = None, stage2: str | Path | None = None,
+    ) -> Pipeline:
+        """The pipeline of the two shipped 64x64 checkpoints (SPADE stage 1, tiny stage 2), or of the
+        files ``stage1`` / ``stage2`` given instead (an explicit path always wins).
+
+        The files used are in :attr:`sources` (``{"stage1": Path, "stage2": Path}``): the shipped
+        ones are read from the installed package data (see
+        :func:`seg2vid.checkpoints.shipped_checkpoint`), never from a copy in the current folder.
 
         Raises:
             FileNotFoundError: naming the checkpoint(s) that cannot be found.
+            ValueError: a file that is empty, truncated, corrupt or of another format.
         """
-        found = {name: find_checkpoint(name) for name in (SHIPPED_STAGE1, SHIPPED_STAGE2)}
-        missing = [name for name, path in found.items() if path is None]
+        wanted = {"stage1": stage1 or SHIPPED_STAGE1, "stage2": stage2 or SHIPPED_STAGE2}
+        found = {key: find_checkpoint(name) for key, name in wanted.items()}
+        missing = [str(wanted[key]) for key, path in found.items() if path is None]
         if missing:
             raise FileNotFoundError(
-                f"shipped checkpoint(s) not found: {', '.join(missing)} (looked in the current folder, "
-                "the repository that holds the seg2vid package and <sys.prefix>/share/seg2vid)"
+                f"checkpoint(s) not found: {', '.join(missing)} (a data/checkpoints/ name is looked up in "
+                "the installed package data seg2vid._shipped or the repository that holds the package)"
             )
-        stage2 = load_model(found[SHIPPED_STAGE2], device=device)
-        stage1 = load_spade_generator(found[SHIPPED_STAGE1], device=device)
-        return cls(stage1, stage2)
+        model2 = load_model(found["stage2"], device=device)
+        model1 = load_spade_generator(found["stage1"], device=device)
+        pipeline = cls(model1, model2)
+        pipeline.sources = found
+        return pipeline
 
     @property
     def device(self) -> torch.device:
@@ -142,8 +159,9 @@ class Pipeline:
         n_samples: int = 3,
         first_frame: Tensor | np.ndarray | None = None,
         generator: torch.Generator | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
     ) -> Tensor:
-        """``n_samples`` videos for one label map.
+        """``n_samples`` videos for one label map, sampled ``chunk_size`` at a time.
 
         Args:
             label_map: int (H, W) train ids of the table (void allowed); resized to the model's size.
@@ -152,11 +170,20 @@ class Pipeline:
                 resized to the model's size; stage 1 is skipped.
             generator: seeds stage 1's noise and stage 2's latents (a CPU generator is fine with
                 models on a GPU: it seeds a generator there).
+            chunk_size: futures per stage-2 batch: memory grows with the chunk, not with
+                ``n_samples`` (one batch of 1000 took about 5 GB). Chunks draw their latents and
+                noise from ``generator`` one after the other, so the first ``chunk_size`` videos
+                are exactly those of ``generate(..., n_samples=chunk_size)`` and all of them are
+                reproducible for a fixed seed and chunk size; with ``n_samples <= chunk_size``
+                (one chunk) the result does not depend on it. Another chunk size gives other
+                (equally distributed) samples for ``n_samples > chunk_size``.
         Returns:
             float (n_samples, T+1, 3, H, W) in [0, 1] on the CPU; frame 0 is the first frame.
         """
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         labels = self.prepare_labels(label_map)
         onehot = self.table.one_hot(labels)[None]  # (1, L, H, W)
         device = self.device
@@ -169,8 +196,13 @@ class Pipeline:
             generator = torch.Generator(device=device).manual_seed(seed)
         onehot = onehot.to(device)
         first = stage1.generate(onehot, generator=generator).to(device).clamp(0, 1)
-        out = self.stage2.sample(first, onehot, n_samples=n_samples, generator=generator)
-        return out.video.float().clamp(0, 1).cpu()
+        videos = []
+        for start in range(0, n_samples, chunk_size):
+            n = min(chunk_size, n_samples - start)
+            out = self.stage2.sample(first, onehot, n_samples=n, generator=generator)
+            videos.append(out.video.float().clamp(0, 1).cpu())  # only the chunk's videos stay
+            del out
+        return videos[0] if len(videos) == 1 else torch.cat(videos)
 
 
 def save_samples(

@@ -28,7 +28,13 @@ import torch
 from torch import Tensor
 
 from seg2vid import __version__
-from seg2vid.checkpoints import CheckpointMismatchError, atomic_write, config_differences, set_rng_state
+from seg2vid.checkpoints import (
+    CheckpointMismatchError,
+    atomic_write,
+    config_differences,
+    remove_stale_temporaries,
+    set_rng_state,
+)
 from seg2vid.utils import progress_enabled
 
 __all__ = ["NonFiniteError", "TrainLoop", "read_log"]
@@ -138,6 +144,7 @@ class TrainLoop:
         main = self.is_main
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_temporaries()
         self._before_loop(until)
         history: list[dict[str, float]] = []
         start_step, start = self.step, time.perf_counter()
@@ -191,8 +198,8 @@ class TrainLoop:
         if self.step >= tc.steps:
             status = "finished"
         elif self.step < until:
-            status = (f"stopped by SIGTERM at step {self.step} of {tc.steps}; the checkpoint is saved, "
-                      "run the same command again to resume")
+            status = (f"stopped by SIGTERM at step {self.step} of {tc.steps}; the checkpoint is saved and "
+                      "the run can be resumed: run the same command again")
         else:
             status = f"paused at step {self.step} of {tc.steps}"
         return self._write_summary(status, history, time.perf_counter() - start, self.step - start_step)
@@ -218,15 +225,39 @@ class TrainLoop:
                 stacklevel=4,
             )
 
+    def _remove_stale_temporaries(self) -> list[Path]:
+        """Remove what a killed write left (``.last.pt.*.tmp``, ``.log.csv.*.tmp``, ...) before this
+        run writes anything: :func:`seg2vid.checkpoints.atomic_write` cleans up after an exception,
+        but SIGKILL or a power cut runs no ``except``."""
+        return (remove_stale_temporaries(self.checkpoint_path.parent, (self.checkpoint_path.name,))
+                + remove_stale_temporaries(self.out_dir, (self.log_path.name, self.summary_path.name)))
+
     def _truncate_log(self, step: int) -> None:
-        """Drop the CSV log's rows after ``step`` (written before an interruption), atomically."""
+        """Repair the CSV log for a resume at ``step``, atomically: drop the rows after ``step``
+        (written before an interruption) and a torn row (a process killed in the middle of writing
+        it: too few fields or a field that is no number); keep one row per step, in order. Without
+        this the next rows would be appended to the torn one and :func:`read_log` would fail."""
         if not self.log_path.is_file():
             return
         with open(self.log_path, newline="") as fh:
             rows = list(csv.reader(fh))
         if not rows or rows[0] != self.columns:
             raise ValueError(f"{self.log_path} has other columns than this run: {rows[0] if rows else []}")
-        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+
+        def whole(row: list[str]) -> bool:
+            if len(row) != len(self.columns):
+                return False
+            try:
+                [float(v) for v in row]
+            except ValueError:
+                return False
+            return True
+
+        kept, last = [rows[0]], 0
+        for row in rows[1:]:
+            if whole(row) and last < int(float(row[0])) <= step:
+                kept.append(row)
+                last = int(float(row[0]))
         text = io.StringIO()
         csv.writer(text).writerows(kept)
         atomic_write(self.log_path, lambda fh: fh.write(text.getvalue().encode()))
@@ -239,6 +270,8 @@ class TrainLoop:
         window = history[-self.config.log_every:]
         summary = {
             "status": status,
+            # whether the same command (or resume()) continues this run from its checkpoint
+            "resumable": self.step < self.config.steps and self.checkpoint_path.is_file(),
             "step": self.step,
             "steps": self.config.steps,
             "device": str(self.device),
@@ -312,6 +345,8 @@ class TrainLoop:
         after the checkpoint's step (written before an interruption) are dropped.
         """
         path = Path(path) if path is not None else self.checkpoint_path
+        if self.is_main:
+            self._remove_stale_temporaries()
         ckpt = self._read_checkpoint(path)
         self._check_resumable(path, ckpt)
         problems = [f"{name} {d}" for name, saved, current, ignore in self._resume_configs(ckpt)
