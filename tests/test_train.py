@@ -154,8 +154,9 @@ def test_loading_refuses_arbitrary_pickled_objects(tmp_path):
     path = tmp_path / "odd.pt"
     torch.save({"format": CHECKPOINT_FORMAT[0], "format_version": CHECKPOINT_FORMAT[1], "x": NotATensor()},
                path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError, match="objects other than tensors") as refused:
         load_checkpoint(path)
+    assert isinstance(refused.value.__cause__, pickle.UnpicklingError)  # weights_only refused it
 
 
 def test_perceptual_run_keeps_vgg_out_of_the_checkpoint(tmp_path):
