@@ -16,7 +16,6 @@ from seg2vid.data.splits import FIRST_FRAME_SEED
 from seg2vid.evaluation.first_frames import (
     class_mean_colors,
     evaluate_first_frames,
-    psnr,
     render_first_frames,
 )
 from seg2vid.models import (
@@ -29,6 +28,7 @@ from seg2vid.models import (
     SpadeGenerator,
     split_label_groups,
 )
+from seg2vid.metrics import psnr
 from seg2vid.models.loading import load_spade_generator
 from seg2vid.training.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from seg2vid.training.stage1 import Stage1TrainConfig, Stage1Trainer

@@ -14,6 +14,7 @@ import seg2vid.training.stage2 as train_module
 from seg2vid import cli
 from seg2vid.checkpoints import CheckpointMismatchError, load_checkpoint
 from seg2vid.data.labels import CITYSCAPES
+from seg2vid.metrics import psnr
 from seg2vid.models import Seg2VidConfig
 from seg2vid.models.loading import load_model
 from seg2vid.training.loop import NonFiniteError
@@ -249,7 +250,7 @@ def test_bf16_autocast_trains_with_float32_parameters_and_losses(tmp_path):
 # ----------------------------------------------------------------------------- learning
 
 
-def psnr(trainer: Trainer) -> float:
+def reconstruction_psnr(trainer: Trainer) -> float:
     """PSNR (dB) of the posterior-mean reconstruction of step 1's clips (images in [0, 1])."""
     frames, labels = trainer.load_batch(1)
     onehot = CITYSCAPES.one_hot(labels)
@@ -257,15 +258,15 @@ def psnr(trainer: Trainer) -> float:
     with torch.no_grad():
         mu, _ = trainer.model.posterior(frames, onehot)
         out = trainer.model.decode(frames[:, 0], onehot, mu, generator=torch.Generator().manual_seed(0))
-    return -10 * math.log10((out.frames - frames[:, 1:]).square().mean().item())
+    return psnr(out.frames, frames[:, 1:], reduce="clip").mean().item()  # one clip per batch here
 
 
 def test_overfitting_one_clip_reaches_30_db(tmp_path):
     model = MODEL.replace(widths=(8, 16, 16, 16), refine_widths=(16, 16))
     trainer = make_trainer(tmp_path, steps=300, model=model, batch_size=1, num_clips=1)
-    start = psnr(trainer)
+    start = reconstruction_psnr(trainer)
     trainer.train()
-    end = psnr(trainer)
+    end = reconstruction_psnr(trainer)
     print(f"overfitting one 32x32 clip, 1 + 2 frames, 300 steps: PSNR {start:.1f} -> {end:.1f} dB")
     assert end > 30 and end > start + 5
 

@@ -49,7 +49,6 @@ __all__ = [
     "Prediction",
     "evaluate",
     "format_table",
-    "masked_psnr",
     "synthetic_test_set",
 ]
 
@@ -200,7 +199,8 @@ def evaluate(
             hidden = batch["visible_fwd"].to(device) < 0.5
             add(
                 "psnr_occluded_mean_of_n",
-                torch.stack([masked_psnr(video[i, :, 1:], true, hidden) for i in range(n)]).nanmean(0),
+                torch.stack([metrics.psnr(video[i, :, 1:], true, mask=hidden, cap_db=metrics.PSNR_CAP_DB)
+                             for i in range(n)]).nanmean(0),
             )
         if "flow_fwd" in batch and pred.flow_fwd is not None:
             flow_true = batch["flow_fwd"].to(device)
@@ -264,23 +264,6 @@ def evaluate(
         "seed": seed,
         "seconds": round(time.perf_counter() - start, 2),
     }
-
-
-def masked_psnr(pred: Tensor, true: Tensor, mask: Tensor) -> Tensor:
-    """PSNR (dB) of each frame over the pixels where ``mask`` is True.
-
-    Args:
-        pred, true: (B, T, C, H, W) frames in [0, 1].
-        mask: bool (B, T, 1, H, W) or (B, T, C, H, W), e.g. the pixels hidden in frame 0.
-    Returns:
-        (B, T) float64; NaN for a frame without masked pixels; capped at
-        :data:`seg2vid.metrics.PSNR_CAP_DB`.
-    """
-    mask = mask.expand_as(true).double()
-    count = mask.sum(dim=(2, 3, 4))
-    mse = ((pred.double() - true.double()) ** 2 * mask).sum(dim=(2, 3, 4)) / count.clamp(min=1)
-    psnr = (-10 * torch.log10(mse.clamp(min=1e-10))).clamp(max=metrics.PSNR_CAP_DB)
-    return torch.where(count > 0, psnr, torch.full_like(psnr, float("nan")))
 
 
 #: Column order and headers of :func:`format_table` (higher is better unless marked).

@@ -17,24 +17,11 @@ from torch import Tensor
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.splits import FIRST_FRAME_SEED
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.metrics import psnr
 from seg2vid.models.stage1 import FirstFrameGenerator
 from seg2vid.utils import pick_device
 
-__all__ = ["class_mean_colors", "evaluate_first_frames", "psnr", "render_first_frames"]
-
-
-def psnr(images: Tensor, targets: Tensor) -> Tensor:
-    """Peak signal-to-noise ratio per image, in dB, for images in [0, 1].
-
-    Args:
-        images, targets: (B, 3, H, W) in [0, 1].
-    Returns:
-        (B,) ``10 log10(1 / MSE)``; identical images give +inf.
-    """
-    if images.shape != targets.shape:
-        raise ValueError(f"images {tuple(images.shape)} and targets {tuple(targets.shape)} differ in shape")
-    mse = (images.double() - targets.double()).square().flatten(1).mean(1)
-    return (10 * torch.log10(1 / mse)).float()
+__all__ = ["class_mean_colors", "evaluate_first_frames", "render_first_frames"]
 
 
 def class_mean_colors(
@@ -122,7 +109,7 @@ def evaluate_first_frames(
     }
     return {
         "l1": round(float((generated - images).abs().mean()), 6),
-        "psnr_db": round(float(psnr(generated, images).mean()), 4),
+        "psnr_db": round(float(psnr(generated, images).mean()), 4),  # per image, then averaged
         "mean_class_color_error": round(float(np.mean([v["error_8bit"] for v in per_class.values()])), 3),
         "class_color_error": per_class,
         "settings": {"num_images": num_images, "height": height, "width": width, "dataset_seed": seed,
