@@ -215,6 +215,38 @@ def _real_dataset(values: dict):
     return build_dataset(config), config
 
 
+def _held_out_split(values: dict):
+    """The held-out clips of a run on ``build_dataset(DatasetConfig.from_dict(values))``: the
+    first of its "val" and "test" splits (other than the training split) that builds, holds
+    clips and does not overlap training. Returns (dataset, split), or (None, None) when there is
+    none (the samples then show training clips, and the command says so)."""
+    import warnings
+
+    from seg2vid.data import DatasetConfig, build_dataset
+
+    for split in ("val", "test"):
+        if split == values.get("split", "train"):
+            continue
+        try:
+            with warnings.catch_warnings():  # a split that is missing or overlaps training is skipped
+                warnings.simplefilter("ignore")
+                dataset = build_dataset(DatasetConfig.from_dict({**values, "split": split}))
+        except (ValueError, OSError):
+            continue
+        if len(dataset) and not getattr(dataset, "overlaps_training", False):
+            return dataset, split
+    return None, None
+
+
+def _samples_source(held_out, split: str | None, dataset, kind: str) -> str:
+    """Where a run's sample pictures or videos come from, for the command's summary lines."""
+    if dataset is None:
+        return "held-out synthetic clips"
+    if held_out is None:
+        return f"TRAINING clips: no held-out split of the {kind} data was found"
+    return f"the held-out {split} split: {len(held_out)} {kind} clips"
+
+
 def _resume_or_refuse(trainer, args: argparse.Namespace, command: str, say=print) -> None:
     """Resume the run in ``--out`` when it holds a checkpoint (the default); refuse it with
     ``--no-resume``; with ``--resume`` a checkpoint must be there."""
@@ -267,12 +299,13 @@ def _train(args: argparse.Namespace) -> int:
         dataset, data_config = _real_dataset({**data, **size})
         model_config = model_for_table(model_config, dataset.table)
         data = data_config.to_dict()
+    held_out, held_out_split = _held_out_split(data) if dataset is not None else (None, None)
     train_config = TrainConfig.from_dict(run.train)
     loss_config = run.loss_config(model_config.width)
     name = Path(run.source).stem if run.source else run.preset
     out = Path(args.out or f"runs/{name}")
     trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights,
-                      dataset=dataset, data_config=data)
+                      dataset=dataset, held_out=held_out, data_config=data)
     say = print if trainer.is_main else (lambda *a, **k: None)
     try:
         _resume_or_refuse(trainer, args, "train", say)
@@ -297,7 +330,8 @@ def _train(args: argparse.Namespace) -> int:
             "and on SIGTERM)")
         say(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
         every = f"every {tc.sample_every} steps and at the end" if tc.sample_every else "off"
-        say(f"  samples:    {trainer.samples_dir}/ ({every})")
+        say(f"  samples:    {trainer.samples_dir}/ ({every}; "
+            f"{_samples_source(held_out, held_out_split, dataset, data['kind'])})")
         summary = trainer.train()
         say(f"seg2vid train: {summary['status']} at step {summary['step']}; "
             f"last losses: {', '.join(f'{k} {v:.4g}' for k, v in summary['last_losses'].items())}")
@@ -322,13 +356,14 @@ def _train_stage1(args: argparse.Namespace) -> int:
         device=args.device,
     )
     out = Path(args.out or f"runs/stage1_{args.preset}")
-    dataset = data = None
+    dataset = data = held_out = held_out_split = None
     if args.data != "synthetic":
         dataset, data_config = _real_dataset({"kind": args.data, "root": args.data_root, "split": args.split,
                                               "height": height, "width": width, "frames": 1})
         data = data_config.to_dict()
+        held_out, held_out_split = _held_out_split(data)
     trainer = Stage1Trainer(SPADE_PRESETS[args.preset], train_config, out, args.perceptual_weights,
-                            dataset=dataset, data_config=data)
+                            dataset=dataset, data_config=data, held_out=held_out)
     _resume_or_refuse(trainer, args, "train-stage1")
     preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
     print(
@@ -337,12 +372,17 @@ def _train_stage1(args: argparse.Namespace) -> int:
         f"{trainer.device} ({torch.get_num_threads()} threads, {preloaded})"
     )
     perceptual = args.perceptual_weights or "off (no --perceptual-weights)"
-    print(f"  {args.steps} steps of {args.batch_size} label maps (a pool of {args.num_clips} clips); "
-          f"perceptual loss: {perceptual}")
+    if dataset is None:
+        source = f"a pool of {args.num_clips} synthetic clips"
+    else:
+        source = (f"a pool of {min(args.num_clips, len(dataset))} of the {len(dataset)} {args.data} clips "
+                  f"({args.split})")
+    print(f"  {args.steps} steps of {args.batch_size} label maps ({source}); perceptual loss: {perceptual}")
     print(f"  checkpoint: {trainer.checkpoint_path}")
     print(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
     every = f"every {args.sample_every} steps and at the end" if args.sample_every else "off"
-    print(f"  samples:    {trainer.samples_dir}/ ({every})")
+    print(f"  samples:    {trainer.samples_dir}/ ({every}; "
+          f"{_samples_source(held_out, held_out_split, dataset, args.data)})")
     summary = trainer.train()
     print(f"seg2vid train-stage1: {summary['status']} at step {summary['step']} "
           f"({summary['seconds_this_session']:.0f} s); last losses: "

@@ -11,13 +11,11 @@ import torch.nn.functional as F
 
 from seg2vid.checkpoints import CheckpointMismatchError, load_stage1_checkpoint
 from seg2vid.cli import main
+from seg2vid.data.first_frames import render_first_frames
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.splits import FIRST_FRAME_SEED
-from seg2vid.evaluation.first_frames import (
-    class_mean_colors,
-    evaluate_first_frames,
-    render_first_frames,
-)
+from seg2vid.evaluation.first_frames import class_mean_colors, evaluate_first_frames
+from seg2vid.metrics import psnr
 from seg2vid.models import (
     SPADE,
     SPADE_PRESETS,
@@ -28,7 +26,6 @@ from seg2vid.models import (
     SpadeGenerator,
     split_label_groups,
 )
-from seg2vid.metrics import psnr
 from seg2vid.models.loading import load_spade_generator
 from seg2vid.training.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from seg2vid.training.stage1 import Stage1TrainConfig, Stage1Trainer
@@ -271,6 +268,27 @@ def test_training_writes_checkpoint_log_samples_and_resumes_exactly(tmp_path):
         small_trainer(tmp_path / "b", steps=4, lr_generator=1e-3).resume()
 
 
+def test_sample_pictures_come_from_the_held_out_clips(tmp_path):
+    from seg2vid.data import DatasetConfig, build_dataset
+
+    def data(split):
+        return build_dataset(DatasetConfig(height=16, width=16, frames=1, num_clips=5, split=split))
+
+    train, held_out = data("train"), data("val")
+    tc = Stage1TrainConfig(height=16, width=16, steps=0, sample_every=0, device="cpu")
+    trainer = Stage1Trainer(SPADE_PRESETS["tiny"], tc, tmp_path / "a", dataset=train, held_out=held_out)
+    trainer.write_samples(num_images=2)
+    images, labels = trainer._sample_batch
+    # the first frames of held-out clips 0 and 2 (spread over the 5), never a training clip
+    expected = torch.stack([held_out[i]["frames"][0] for i in (0, 2)])
+    torch.testing.assert_close(images, (expected * 255).round() / 255)
+    assert torch.equal(labels, torch.stack([held_out[i]["label_map"] for i in (0, 2)]))
+    # without held_out, a run on a dataset shows its own (training) clips
+    trainer = Stage1Trainer(SPADE_PRESETS["tiny"], tc, tmp_path / "b", dataset=train)
+    trainer.write_samples(num_images=1)
+    assert torch.equal(trainer._sample_batch[1][0], train[0]["label_map"])
+
+
 def test_export_and_load_generator(tmp_path):
     trainer = small_trainer(tmp_path)
     trainer.train()
@@ -322,6 +340,10 @@ def test_cli_train_stage1_on_a_folder_dataset(tmp_path, capsys):
             "--device", "cpu", "--sample-every", "0", "--data", "folder",
             "--data-root", str(tmp_path / "videos")]
     assert main(args) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    # one video trains (one 1 + 1-frame clip), the other is held out for the samples (whole videos)
+    assert "a pool of 1 of the 1 folder clips (train)" in text, text
+    assert "the held-out" in text and "split: 1 folder clips" in text, text
     ckpt = load_stage1_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2 and ckpt["data_config"]["kind"] == "folder"
     assert main([*args[:-1], str(tmp_path / "elsewhere")]) == 2  # other data: missing folder named

@@ -407,7 +407,10 @@ def test_cli_trains_on_a_folder_of_videos(tmp_path, capsys, with_labels):
             "--batch-size", "2", "--steps", "2", "--sample-every", "2", "--device", "cpu", "--out", str(out)]
     assert cli.main(args) == 0, capsys.readouterr().err
     # video0 is held out for test (whole videos; seg2vid.data.folder.folder_splits): 1 video x (4 - 2) starts
-    assert "2 folder clips" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "2 folder clips" in text
+    # the sample videos show the held-out test video (val is empty with 2 videos), not training clips
+    assert "the held-out test split: 2 folder clips" in text, text
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2 and ckpt["data_config"]["kind"] == "folder"
     assert ckpt["model_config"]["label_channels"] == (20 if with_labels else 2)
