@@ -268,6 +268,28 @@ def test_training_writes_checkpoint_log_samples_and_resumes_exactly(tmp_path):
         small_trainer(tmp_path / "b", steps=4, lr_generator=1e-3).resume()
 
 
+def test_warm_start_from_a_checkpoint_or_a_generator_export(tmp_path):
+    first = small_trainer(tmp_path / "a", sample_every=0)
+    first.train()
+    export = first.export_generator(tmp_path / "g.pt")
+    from_ckpt = small_trainer(tmp_path / "b", steps=3)
+    assert from_ckpt.warm_start(first.checkpoint_path) == 2
+    from_export = small_trainer(tmp_path / "c", steps=3)
+    fresh_discriminator = [p.clone() for p in from_export.discriminator.parameters()]
+    assert from_export.warm_start(export, keep_step=False) == 0
+    for trainer in (from_ckpt, from_export):
+        for a, b in zip(first.generator.parameters(), trainer.generator.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the discriminator comes with a training checkpoint, not with a generator export
+    torch.testing.assert_close(next(from_ckpt.discriminator.parameters()), next(first.discriminator.parameters()))
+    for a, b in zip(fresh_discriminator, from_export.discriminator.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert from_ckpt.train()["step"] == 3
+    other = Stage1TrainConfig(height=16, width=16, steps=2, device="cpu")
+    with pytest.raises(CheckpointMismatchError, match="noise_dim"):
+        Stage1Trainer(SMALL.replace(noise_dim=SMALL.noise_dim + 1), other, tmp_path / "d").warm_start(export)
+
+
 def test_sample_pictures_come_from_the_held_out_clips(tmp_path):
     from seg2vid.data import DatasetConfig, build_dataset
 

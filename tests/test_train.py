@@ -16,7 +16,7 @@ from seg2vid.checkpoints import CheckpointMismatchError, load_checkpoint
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.metrics import psnr
 from seg2vid.models import Seg2VidConfig
-from seg2vid.models.loading import load_model
+from seg2vid.models.loading import export_model, load_model
 from seg2vid.training.loop import NonFiniteError
 from seg2vid.training.objective import LossConfig
 from seg2vid.training.stage2 import TrainConfig, Trainer, check_batch
@@ -40,6 +40,29 @@ def log_rows(path):
 
 
 # ----------------------------------------------------------------------------- resume
+
+
+def test_warm_start_takes_the_weights_and_the_step_count_only(tmp_path):
+    first = make_trainer(tmp_path / "a", steps=2)
+    first.train()
+    path = first.checkpoint_path
+    # a new run, other train settings (lr, length): the weights and the step come along, nothing else
+    second = make_trainer(tmp_path / "b", steps=3, lr=5e-4)
+    assert second.warm_start(path) == 2 and second.step == 2
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert second.optimizer.state_dict()["state"] == {}  # the optimiser starts afresh
+    assert second.train()["step"] == 3 and len(log_rows(tmp_path / "b" / "log.csv")) == 1
+    # a model-only export works too; keep_step=False restarts the count
+    export = tmp_path / "model.pt"
+    export_model(path, export)
+    assert make_trainer(tmp_path / "c").warm_start(export, keep_step=False) == 0
+    with pytest.raises(CheckpointMismatchError, match="latent_dim: checkpoint 4, now 5"):
+        make_trainer(tmp_path / "d", model=MODEL.replace(latent_dim=5)).warm_start(path)
+    resumed = make_trainer(tmp_path / "a", steps=3)
+    resumed.resume()
+    with pytest.raises(ValueError, match="before train"):
+        resumed.warm_start(path)
 
 
 @pytest.mark.parametrize("num_clips", [None, 3])

@@ -50,6 +50,7 @@ from seg2vid.checkpoints import (
     STAGE1_FORMAT,
     atomic_write,
     load_stage1_checkpoint,
+    read_checkpoint,
     rng_state,
 )
 from seg2vid.config_base import FrozenConfig
@@ -304,6 +305,21 @@ class Stage1Trainer(TrainLoop):
         self.discriminator.load_state_dict(ckpt["discriminator"])
         self.optimizer_g.load_state_dict(ckpt["optimizer_g"])
         self.optimizer_d.load_state_dict(ckpt["optimizer_d"])
+
+    def _read_weights(self, path: Path) -> dict[str, Any]:
+        """A stage-1 training checkpoint or a generator export (:meth:`export_generator`)."""
+        return read_checkpoint(path, (STAGE1_FORMAT, GENERATOR_FORMAT),
+                               "seg2vid stage-1 checkpoint or generator export")
+
+    def _warm_start_model_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        return SpadeConfig.from_dict(ckpt["model_config"]).to_dict()
+
+    def _load_weights(self, ckpt: dict[str, Any]) -> None:
+        """The generator's weights, and the discriminator's when the file holds them (a training
+        checkpoint; a generator export leaves this run's fresh discriminator)."""
+        self.generator.load_state_dict(ckpt["generator"] if "generator" in ckpt else ckpt["model"])
+        if "discriminator" in ckpt:
+            self.discriminator.load_state_dict(ckpt["discriminator"])
 
     # ------------------------------------------------------------------ training
 
