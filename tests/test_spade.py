@@ -342,6 +342,40 @@ def test_cli_train_stage1(tmp_path, capsys):
     assert "--no-resume" in capsys.readouterr().err
 
 
+def test_cli_train_stage1_reads_a_stage1_run_config(tmp_path, capsys):
+    from seg2vid.configs import load_run_config
+
+    config = tmp_path / "stage1_small.toml"
+    config.write_text('stage = 1\n[model]\npreset = "tiny"\nwidths = [32, 16, 8]\n'
+                      '[train]\nheight = 16\nwidth = 16\nsteps = 2\nbatch_size = 2\nnum_clips = 3\n'
+                      'sample_every = 0\nweight_adversarial = 0.5\n')
+    run = load_run_config(config)
+    assert run.stage == 1 and run.spade_config().widths == (32, 16, 8)
+    out = tmp_path / "run"
+    assert main(["train-stage1", "--config", str(config), "--lr", "1e-3", "--device", "cpu",
+                 "--out", str(out)]) == 0, capsys.readouterr().err
+    assert "a pool of 3 synthetic clips" in capsys.readouterr().out
+    ckpt = load_stage1_checkpoint(out / "checkpoints" / "last.pt")
+    tc = ckpt["train_config"]
+    assert (tc["height"], tc["steps"], tc["weight_adversarial"]) == (16, 2, 0.5)
+    assert tc["lr_generator"] == tc["lr_discriminator"] == 1e-3  # --lr on top of the file, both networks
+    assert ckpt["model_config"]["widths"] == [32, 16, 8]
+    # each command refuses the other stage's run configs, and a size in [data] is named
+    assert main(["train", "--config", str(config), "--steps", "1"]) == 2
+    assert "stage-1 run config: use seg2vid train-stage1" in capsys.readouterr().err
+    assert main(["train-stage1", "--config", "synthetic_tiny_64", "--out", str(tmp_path / "x")]) == 2
+    assert "stage-2 run config: use seg2vid train" in capsys.readouterr().err
+    config.write_text('stage = 1\n[data]\nheight = 32\n')
+    with pytest.raises(ValueError, match=r"in \[train\] \(stage 1\)"):
+        load_run_config(config)
+    config.write_text('stage = 1\n[model]\nframes = 4\n')
+    with pytest.raises(ValueError, match="unknown SpadeConfig field.*frames"):
+        load_run_config(config).spade_config()
+    config.write_text('stage = 1\n[loss]\nkl = 1\n')
+    with pytest.raises(ValueError, match="no \\[loss\\]"):
+        load_run_config(config)
+
+
 def test_cli_train_stage1_on_a_folder_dataset(tmp_path, capsys):
     """Stage 1 learns from a real dataset's first frames and label maps (here the folder layout)."""
     from PIL import Image

@@ -78,7 +78,9 @@ class Stage1TrainConfig(FrozenConfig):
     """How to train stage 1 (what to train is the :class:`SpadeConfig`).
 
     Args:
-        height, width: image size (multiples of the generator's ``size_multiple``).
+        height, width: image size (multiples of the generator's ``size_multiple``). It lives here,
+            not in :class:`SpadeConfig` (stage 2 keeps it in its model config): SPADE's weights
+            fit any size, so the size is a property of the run (see :mod:`seg2vid.configs`).
         steps: optimiser steps in total (a resumed run continues up to this number).
         batch_size: label maps per step.
         lr_generator, lr_discriminator: Adam learning rates.
