@@ -465,16 +465,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         segmenter = load_segmenter(None if args.segmenter == "shipped" else args.segmenter)
     features = {}
     if args.lpips_backbone or args.lpips_linear:
-        from seg2vid.evaluation.feature_metrics import load_lpips
+        from seg2vid.evaluation.lpips import load_lpips
 
         features["lpips_model"] = load_lpips(args.lpips_backbone, args.lpips_linear,
                                              device=args.device or "cpu")
     if args.i3d:
-        from seg2vid.evaluation.feature_metrics import load_fvd_extractor
+        from seg2vid.evaluation.fvd import load_fvd_extractor
 
         features["fvd_extractor"] = load_fvd_extractor(args.i3d)
     if args.inception:
-        from seg2vid.evaluation.feature_metrics import load_fid_extractor
+        from seg2vid.evaluation.fid import load_fid_extractor
 
         features["fid_extractor"] = load_fid_extractor(args.inception)
     kwargs = {"table": table} if table is not None else {}

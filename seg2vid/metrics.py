@@ -1,5 +1,6 @@
 """Evaluation metrics: per-frame PSNR / SSIM, flow end-point error, binary-mask precision / recall /
-IoU, and best-of-N / diversity scores for stochastic models (feature metrics: :mod:`.feature_metrics`).
+IoU, and best-of-N / diversity scores for stochastic models (feature metrics:
+:mod:`seg2vid.evaluation.fvd`, :mod:`~seg2vid.evaluation.fid`, :mod:`~seg2vid.evaluation.lpips`).
 
 Flow follows :mod:`seg2vid.flow` (pixels, ``(..., 2, H, W)``). Masks are ``(..., 1, H, W)``
 (any shape works for the mask scores) and are read as binary: a pixel is POSITIVE where the mask
