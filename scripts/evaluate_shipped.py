@@ -31,6 +31,7 @@ Scores (8 clips; PSNR in dB over the T future frames of a clip, averaged over cl
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -49,7 +50,7 @@ from seg2vid.data.labels import CITYSCAPES  # noqa: E402
 from seg2vid.data.splits import VAL_SEED  # noqa: E402
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets  # noqa: E402
 from seg2vid.flow import warp  # noqa: E402
-from seg2vid.metrics import end_point_error, mask_iou  # noqa: E402
+from seg2vid.metrics import PSNR_CAP_DB, end_point_error, mask_iou, psnr  # noqa: E402
 from seg2vid.models.loading import load_model  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "data" / "checkpoints" / "seg2vid_tiny_64.pt"
@@ -59,11 +60,9 @@ NUM_CLIPS = 8
 NUM_PRIOR_SAMPLES = 8
 ACTIVE_KL_NATS = 0.01
 
-
-def psnr(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of each clip (B, T, 3, H, W) in [0, 1] -> (B,), from its mean squared error."""
-    mse = (pred - true).square().flatten(1).mean(dim=1)
-    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+#: The recorded numbers' PSNR: one per clip, from its MSE over all T future frames (capped like the
+#: evaluation's), so a clip's score is not the mean of its frames' PSNRs.
+clip_psnr = functools.partial(psnr, reduce="clip", cap_db=PSNR_CAP_DB)
 
 
 @torch.no_grad()
@@ -86,15 +85,15 @@ def evaluate(model, num_clips: int = NUM_CLIPS, num_samples: int = NUM_PRIOR_SAM
     recon = model.decode(first, onehot, mu, generator=generator)
     prior = model.sample(first, onehot, n_samples=num_samples, generator=generator)
     prior_frames = prior.frames.view(num_clips, num_samples, *prior.frames.shape[1:])
-    prior_psnr = torch.stack([psnr(prior_frames[:, s], future) for s in range(num_samples)], dim=1)
+    prior_psnr = torch.stack([clip_psnr(prior_frames[:, s], future) for s in range(num_samples)], dim=1)
 
     kl_per_dim = 0.5 * (mu.square() + logvar.exp() - 1 - logvar)  # (B, D) nats
     pairs = list(itertools.combinations(range(num_samples), 2))
     diversity = torch.stack([(prior_frames[:, i] - prior_frames[:, j]).abs().mean() for i, j in pairs])
     scores = {
-        "psnr_copy_first_frame": psnr(first.unsqueeze(1).expand_as(future), future).mean(),
-        "psnr_exact_flow_warp": psnr(warp(first.unsqueeze(1), flow_true), future).mean(),
-        "psnr_posterior": psnr(recon.frames, future).mean(),
+        "psnr_copy_first_frame": clip_psnr(first.unsqueeze(1).expand_as(future), future).mean(),
+        "psnr_exact_flow_warp": clip_psnr(warp(first.unsqueeze(1), flow_true), future).mean(),
+        "psnr_posterior": clip_psnr(recon.frames, future).mean(),
         "psnr_prior_best_of_n": prior_psnr.max(dim=1).values.mean(),
         "psnr_prior_mean": prior_psnr.mean(),
         "epe_posterior_px": end_point_error(recon.flow_fwd, flow_true, visible),

@@ -39,13 +39,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip install -e .`
 
+from seg2vid.data.first_frames import render_first_frames  # noqa: E402
 from seg2vid.data.labels import CITYSCAPES  # noqa: E402
 from seg2vid.data.splits import FIRST_FRAME_SEED  # noqa: E402
-from seg2vid.evaluation.first_frames import (  # noqa: E402
-    class_mean_colors,
-    evaluate_first_frames,
-    render_first_frames,
-)
+from seg2vid.evaluation.first_frames import class_mean_colors, evaluate_first_frames  # noqa: E402
 from seg2vid.models.loading import load_spade_generator  # noqa: E402
 from seg2vid.models.stage1 import ImageFirstFrame  # noqa: E402
 

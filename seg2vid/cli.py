@@ -35,9 +35,10 @@ Sub-commands (more arrive with the later parts of the course):
 
 ``seg2vid train-stage1``
     Train the stage-1 generator (label map -> first frame; SPADE, a preset) on the first frames
-    of synthetic streets with :class:`seg2vid.training.stage1.Stage1Trainer`, same folder layout
-    and ``--resume``; ``--export PATH`` also writes the generator alone (a few MB). It uses the
-    same tcmalloc fast path as ``seg2vid train``.
+    of synthetic streets (or a real dataset's) with :class:`seg2vid.training.stage1.Stage1Trainer`,
+    same folder layout and ``--resume``; ``--config FILE`` reads a stage-1 run config
+    (``stage = 1``, see :mod:`seg2vid.configs`), options override it; ``--export PATH`` also
+    writes the generator alone (a few MB). It uses the same tcmalloc fast path as ``seg2vid train``.
 
 Exit status: 0 on success; 2 for an error in the input or a fault (one line on stderr naming the
 file and the cause: an empty, truncated or corrupt ``.pt``, an unusable ``--out``, a missing
@@ -271,6 +272,38 @@ def _synthetic_training_data(data: dict) -> dict:
     return {"kind": "synthetic"}
 
 
+def _held_out_split(values: dict):
+    """The held-out clips of a run on ``build_dataset(DatasetConfig.from_dict(values))``: the
+    first of its "val" and "test" splits (other than the training split) that builds, holds
+    clips and does not overlap training. Returns (dataset, split), or (None, None) when there is
+    none (the samples then show training clips, and the command says so)."""
+    import warnings
+
+    from seg2vid.data import DatasetConfig, build_dataset
+
+    for split in ("val", "test"):
+        if split == values.get("split", "train"):
+            continue
+        try:
+            with warnings.catch_warnings():  # a split that is missing or overlaps training is skipped
+                warnings.simplefilter("ignore")
+                dataset = build_dataset(DatasetConfig.from_dict({**values, "split": split}))
+        except (ValueError, OSError):
+            continue
+        if len(dataset) and not getattr(dataset, "overlaps_training", False):
+            return dataset, split
+    return None, None
+
+
+def _samples_source(held_out, split: str | None, dataset, kind: str) -> str:
+    """Where a run's sample pictures or videos come from, for the command's summary lines."""
+    if dataset is None:
+        return "held-out synthetic clips"
+    if held_out is None:
+        return f"TRAINING clips: no held-out split of the {kind} data was found"
+    return f"the held-out {split} split: {len(held_out)} {kind} clips"
+
+
 def _resume_or_refuse(trainer, args: argparse.Namespace, command: str, say=print) -> None:
     """Resume the run in ``--out`` when it holds a checkpoint (the default); refuse it with
     ``--no-resume``; with ``--resume`` a checkpoint must be there."""
@@ -303,7 +336,44 @@ def train_settings(args: argparse.Namespace):
         else:
             tables[table][name] = value
     preset = args.preset if args.preset is not None else run.preset
-    return RunConfig(preset, tables["model"], tables["data"], tables["train"], tables["loss"], run.source)
+    return RunConfig(preset, tables["model"], tables["data"], tables["train"], tables["loss"], run.source,
+                     run.stage)
+
+
+#: ``seg2vid train-stage1`` options that override a field of the run config: option -> (table, field).
+_STAGE1_OVERRIDES = {
+    "size": ("train", None), "steps": ("train", "steps"), "batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr_generator"), "lr_d": ("train", "lr_discriminator"), "seed": ("train", "seed"),
+    "num_clips": ("train", "num_clips"), "log_every": ("train", "log_every"),
+    "sample_every": ("train", "sample_every"), "checkpoint_every": ("train", "checkpoint_every"),
+    "device": ("train", "device"),
+    "data": ("data", "kind"), "data_root": ("data", "root"), "split": ("data", "split"),
+}
+
+
+def stage1_settings(args: argparse.Namespace):
+    """The run config of ``seg2vid train-stage1``: the ``--config`` file (``stage = 1``; or the
+    ``--preset`` alone), then every option given on the command line on top. Returns a
+    :class:`seg2vid.configs.RunConfig` with ``stage == 1``."""
+    from seg2vid.configs import RunConfig, load_run_config
+
+    run = load_run_config(args.config) if args.config else RunConfig(preset=args.preset or "tiny", stage=1)
+    tables = {name: dict(getattr(run, name)) for name in ("model", "data", "train")}
+    for option, (table, name) in _STAGE1_OVERRIDES.items():
+        value = getattr(args, option)
+        if value is None or (option == "lr_d" and value == 0):  # --lr-d 0: as --lr
+            continue
+        if option == "size":
+            tables["train"]["height"], tables["train"]["width"] = value
+        elif option == "lr":
+            tables["train"]["lr_generator"] = value
+            if not args.lr_d:  # --lr alone sets both networks' rates
+                tables["train"]["lr_discriminator"] = value
+        else:
+            tables[table][name] = value
+    preset = args.preset if args.preset is not None else run.preset
+    return RunConfig(preset, tables["model"], tables["data"], tables["train"], run.loss, run.source,
+                     run.stage)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -328,6 +398,7 @@ def _train(args: argparse.Namespace) -> int:
         dataset, data_config = _real_dataset({**data, **size})
         model_config = model_for_table(model_config, dataset.table)
         data = data_config.to_dict()
+    held_out, held_out_split = _held_out_split(data) if dataset is not None else (None, None)
     train_config = TrainConfig.from_dict(run.train)
     loss_config = run.loss_config(model_config.width)
     name = Path(run.source).stem if run.source else run.preset
@@ -335,7 +406,7 @@ def _train(args: argparse.Namespace) -> int:
     if _is_main_process():
         _writable_folder(out)
     trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights,
-                      dataset=dataset, data_config=data)
+                      dataset=dataset, held_out=held_out, data_config=data)
     say = print if trainer.is_main else (lambda *a, **k: None)
     try:
         _resume_or_refuse(trainer, args, "train", say)
@@ -360,7 +431,8 @@ def _train(args: argparse.Namespace) -> int:
             "and on SIGTERM)")
         say(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
         every = f"every {tc.sample_every} steps and at the end" if tc.sample_every else "off"
-        say(f"  samples:    {trainer.samples_dir}/ ({every})")
+        say(f"  samples:    {trainer.samples_dir}/ ({every}; "
+            f"{_samples_source(held_out, held_out_split, dataset, data['kind'])})")
         summary = _train_noting_checkpoint(trainer)
         say(f"seg2vid train: {summary['status']} at step {summary['step']}; "
             f"last losses: {', '.join(f'{k} {v:.4g}' for k, v in summary['last_losses'].items())}")
@@ -397,40 +469,45 @@ def _train_noting_checkpoint(trainer) -> dict:
 def _train_stage1(args: argparse.Namespace) -> int:
     import torch
 
-    from seg2vid.models import SPADE_PRESETS
     from seg2vid.training.stage1 import Stage1TrainConfig, Stage1Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    height, width = args.size
-    train_config = Stage1TrainConfig(
-        height=height, width=width, steps=args.steps, batch_size=args.batch_size, lr_generator=args.lr,
-        lr_discriminator=args.lr_d or args.lr, seed=args.seed, num_clips=args.num_clips,
-        log_every=args.log_every, sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-        device=args.device,
-    )
-    out = _writable_folder(args.out or f"runs/stage1_{args.preset}")
-    dataset = data = None
-    if args.data != "synthetic":
-        dataset, data_config = _real_dataset({"kind": args.data, "root": args.data_root, "split": args.split,
-                                              "height": height, "width": width, "frames": 1})
+    run = stage1_settings(args)
+    model_config = run.spade_config()
+    train_config = Stage1TrainConfig.from_dict(run.train)
+    height, width = train_config.height, train_config.width
+    name = Path(run.source).stem if run.source else f"stage1_{run.preset}"
+    out = _writable_folder(args.out or f"runs/{name}")
+    data = {"kind": "synthetic", **run.data}
+    dataset = held_out = held_out_split = None
+    if data["kind"] != "synthetic" or len(data) > 1:
+        dataset, data_config = _real_dataset({**data, "height": height, "width": width, "frames": 1})
         data = data_config.to_dict()
-    trainer = Stage1Trainer(SPADE_PRESETS[args.preset], train_config, out, args.perceptual_weights,
-                            dataset=dataset, data_config=data)
+        held_out, held_out_split = _held_out_split(data)
+    trainer = Stage1Trainer(model_config, train_config, out, args.perceptual_weights,
+                            dataset=dataset, data_config=data if dataset is not None else None,
+                            held_out=held_out)
     _resume_or_refuse(trainer, args, "train-stage1")
+    tc = train_config
     preloaded = "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
     print(
-        f"seg2vid train-stage1: preset {args.preset}, {height}x{width}, "
+        f"seg2vid train-stage1: {run.source or 'preset ' + run.preset}, {height}x{width}, "
         f"{sum(p.numel() for p in trainer.generator.parameters()):,} generator parameters, on "
         f"{trainer.device} ({torch.get_num_threads()} threads, {preloaded})"
     )
     perceptual = args.perceptual_weights or "off (no --perceptual-weights)"
-    print(f"  {args.steps} steps of {args.batch_size} label maps (a pool of {args.num_clips} clips); "
-          f"perceptual loss: {perceptual}")
+    if dataset is None:
+        source = f"a pool of {tc.num_clips} synthetic clips"
+    else:
+        source = (f"a pool of {min(tc.num_clips, len(dataset))} of the {len(dataset)} {data['kind']} clips "
+                  f"({data.get('split', 'train')})")
+    print(f"  {tc.steps} steps of {tc.batch_size} label maps ({source}); perceptual loss: {perceptual}")
     print(f"  checkpoint: {trainer.checkpoint_path}")
     print(f"  log:        {trainer.log_path} (every step), summary: {trainer.summary_path}")
-    every = f"every {args.sample_every} steps and at the end" if args.sample_every else "off"
-    print(f"  samples:    {trainer.samples_dir}/ ({every})")
+    every = f"every {tc.sample_every} steps and at the end" if tc.sample_every else "off"
+    print(f"  samples:    {trainer.samples_dir}/ ({every}; "
+          f"{_samples_source(held_out, held_out_split, dataset, data['kind'])})")
     summary = _train_noting_checkpoint(trainer)
     print(f"seg2vid train-stage1: {summary['status']} at step {summary['step']} "
           f"({summary['seconds_this_session']:.0f} s); last losses: "
@@ -476,16 +553,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         segmenter = load_segmenter(None if args.segmenter == "shipped" else args.segmenter)
     features = {}
     if args.lpips_backbone or args.lpips_linear:
-        from seg2vid.evaluation.feature_metrics import load_lpips
+        from seg2vid.evaluation.lpips import load_lpips
 
         features["lpips_model"] = load_lpips(args.lpips_backbone, args.lpips_linear,
                                              device=args.device or "cpu")
     if args.i3d:
-        from seg2vid.evaluation.feature_metrics import load_fvd_extractor
+        from seg2vid.evaluation.fvd import load_fvd_extractor
 
         features["fvd_extractor"] = load_fvd_extractor(args.i3d)
     if args.inception:
-        from seg2vid.evaluation.feature_metrics import load_fid_extractor
+        from seg2vid.evaluation.fid import load_fid_extractor
 
         features["fid_extractor"] = load_fid_extractor(args.inception)
     kwargs = {"table": table} if table is not None else {}
@@ -641,29 +718,33 @@ def build_parser() -> argparse.ArgumentParser:
         + _EXIT_HELP,
     )
     add = stage1.add_argument
-    add("--preset", choices=("tiny", "large"), default="tiny", help="model preset (default: tiny)")
-    add("--size", type=_size, default=(64, 64),
+    add("--config", default=None, metavar="FILE",
+        help="stage-1 run config (a .toml file saying stage = 1, see seg2vid.configs); "
+        "options below override it")
+    add("--preset", choices=("tiny", "large"), default=None, help="model preset (default: tiny)")
+    add("--size", type=_size, default=None,
         help="H or HxW, multiples of 8 (tiny) or 16 (large) (default: 64)")
-    add("--steps", type=int, default=2000, help="optimiser steps in total (default: 2000)")
-    add("--batch-size", type=int, default=8, help="label maps per step (default: 8)")
-    add("--lr", type=float, default=2e-4, help="generator's Adam learning rate (default: 2e-4)")
-    add("--lr-d", type=float, default=0.0, help="discriminator's learning rate, 0 = same as --lr (default)")
-    add("--seed", type=int, default=0, help="seed of the models, noise and data (default: 0)")
-    add("--num-clips", type=int, default=2000, help="clips rendered once and reused (default: 2000)")
-    add("--out", default=None, help="output folder (default: runs/stage1_PRESET)")
-    add("--data", choices=("synthetic", "cityscapes", "folder"), default="synthetic",
+    add("--steps", type=int, default=None, help="optimiser steps in total (default: 2000)")
+    add("--batch-size", type=int, default=None, help="label maps per step (default: 8)")
+    add("--lr", type=float, default=None,
+        help="generator's Adam learning rate, and the discriminator's without --lr-d (default: 2e-4)")
+    add("--lr-d", type=float, default=None, help="discriminator's learning rate, 0 = as --lr (default)")
+    add("--seed", type=int, default=None, help="seed of the models, noise and data (default: 0)")
+    add("--num-clips", type=int, default=None, help="clips rendered once and reused (default: 2000)")
+    add("--out", default=None, help="output folder (default: runs/CONFIG or runs/stage1_PRESET)")
+    add("--data", choices=("synthetic", "cityscapes", "folder"), default=None,
         help="first frames + label maps to learn from (default: synthetic streets)")
     add("--data-root", default=None, metavar="PATH", help="folder of a real dataset (see data/README.md)")
-    add("--split", default="train", help="dataset split (default: train)")
+    add("--split", default=None, help="dataset split (default: train)")
     add("--resume", action="store_true", help="require a checkpoint in --out to continue from")
     add("--no-resume", action="store_true",
         help="refuse to continue a run already in --out (by default it is resumed)")
     add("--export", default=None, metavar="PATH", help="also write the generator alone to PATH at the end")
     add("--perceptual-weights", default=None, metavar="PATH",
         help="local VGG-19 weights file for the perceptual loss (default: the term is off)")
-    add("--log-every", type=int, default=10, help="progress-bar refresh (default: 10)")
-    add("--sample-every", type=int, default=500, help="sample PNG every N steps, 0 = off (default: 500)")
-    add("--checkpoint-every", type=int, default=500, help="checkpoint every N steps (default: 500)")
+    add("--log-every", type=int, default=None, help="progress-bar refresh (default: 10)")
+    add("--sample-every", type=int, default=None, help="sample PNG every N steps, 0 = off (default: 500)")
+    add("--checkpoint-every", type=int, default=None, help="checkpoint every N steps (default: 500)")
     add("--device", default=None, help="cpu, cuda, cuda:1, mps (default: the best available)")
     add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     stage1.set_defaults(func=_train_stage1)

@@ -26,11 +26,20 @@ class FrozenConfig:
                 for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls: type[C], values: dict[str, Any]) -> C:
-        """Inverse of :meth:`to_dict` (lists become tuples); unknown keys are a ``ValueError``
-        naming them and the known fields."""
+    def check_fields(cls, values: dict[str, Any], where: str = "") -> dict[str, Any]:
+        """``values`` with lists as tuples, after checking that every key is a field of ``cls``;
+        an unknown key is a ``ValueError`` naming it (prefixed by ``where``, e.g. a file and
+        its table) and the known fields. The one unknown-field check of every config."""
         known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} field(s): {unknown}; known: {', '.join(sorted(known))}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+            prefix = f"{where}: " if where else ""
+            raise ValueError(f"{prefix}unknown {cls.__name__} field(s): {unknown}; "
+                             f"known: {', '.join(sorted(known))}")
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+    @classmethod
+    def from_dict(cls: type[C], values: dict[str, Any]) -> C:
+        """Inverse of :meth:`to_dict` (lists become tuples); unknown keys are a ``ValueError``
+        naming them and the known fields (:meth:`check_fields`)."""
+        return cls(**cls.check_fields(values))

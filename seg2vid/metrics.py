@@ -1,5 +1,6 @@
 """Evaluation metrics: per-frame PSNR / SSIM, flow end-point error, binary-mask precision / recall /
-IoU, and best-of-N / diversity scores for stochastic models (feature metrics: :mod:`.feature_metrics`).
+IoU, and best-of-N / diversity scores for stochastic models (feature metrics:
+:mod:`seg2vid.evaluation.fvd`, :mod:`~seg2vid.evaluation.fid`, :mod:`~seg2vid.evaluation.lpips`).
 
 Flow follows :mod:`seg2vid.flow` (pixels, ``(..., 2, H, W)``). Masks are ``(..., 1, H, W)``
 (any shape works for the mask scores) and are read as binary: a pixel is POSITIVE where the mask
@@ -15,7 +16,9 @@ The evaluation protocol. Videos are (B, T, C, H, W) and images (B, C, H, W), flo
 every pixel score is PER FRAME: (B, T) for videos, (B,) for images. PSNR is
 ``10 log10(1 / MSE)`` dB with data range 1, the MSE taken over one frame's C, H, W (in float64); a
 frame identical to its target has MSE 0 and PSNR ``+inf`` (returned as is; :func:`summarize`
-caps it at :data:`PSNR_CAP_DB`). SSIM follows Wang et al. (2004) and is computed here, one way,
+caps it at :data:`PSNR_CAP_DB`). :func:`psnr` is the package's only PSNR: its options give the
+per-clip PSNR (``reduce="clip"``: one MSE over a clip's T frames), a PSNR over masked pixels
+(``mask=``) and a cap (``cap_db=``). SSIM follows Wang et al. (2004) and is computed here, one way,
 whatever library is installed: a Gaussian window of 11 taps, sigma 1.5 (normalised to sum 1),
 k1 0.01, k2 0.03, data range 1, population (not sample) covariances, on each channel; the SSIM map
 is kept only where the window lies inside the frame (the 5-pixel border is cropped) and averaged
@@ -31,6 +34,7 @@ read at 0.5. Stochastic models are scored on N samples per input, reduced by :fu
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -222,19 +226,56 @@ def _frames(pred: torch.Tensor, true: torch.Tensor, name: str) -> tuple[torch.Te
     return pred.reshape(-1, *pred.shape[-3:]), true.reshape(-1, *true.shape[-3:]), lead
 
 
-def psnr(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio of each frame, in dB.
+def psnr(
+    pred: torch.Tensor,
+    true: torch.Tensor,
+    data_range: float = 1.0,
+    *,
+    mask: torch.Tensor | None = None,
+    reduce: Literal["frame", "clip"] = "frame",
+    cap_db: float | None = None,
+) -> torch.Tensor:
+    """Peak signal-to-noise ratio, in dB: the one PSNR of the package (evaluation, stage-1 scores,
+    the shipped checkpoints' recorded numbers, the lessons).
+
+    ``10 log10(data_range^2 / MSE)``, the squared errors summed in float64. The options say over
+    what the MSE is taken and what an exact match gives:
+
+    * ``reduce="frame"`` (the evaluation protocol): one MSE per frame, over its C, H, W;
+      ``reduce="clip"``: one MSE per clip, over its T, C, H, W (a video's PSNR, not the mean of
+      its frames' PSNRs; ``scripts/evaluate_shipped.py`` and lesson 04 report this one).
+    * ``mask``: only the pixels where the mask is > 0.5 (True) count, e.g. those hidden in the
+      first frame; a frame (or clip) without such a pixel gives NaN.
+    * ``cap_db``: a match that is exact (MSE 0) or nearly so gives at most this many dB (the
+      evaluation caps at :data:`PSNR_CAP_DB`); ``None`` leaves an exact match at ``+inf``.
 
     Args:
-        pred, true: (B, T, C, H, W) videos or (B, C, H, W) images, float, in [0, data_range].
+        pred, true: (B, T, C, H, W) videos or (B, C, H, W) images, float, in [0, data_range];
+            ``reduce="clip"`` needs videos.
         data_range: the value span (1.0 for images in [0, 1]).
+        mask: None, or bool/float broadcastable to ``pred`` (e.g. (B, T, 1, H, W)).
+        reduce: ``"frame"`` or ``"clip"``.
+        cap_db: upper bound in dB, or None.
     Returns:
-        (B, T) or (B,) float32: ``10 log10(data_range^2 / MSE)`` with the MSE over one frame's
-        C, H, W (computed in float64). A frame equal to its target gives ``+inf``.
+        float32: (B, T) or (B,) for ``"frame"``, (B,) for ``"clip"``.
     """
+    if reduce not in ("frame", "clip"):
+        raise ValueError(f"psnr: reduce must be 'frame' or 'clip', got {reduce!r}")
     p, t, lead = _frames(pred, true, "psnr")
-    mse = (p.double() - t.double()).square().mean(dim=(1, 2, 3))
-    scores = 10 * torch.log10(data_range**2 / mse)  # mse 0 -> +inf
+    if reduce == "clip" and len(lead) != 2:
+        raise ValueError(f"psnr: reduce='clip' needs (B, T, C, H, W) videos, got {tuple(pred.shape)}")
+    squared = (p.double() - t.double()).square()  # (N, C, H, W)
+    if mask is None:
+        sums = squared.sum(dim=(1, 2, 3))
+        counts = torch.full_like(sums, float(math.prod(p.shape[1:])))
+    else:
+        weights = (mask.to(p.device).expand_as(pred) > 0.5).reshape(p.shape).double()
+        sums, counts = (squared * weights).sum(dim=(1, 2, 3)), weights.sum(dim=(1, 2, 3))
+    if reduce == "clip":  # (B * T,) -> (B,): pool the frames' squared errors and pixel counts
+        sums, counts, lead = sums.view(lead).sum(1), counts.view(lead).sum(1), lead[:1]
+    scores = 10 * torch.log10(data_range**2 / (sums / counts))  # mse 0 -> +inf; no pixel -> NaN
+    if cap_db is not None:
+        scores = scores.clamp(max=cap_db)  # NaN stays NaN
     return scores.float().reshape(lead)
 
 

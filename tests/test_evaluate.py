@@ -223,15 +223,3 @@ def test_cli_evaluate_on_a_subset_of_a_label_free_folder(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert json.loads((out / "eval.json").read_text())["num_clips"] == 2  # of the 4 clips
 
-
-def test_masked_psnr_counts_only_the_masked_pixels():
-    from seg2vid.evaluation.evaluate import masked_psnr
-
-    true = torch.zeros(1, 2, 3, 4, 4)
-    pred = true.clone()
-    pred[..., :2, :] = 0.1  # an error of 0.1 on the top half only
-    mask = torch.zeros(1, 2, 1, 4, 4, dtype=torch.bool)
-    mask[0, 0, :, :2, :] = True  # frame 0: the top half; frame 1: nothing
-    scores = masked_psnr(pred, true, mask)
-    assert scores[0, 0].item() == pytest.approx(20.0)  # 20 log10(1 / 0.1)
-    assert math.isnan(scores[0, 1].item())

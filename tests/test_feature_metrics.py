@@ -8,22 +8,18 @@ import torch
 import torchvision
 from torch import nn
 
-from seg2vid.evaluation.feature_metrics import (
-    I3D_PROTOCOL,
-    INCEPTION_PROTOCOL,
-    LPIPS,
-    LPIPS_BACKBONES,
+from seg2vid.evaluation.features import (
     FeatureWeightsMissing,
-    I3DConfig,
-    I3DFeatures,
     available_feature_metrics,
     extract_features,
-    fid,
     frechet_distance,
-    fvd,
     gaussian_stats,
-    load_fid_extractor,
-    load_fvd_extractor,
+)
+from seg2vid.evaluation.fid import INCEPTION_PROTOCOL, fid, load_fid_extractor
+from seg2vid.evaluation.fvd import I3D_PROTOCOL, I3DConfig, I3DFeatures, fvd, load_fvd_extractor
+from seg2vid.evaluation.lpips import (
+    LPIPS,
+    LPIPS_BACKBONES,
     load_lpips,
     load_lpips_backbone,
     load_lpips_linear,

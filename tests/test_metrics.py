@@ -285,3 +285,43 @@ def test_summarize_caps_inf_psnr_ignores_nan_and_gives_per_frame_means():
     assert single["mean"] == pytest.approx(0.6) and math.isnan(single["std"])
     with pytest.raises(ValueError, match="psnr"):
         summarize({"psnr": torch.zeros(1, 2, 3)})
+
+
+def test_psnr_per_clip_pools_the_frames_squared_errors():
+    true = torch.zeros(2, 2, 3, 4, 4)
+    pred = true.clone()
+    pred[0, 0] = 0.1  # clip 0: an error of 0.1 in frame 0, none in frame 1 -> MSE 0.01 / 2
+    pred[1] = 0.01  # clip 1: 0.01 everywhere -> 40 dB
+    scores = psnr(pred, true, reduce="clip")
+    assert scores.shape == (2,) and scores.dtype == torch.float32
+    assert scores.tolist() == pytest.approx([20 + 10 * math.log10(2), 40.0], abs=1e-4)
+    # not the mean of the frames' PSNRs (frame 1 of clip 0 is exact: +inf)
+    assert torch.isinf(psnr(pred, true)[0, 1])
+    with pytest.raises(ValueError, match="videos"):
+        psnr(pred[:, 0], true[:, 0], reduce="clip")
+    with pytest.raises(ValueError, match="reduce"):
+        psnr(pred, true, reduce="pixel")
+
+
+def test_psnr_cap_bounds_an_exact_match_only():
+    true = torch.rand(1, 2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    pred = true.clone()
+    pred[0, 1] += 0.1
+    capped = psnr(pred, true, cap_db=PSNR_CAP_DB)
+    assert capped[0, 0].item() == PSNR_CAP_DB and capped[0, 1].item() == pytest.approx(20.0, abs=1e-4)
+    assert psnr(true, true, reduce="clip", cap_db=PSNR_CAP_DB).item() == PSNR_CAP_DB
+
+
+def test_masked_psnr_counts_only_the_masked_pixels():
+    true = torch.zeros(1, 2, 3, 4, 4)
+    pred = true.clone()
+    pred[..., :2, :] = 0.1  # an error of 0.1 on the top half only
+    mask = torch.zeros(1, 2, 1, 4, 4, dtype=torch.bool)
+    mask[0, 0, :, :2, :] = True  # frame 0: the top half; frame 1: nothing
+    scores = psnr(pred, true, mask=mask, cap_db=PSNR_CAP_DB)
+    assert scores[0, 0].item() == pytest.approx(20.0)  # 20 log10(1 / 0.1)
+    assert math.isnan(scores[0, 1].item())  # no masked pixel: undefined, not capped
+    # per clip: frame 0's masked pixels alone
+    assert psnr(pred, true, mask=mask, reduce="clip").item() == pytest.approx(20.0)
+    # a float mask is read at 0.5, like the other mask scores
+    assert psnr(pred, true, mask=mask.float() * 0.9)[0, 0].item() == pytest.approx(20.0)

@@ -123,6 +123,22 @@ def test_inference_layers_import_no_training_module(layer):
             assert not bad, f"{name} imports {bad}"
 
 
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("seg2vid.training", ("seg2vid.evaluation", "seg2vid.generation", "seg2vid.cli")),
+        ("seg2vid.generation", ("seg2vid.training", "seg2vid.evaluation", "seg2vid.cli")),
+        ("seg2vid.evaluation", ("seg2vid.cli",)),
+    ],
+)
+def test_the_wings_do_not_import_each_other_upwards(layer, forbidden):
+    """training and generation are side by side above models/data; evaluation may use both."""
+    for name, imported in import_graph().items():
+        if name == layer or name.startswith(layer + "."):
+            bad = sorted(m for m in imported if m.startswith(forbidden))
+            assert not bad, f"{name} imports {bad}"
+
+
 def _loaded_after(statement: str) -> list[str]:
     """The modules in ``sys.modules`` after running ``statement`` in a fresh interpreter."""
     code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"

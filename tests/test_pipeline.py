@@ -7,9 +7,10 @@ from PIL import Image
 
 import seg2vid.generation.pipeline as pipeline_module
 from seg2vid.cli import main
+from seg2vid.data.first_frames import render_first_frames
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SceneConfig, render_clip
-from seg2vid.evaluation.first_frames import class_mean_colors, render_first_frames
+from seg2vid.evaluation.first_frames import class_mean_colors
 from seg2vid.generation.pipeline import Pipeline, read_label_png
 
 #: A scene seed far from any training pool (pools use small dataset seeds); it has three cars.

@@ -11,14 +11,11 @@ import torch.nn.functional as F
 
 from seg2vid.checkpoints import CheckpointMismatchError, load_stage1_checkpoint
 from seg2vid.cli import main
+from seg2vid.data.first_frames import render_first_frames
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.splits import FIRST_FRAME_SEED
-from seg2vid.evaluation.first_frames import (
-    class_mean_colors,
-    evaluate_first_frames,
-    psnr,
-    render_first_frames,
-)
+from seg2vid.evaluation.first_frames import class_mean_colors, evaluate_first_frames
+from seg2vid.metrics import psnr
 from seg2vid.models import (
     SPADE,
     SPADE_PRESETS,
@@ -271,6 +268,50 @@ def test_training_writes_checkpoint_log_samples_and_resumes_exactly(tmp_path):
         small_trainer(tmp_path / "b", steps=4, lr_generator=1e-3).resume()
 
 
+def test_warm_start_from_a_checkpoint_or_a_generator_export(tmp_path):
+    first = small_trainer(tmp_path / "a", sample_every=0)
+    first.train()
+    export = first.export_generator(tmp_path / "g.pt")
+    from_ckpt = small_trainer(tmp_path / "b", steps=3)
+    assert from_ckpt.warm_start(first.checkpoint_path) == 2
+    from_export = small_trainer(tmp_path / "c", steps=3)
+    fresh_discriminator = [p.clone() for p in from_export.discriminator.parameters()]
+    assert from_export.warm_start(export, keep_step=False) == 0
+    for trainer in (from_ckpt, from_export):
+        for a, b in zip(first.generator.parameters(), trainer.generator.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # the discriminator comes with a training checkpoint, not with a generator export
+    for a, b in zip(first.discriminator.parameters(), from_ckpt.discriminator.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(fresh_discriminator, from_export.discriminator.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert from_ckpt.train()["step"] == 3
+    other = Stage1TrainConfig(height=16, width=16, steps=2, device="cpu")
+    with pytest.raises(CheckpointMismatchError, match="noise_dim"):
+        Stage1Trainer(SMALL.replace(noise_dim=SMALL.noise_dim + 1), other, tmp_path / "d").warm_start(export)
+
+
+def test_sample_pictures_come_from_the_held_out_clips(tmp_path):
+    from seg2vid.data import DatasetConfig, build_dataset
+
+    def data(split):
+        return build_dataset(DatasetConfig(height=16, width=16, frames=1, num_clips=5, split=split))
+
+    train, held_out = data("train"), data("val")
+    tc = Stage1TrainConfig(height=16, width=16, steps=0, sample_every=0, device="cpu")
+    trainer = Stage1Trainer(SPADE_PRESETS["tiny"], tc, tmp_path / "a", dataset=train, held_out=held_out)
+    trainer.write_samples(num_images=2)
+    images, labels = trainer._sample_batch
+    # the first frames of held-out clips 0 and 2 (spread over the 5), never a training clip
+    expected = torch.stack([held_out[i]["frames"][0] for i in (0, 2)])
+    torch.testing.assert_close(images, (expected * 255).round() / 255)
+    assert torch.equal(labels, torch.stack([held_out[i]["label_map"] for i in (0, 2)]))
+    # without held_out, a run on a dataset shows its own (training) clips
+    trainer = Stage1Trainer(SPADE_PRESETS["tiny"], tc, tmp_path / "b", dataset=train)
+    trainer.write_samples(num_images=1)
+    assert torch.equal(trainer._sample_batch[1][0], train[0]["label_map"])
+
+
 def test_export_and_load_generator(tmp_path):
     trainer = small_trainer(tmp_path)
     trainer.train()
@@ -316,6 +357,40 @@ def test_cli_train_stage1(tmp_path, capsys):
     assert "--no-resume" in capsys.readouterr().err
 
 
+def test_cli_train_stage1_reads_a_stage1_run_config(tmp_path, capsys):
+    from seg2vid.configs import load_run_config
+
+    config = tmp_path / "stage1_small.toml"
+    config.write_text('stage = 1\n[model]\npreset = "tiny"\nwidths = [32, 16, 8]\n'
+                      '[train]\nheight = 16\nwidth = 16\nsteps = 2\nbatch_size = 2\nnum_clips = 3\n'
+                      'sample_every = 0\nweight_adversarial = 0.5\n')
+    run = load_run_config(config)
+    assert run.stage == 1 and run.spade_config().widths == (32, 16, 8)
+    out = tmp_path / "run"
+    assert main(["train-stage1", "--config", str(config), "--lr", "1e-3", "--device", "cpu",
+                 "--out", str(out)]) == 0, capsys.readouterr().err
+    assert "a pool of 3 synthetic clips" in capsys.readouterr().out
+    ckpt = load_stage1_checkpoint(out / "checkpoints" / "last.pt")
+    tc = ckpt["train_config"]
+    assert (tc["height"], tc["steps"], tc["weight_adversarial"]) == (16, 2, 0.5)
+    assert tc["lr_generator"] == tc["lr_discriminator"] == 1e-3  # --lr on top of the file, both networks
+    assert ckpt["model_config"]["widths"] == [32, 16, 8]
+    # each command refuses the other stage's run configs, and a size in [data] is named
+    assert main(["train", "--config", str(config), "--steps", "1"]) == 2
+    assert "stage-1 run config: use seg2vid train-stage1" in capsys.readouterr().err
+    assert main(["train-stage1", "--config", "synthetic_tiny_64", "--out", str(tmp_path / "x")]) == 2
+    assert "stage-2 run config: use seg2vid train" in capsys.readouterr().err
+    config.write_text('stage = 1\n[data]\nheight = 32\n')
+    with pytest.raises(ValueError, match=r"in \[train\] \(stage 1\)"):
+        load_run_config(config)
+    config.write_text('stage = 1\n[model]\nframes = 4\n')
+    with pytest.raises(ValueError, match="unknown SpadeConfig field.*frames"):
+        load_run_config(config).spade_config()
+    config.write_text('stage = 1\n[loss]\nkl = 1\n')
+    with pytest.raises(ValueError, match="no \\[loss\\]"):
+        load_run_config(config)
+
+
 def test_cli_train_stage1_on_a_folder_dataset(tmp_path, capsys):
     """Stage 1 learns from a real dataset's first frames and label maps (here the folder layout)."""
     from PIL import Image
@@ -337,6 +412,10 @@ def test_cli_train_stage1_on_a_folder_dataset(tmp_path, capsys):
             "--device", "cpu", "--sample-every", "0", "--data", "folder",
             "--data-root", str(tmp_path / "videos")]
     assert main(args) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    # one video trains (one 1 + 1-frame clip), the other is held out for the samples (whole videos)
+    assert "a pool of 1 of the 1 folder clips (train)" in text, text
+    assert "the held-out" in text and "split: 1 folder clips" in text, text
     ckpt = load_stage1_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2 and ckpt["data_config"]["kind"] == "folder"
     assert main([*args[:-1], str(tmp_path / "elsewhere")]) == 2  # other data: missing folder named

@@ -15,6 +15,7 @@ import seg2vid.training.stage2 as train_module
 from seg2vid import cli
 from seg2vid.checkpoints import CheckpointMismatchError, load_checkpoint
 from seg2vid.data.labels import CITYSCAPES
+from seg2vid.metrics import psnr
 from seg2vid.models import Seg2VidConfig
 from seg2vid.models.loading import export_model, load_model
 from seg2vid.training.loop import NonFiniteError
@@ -40,6 +41,29 @@ def log_rows(path):
 
 
 # ----------------------------------------------------------------------------- resume
+
+
+def test_warm_start_takes_the_weights_and_the_step_count_only(tmp_path):
+    first = make_trainer(tmp_path / "a", steps=2)
+    first.train()
+    path = first.checkpoint_path
+    # a new run, other train settings (lr, length): the weights and the step come along, nothing else
+    second = make_trainer(tmp_path / "b", steps=3, lr=5e-4)
+    assert second.warm_start(path) == 2 and second.step == 2
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert second.optimizer.state_dict()["state"] == {}  # the optimiser starts afresh
+    assert second.train()["step"] == 3 and len(log_rows(tmp_path / "b" / "log.csv")) == 1
+    # a model-only export works too; keep_step=False restarts the count
+    export = tmp_path / "model.pt"
+    export_model(path, export)
+    assert make_trainer(tmp_path / "c").warm_start(export, keep_step=False) == 0
+    with pytest.raises(CheckpointMismatchError, match="latent_dim: checkpoint 4, now 5"):
+        make_trainer(tmp_path / "d", model=MODEL.replace(latent_dim=5)).warm_start(path)
+    resumed = make_trainer(tmp_path / "a", steps=3)
+    resumed.resume()
+    with pytest.raises(ValueError, match="before train"):
+        resumed.warm_start(path)
 
 
 @pytest.mark.parametrize("num_clips", [None, 3])
@@ -298,7 +322,7 @@ def test_bf16_autocast_trains_with_float32_parameters_and_losses(tmp_path):
 # ----------------------------------------------------------------------------- learning
 
 
-def psnr(trainer: Trainer) -> float:
+def reconstruction_psnr(trainer: Trainer) -> float:
     """PSNR (dB) of the posterior-mean reconstruction of step 1's clips (images in [0, 1])."""
     frames, labels = trainer.load_batch(1)
     onehot = CITYSCAPES.one_hot(labels)
@@ -306,15 +330,15 @@ def psnr(trainer: Trainer) -> float:
     with torch.no_grad():
         mu, _ = trainer.model.posterior(frames, onehot)
         out = trainer.model.decode(frames[:, 0], onehot, mu, generator=torch.Generator().manual_seed(0))
-    return -10 * math.log10((out.frames - frames[:, 1:]).square().mean().item())
+    return psnr(out.frames, frames[:, 1:], reduce="clip").mean().item()  # one clip per batch here
 
 
 def test_overfitting_one_clip_reaches_30_db(tmp_path):
     model = MODEL.replace(widths=(8, 16, 16, 16), refine_widths=(16, 16))
     trainer = make_trainer(tmp_path, steps=300, model=model, batch_size=1, num_clips=1)
-    start = psnr(trainer)
+    start = reconstruction_psnr(trainer)
     trainer.train()
-    end = psnr(trainer)
+    end = reconstruction_psnr(trainer)
     print(f"overfitting one 32x32 clip, 1 + 2 frames, 300 steps: PSNR {start:.1f} -> {end:.1f} dB")
     assert end > 30 and end > start + 5
 
@@ -456,7 +480,10 @@ def test_cli_trains_on_a_folder_of_videos(tmp_path, capsys, with_labels):
             "--batch-size", "2", "--steps", "2", "--sample-every", "2", "--device", "cpu", "--out", str(out)]
     assert cli.main(args) == 0, capsys.readouterr().err
     # video0 is held out for test (whole videos; seg2vid.data.folder.folder_splits): 1 video x (4 - 2) starts
-    assert "2 folder clips" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "2 folder clips" in text
+    # the sample videos show the held-out test video (val is empty with 2 videos), not training clips
+    assert "the held-out test split: 2 folder clips" in text, text
     ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ckpt["step"] == 2 and ckpt["data_config"]["kind"] == "folder"
     assert ckpt["model_config"]["label_channels"] == (20 if with_labels else 2)

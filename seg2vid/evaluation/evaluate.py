@@ -19,8 +19,9 @@ The protocol (:data:`PROTOCOL`, saved next to every table):
 - Semantic fidelity (with a segmenter, :mod:`seg2vid.models.segmenter`): mIoU between the segmented
   predicted frames and the label map carried forward by the TRUE flow (hidden pixels left out),
   mean-of-N.
-- FVD / FID / LPIPS only with local weight files (:mod:`seg2vid.evaluation.feature_metrics`); their protocol
-  is stored with their score.
+- FVD / FID / LPIPS only with local weight files (:mod:`seg2vid.evaluation.fvd`,
+  :mod:`~seg2vid.evaluation.fid`, :mod:`~seg2vid.evaluation.lpips`); their protocol is stored
+  with their score.
 
 :func:`evaluate` returns a dict: ``"metrics"`` name -> {mean, std (over inputs), per_frame},
 ``"protocol"``, and the settings. :func:`format_table` prints it.
@@ -49,7 +50,6 @@ __all__ = [
     "Prediction",
     "evaluate",
     "format_table",
-    "masked_psnr",
     "synthetic_test_set",
 ]
 
@@ -200,7 +200,8 @@ def evaluate(
             hidden = batch["visible_fwd"].to(device) < 0.5
             add(
                 "psnr_occluded_mean_of_n",
-                torch.stack([masked_psnr(video[i, :, 1:], true, hidden) for i in range(n)]).nanmean(0),
+                torch.stack([metrics.psnr(video[i, :, 1:], true, mask=hidden, cap_db=metrics.PSNR_CAP_DB)
+                             for i in range(n)]).nanmean(0),
             )
         if "flow_fwd" in batch and pred.flow_fwd is not None:
             flow_true = batch["flow_fwd"].to(device)
@@ -234,7 +235,7 @@ def evaluate(
             )  # (N, B, T+1)
             add("semantic_miou", scores[:, :, 1:].nanmean(0))
         if lpips_model is not None:
-            from seg2vid.evaluation.feature_metrics import lpips_distance
+            from seg2vid.evaluation.lpips import lpips_distance
 
             result = [lpips_distance(video[i, :, 1:].cpu(), true.cpu(), lpips_model) for i in range(n)]
             feature_protocols["lpips"] = result[0]["protocol"]
@@ -244,13 +245,13 @@ def evaluate(
             fake_videos.append(video[0].cpu())  # one sample per input: sets of equal size
     summary = metrics.summarize({k: torch.cat(v) for k, v in per_frame.items()})
     if fvd_extractor is not None:
-        from seg2vid.evaluation.feature_metrics import fvd
+        from seg2vid.evaluation.fvd import fvd
 
         result = fvd(torch.cat(real_videos), torch.cat(fake_videos), fvd_extractor)
         summary["fvd"] = {"mean": result["score"], "std": float("nan"), "n": len(dataset), "per_frame": []}
         feature_protocols["fvd"] = result["protocol"]
     if fid_extractor is not None:
-        from seg2vid.evaluation.feature_metrics import fid
+        from seg2vid.evaluation.fid import fid
 
         result = fid(torch.cat(real_videos)[:, 1:], torch.cat(fake_videos)[:, 1:], fid_extractor)
         summary["fid"] = {"mean": result["score"], "std": float("nan"), "n": len(dataset), "per_frame": []}
@@ -264,23 +265,6 @@ def evaluate(
         "seed": seed,
         "seconds": round(time.perf_counter() - start, 2),
     }
-
-
-def masked_psnr(pred: Tensor, true: Tensor, mask: Tensor) -> Tensor:
-    """PSNR (dB) of each frame over the pixels where ``mask`` is True.
-
-    Args:
-        pred, true: (B, T, C, H, W) frames in [0, 1].
-        mask: bool (B, T, 1, H, W) or (B, T, C, H, W), e.g. the pixels hidden in frame 0.
-    Returns:
-        (B, T) float64; NaN for a frame without masked pixels; capped at
-        :data:`seg2vid.metrics.PSNR_CAP_DB`.
-    """
-    mask = mask.expand_as(true).double()
-    count = mask.sum(dim=(2, 3, 4))
-    mse = ((pred.double() - true.double()) ** 2 * mask).sum(dim=(2, 3, 4)) / count.clamp(min=1)
-    psnr = (-10 * torch.log10(mse.clamp(min=1e-10))).clamp(max=metrics.PSNR_CAP_DB)
-    return torch.where(count > 0, psnr, torch.full_like(psnr, float("nan")))
 
 
 #: Column order and headers of :func:`format_table` (higher is better unless marked).

@@ -2,8 +2,8 @@
 
 :func:`evaluate_first_frames` scores a generator on fixed held-out synthetic label maps (dataset
 :data:`seg2vid.data.splits.FIRST_FRAME_SEED`): L1, PSNR and, per class, the distance between the
-mean generated and the mean true colour (:func:`class_mean_colors`). :func:`render_first_frames`
-gives those maps and frames.
+mean generated and the mean true colour (:func:`class_mean_colors`).
+:func:`seg2vid.data.first_frames.render_first_frames` gives those maps and frames.
 """
 
 from __future__ import annotations
@@ -14,27 +14,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seg2vid.data.first_frames import render_first_frames
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.splits import FIRST_FRAME_SEED
-from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.metrics import psnr
 from seg2vid.models.stage1 import FirstFrameGenerator
 from seg2vid.utils import pick_device
 
-__all__ = ["class_mean_colors", "evaluate_first_frames", "psnr", "render_first_frames"]
-
-
-def psnr(images: Tensor, targets: Tensor) -> Tensor:
-    """Peak signal-to-noise ratio per image, in dB, for images in [0, 1].
-
-    Args:
-        images, targets: (B, 3, H, W) in [0, 1].
-    Returns:
-        (B,) ``10 log10(1 / MSE)``; identical images give +inf.
-    """
-    if images.shape != targets.shape:
-        raise ValueError(f"images {tuple(images.shape)} and targets {tuple(targets.shape)} differ in shape")
-    mse = (images.double() - targets.double()).square().flatten(1).mean(1)
-    return (10 * torch.log10(1 / mse)).float()
+__all__ = ["class_mean_colors", "evaluate_first_frames"]
 
 
 def class_mean_colors(
@@ -65,20 +52,6 @@ def class_mean_colors(
         if count:
             out[name] = (pixels[mask].mean(0).float().cpu(), count)
     return out
-
-
-def render_first_frames(
-    num_images: int, height: int, width: int, seed: int = FIRST_FRAME_SEED
-) -> tuple[Tensor, Tensor]:
-    """First frames and label maps of ``num_images`` synthetic clips of dataset ``seed``.
-
-    Frames are stored as 8 bits (like the training pool and real images), so they are exactly
-    reproducible: images (N, 3, H, W) float in [0, 1] (multiples of 1/255), labels (N, H, W) int64.
-    """
-    dataset = SyntheticStreets(num_images, SceneConfig(height=height, width=width, frames=1), seed=seed)
-    clips = [dataset[i] for i in range(num_images)]
-    images = torch.stack([(c["frames"][0] * 255).round() / 255 for c in clips])
-    return images, torch.stack([c["labels"][0] for c in clips])
 
 
 @torch.no_grad()
@@ -122,7 +95,7 @@ def evaluate_first_frames(
     }
     return {
         "l1": round(float((generated - images).abs().mean()), 6),
-        "psnr_db": round(float(psnr(generated, images).mean()), 4),
+        "psnr_db": round(float(psnr(generated, images).mean()), 4),  # per image, then averaged
         "mean_class_color_error": round(float(np.mean([v["error_8bit"] for v in per_class.values()])), 3),
         "class_color_error": per_class,
         "settings": {"num_images": num_images, "height": height, "width": width, "dataset_seed": seed,

@@ -7,7 +7,8 @@ is, whatever it trains: the folder layout (``OUT/checkpoints/last.pt``, ``OUT/lo
 SIGTERM handling, the slow-CPU warning, the summary, the epoch permutation of a fixed pool of
 clips, the checkpoint header, the note on the last good checkpoint after a failure, and
 :meth:`TrainLoop.resume` (config checks naming every differing field, RNG states, log
-truncation). A trainer supplies its networks' step and the few hooks listed in the class.
+truncation), and :meth:`TrainLoop.warm_start` (a new run from another run's weights). A trainer
+supplies its networks' step and the few hooks listed in the class.
 """
 
 from __future__ import annotations
@@ -372,4 +373,46 @@ class TrainLoop:
         if self.is_main:
             self._truncate_log(self.step)
         self._started = True
+        return self.step
+
+    # ------------------------------------------------------------------ warm start
+
+    def _read_weights(self, path: Path) -> dict[str, Any]:
+        """Read a file whose networks :meth:`warm_start` can take (default: a training checkpoint)."""
+        return self._read_checkpoint(path)
+
+    def _warm_start_model_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint's model config as this version's dict (fields added since: defaults)."""
+        raise NotImplementedError
+
+    def _load_weights(self, ckpt: dict[str, Any]) -> None:
+        """Load the networks' weights (no optimiser state) of a checked checkpoint."""
+        raise NotImplementedError
+
+    def warm_start(self, path: str | Path, keep_step: bool = True) -> int:
+        """Start this new run from the network weights of another run's checkpoint or export
+        (e.g. to train on top of a shipped model), before the first step; returns the step it
+        starts from.
+
+        Unlike :meth:`resume`, only the weights are taken: the optimisers start afresh, the RNGs
+        and the batches follow this run's own seed, and the train, loss and data configs may
+        differ from the checkpoint's. The model config must equal the checkpoint's, otherwise a
+        :class:`~seg2vid.checkpoints.CheckpointMismatchError` names every differing field. With
+        ``keep_step`` the step count continues from the checkpoint's (so step-based schedules
+        such as the KL warm-up continue, and ``train_config.steps`` counts from there);
+        otherwise it starts at 0.
+
+        Raises:
+            ValueError: the run has already started or been resumed.
+        """
+        if self._started:
+            raise ValueError("warm_start() starts a new run: call it before train(), and not after resume()")
+        path = Path(path)
+        ckpt = self._read_weights(path)
+        problems = config_differences(self._warm_start_model_config(ckpt), self.model_config.to_dict())
+        if problems:
+            raise CheckpointMismatchError(
+                f"{path} holds another model; differing model fields:\n  " + "\n  ".join(problems))
+        self._load_weights(ckpt)
+        self.step = int(ckpt["step"]) if keep_step else 0
         return self.step

@@ -50,14 +50,14 @@ from seg2vid.checkpoints import (
     STAGE1_FORMAT,
     atomic_write,
     load_stage1_checkpoint,
+    read_checkpoint,
     rng_state,
 )
 from seg2vid.config_base import FrozenConfig
-from seg2vid.data.build import frames_and_label_map
+from seg2vid.data.first_frames import dataset_first_frames, render_first_frames, spread_indices
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.splits import SAMPLE_OFFSET
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
-from seg2vid.evaluation.first_frames import render_first_frames
 from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
 from seg2vid.training.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from seg2vid.training.loop import NonFiniteError, TrainLoop
@@ -78,7 +78,9 @@ class Stage1TrainConfig(FrozenConfig):
     """How to train stage 1 (what to train is the :class:`SpadeConfig`).
 
     Args:
-        height, width: image size (multiples of the generator's ``size_multiple``).
+        height, width: image size (multiples of the generator's ``size_multiple``). It lives here,
+            not in :class:`SpadeConfig` (stage 2 keeps it in its model config): SPADE's weights
+            fit any size, so the size is a property of the run (see :mod:`seg2vid.configs`).
         steps: optimiser steps in total (a resumed run continues up to this number).
         batch_size: label maps per step.
         lr_generator, lr_discriminator: Adam learning rates.
@@ -148,6 +150,9 @@ class Stage1Trainer(TrainLoop):
             frames and label maps of ``num_clips`` clips spread evenly over the dataset.
         data_config: a description of ``dataset`` stored in the checkpoint (resuming on other
             data is refused).
+        held_out: clips for the sample pictures (up to 4, spread over it), e.g. the held-out
+            split of ``dataset``; None = synthetic label maps of dataset ``seed + SAMPLE_OFFSET``
+            when training on synthetic streets, else clips of ``dataset`` itself (training clips).
 
     Typical use::
 
@@ -169,6 +174,7 @@ class Stage1Trainer(TrainLoop):
         perceptual_weights: str | Path | None = None,
         dataset: Any = None,
         data_config: dict[str, Any] | None = None,
+        held_out: Any = None,
     ):
         self.model_config = model_config
         self.config = tc = train_config or Stage1TrainConfig()
@@ -178,6 +184,8 @@ class Stage1Trainer(TrainLoop):
                 f"(table: {dataset.table.names}); use a user image as the first frame"
             )
         self.dataset = dataset
+        #: The clips of the sample pictures (None: synthetic maps of seed + SAMPLE_OFFSET).
+        self.held_out = held_out if held_out is not None else dataset
         self.data_config = data_config if data_config is not None else (
             {"kind": "synthetic"} if dataset is None else {"kind": type(dataset).__name__})
         if model_config.label_channels != CITYSCAPES.num_channels:
@@ -221,21 +229,11 @@ class Stage1Trainer(TrainLoop):
     def _render_pool(self) -> tuple[Tensor, Tensor]:
         tc = self.config
         if self.dataset is not None:
-            n = len(self.dataset)
-            if n == 0:
+            if len(self.dataset) == 0:
                 raise ValueError("the stage-1 dataset holds no clips")
-            k = min(tc.num_clips, n)
-            indices = [i * n // k for i in range(k)]  # k distinct clips spread over the dataset
-            images, labels = [], []
-            for i in progress(indices, desc="loading the pool", leave=False):
-                frames, label_map = frames_and_label_map(self.dataset[i])
-                frame = frames[0]
-                if frame.shape[-2:] != (tc.height, tc.width):
-                    raise ValueError(f"dataset frames are {tuple(frame.shape[-2:])}, stage 1 trains at "
-                                     f"{tc.height}x{tc.width}: build the dataset at that size")
-                images.append((frame * 255).round().to(torch.uint8))
-                labels.append(label_map.to(torch.uint8))
-            return torch.stack(images), torch.stack(labels)
+            indices = spread_indices(tc.num_clips, len(self.dataset))  # distinct clips spread over it
+            return dataset_first_frames(self.dataset, progress(indices, desc="loading the pool", leave=False),
+                                        tc.height, tc.width)
         scene = SceneConfig(height=tc.height, width=tc.width, frames=1)
         dataset = SyntheticStreets(tc.num_clips, scene, seed=tc.seed)
         clips = [dataset[i] for i in progress(range(tc.num_clips), desc="rendering the pool", leave=False)]
@@ -309,6 +307,21 @@ class Stage1Trainer(TrainLoop):
         self.discriminator.load_state_dict(ckpt["discriminator"])
         self.optimizer_g.load_state_dict(ckpt["optimizer_g"])
         self.optimizer_d.load_state_dict(ckpt["optimizer_d"])
+
+    def _read_weights(self, path: Path) -> dict[str, Any]:
+        """A stage-1 training checkpoint or a generator export (:meth:`export_generator`)."""
+        return read_checkpoint(path, (STAGE1_FORMAT, GENERATOR_FORMAT),
+                               "seg2vid stage-1 checkpoint or generator export")
+
+    def _warm_start_model_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        return SpadeConfig.from_dict(ckpt["model_config"]).to_dict()
+
+    def _load_weights(self, ckpt: dict[str, Any]) -> None:
+        """The generator's weights, and the discriminator's when the file holds them (a training
+        checkpoint; a generator export leaves this run's fresh discriminator)."""
+        self.generator.load_state_dict(ckpt["generator"] if "generator" in ckpt else ckpt["model"])
+        if "discriminator" in ckpt:
+            self.discriminator.load_state_dict(ckpt["discriminator"])
 
     # ------------------------------------------------------------------ training
 
@@ -415,13 +428,19 @@ class Stage1Trainer(TrainLoop):
     def write_samples(self, num_images: int = 4) -> Path:
         """A PNG of held-out label maps: rows = maps; columns = label map | generated | true frame.
 
-        The held-out maps come from dataset ``seed + SAMPLE_OFFSET``; drawing the sample
-        uses its own seeded generator, never the global RNG, so it does not change the run.
+        The maps are the first frames of ``held_out`` (up to ``num_images`` clips spread over
+        it), or on synthetic streets those of dataset ``seed + SAMPLE_OFFSET``; drawing the
+        sample uses its own seeded generator, never the global RNG, so it does not change the run.
         """
         tc = self.config
         if self._sample_batch is None:
-            held_out_seed = tc.seed + SAMPLE_OFFSET
-            self._sample_batch = render_first_frames(num_images, tc.height, tc.width, held_out_seed)
+            if self.held_out is None:
+                held_out_seed = tc.seed + SAMPLE_OFFSET
+                self._sample_batch = render_first_frames(num_images, tc.height, tc.width, held_out_seed)
+            else:
+                indices = spread_indices(num_images, len(self.held_out))
+                images, labels = dataset_first_frames(self.held_out, indices, tc.height, tc.width)
+                self._sample_batch = images.float() / 255, labels.long()
         images, labels = self._sample_batch
         was_training = self.generator.training
         self.generator.eval()

@@ -237,6 +237,7 @@ class Trainer(TrainLoop):
 
         trainer = Trainer(PRESETS["tiny"], TrainConfig(steps=500), out_dir="runs/tiny")
         trainer.resume()          # only to continue a run: loads OUT/checkpoints/last.pt
+        trainer.warm_start("data/checkpoints/seg2vid_tiny_64.pt")  # or: a new run from its weights
         summary = trainer.train()
     """
 
@@ -437,6 +438,13 @@ class Trainer(TrainLoop):
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scaler.is_enabled() and ckpt["scaler"] is not None:
             self.scaler.load_state_dict(ckpt["scaler"])
+
+    def _warm_start_model_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        return Seg2VidConfig.from_dict(ckpt["model_config"]).to_dict()
+
+    def _load_weights(self, ckpt: dict[str, Any]) -> None:
+        """The model's weights (a training checkpoint or a model-only export)."""
+        self.model.load_state_dict(ckpt["model"])
 
     def _after_resume(self) -> None:
         if self.process.distributed:  # the checkpoint holds rank 0's RNG: the others branch off it
