@@ -562,3 +562,21 @@ def test_dataset_config_round_trip_and_errors(tmp_path):
         build_dataset(DatasetConfig("cityscapes", str(tmp_path)))
     with pytest.raises(ValueError, match="segmenter= applies to Cityscapes only"):
         build_dataset(DatasetConfig(), segmenter=toy_segmenter)
+
+
+def test_synthetic_style_is_one_dataset_config_field():
+    from seg2vid.data.synthetic import SceneConfig, render_clip
+
+    config = DatasetConfig(style="rich", num_clips=2, height=32, width=32, frames=2)
+    assert DatasetConfig.from_dict(config.to_dict()) == config
+    item = build_dataset(config)[0]
+    seed = item["name"].split("=")[1].split(":")[0]
+    assert seed == "0"
+    rich = render_clip(SceneConfig(height=32, width=32, frames=2, style="rich"),
+                       build_dataset(config).streets.clip_seed(0))
+    assert torch.equal(item["frames"], rich["frames"])
+    assert DatasetConfig().style == "classic"
+    with pytest.raises(ValueError, match="unknown synthetic style"):
+        DatasetConfig(style="fancy")
+    with pytest.raises(ValueError, match="synthetic dataset only"):
+        DatasetConfig(kind="kth", root="/nowhere", style="rich")

@@ -16,7 +16,15 @@ from seg2vid.data.cityscapes import CityscapesSequences, cache_label_maps
 from seg2vid.data.folder import VideoFolder
 from seg2vid.data.kth import KTH, KTH_ACTIONS
 from seg2vid.data.labels import CITYSCAPES, SCENE, LabelClass, LabelTable
-from seg2vid.data.synthetic import SYNTHETIC_CLASSES, SceneConfig, SyntheticStreets, render_clip
+from seg2vid.data.synthetic import (
+    STYLES,
+    SYNTHETIC_CLASSES,
+    SceneConfig,
+    SyntheticFutures,
+    SyntheticStreets,
+    render_clip,
+    render_futures,
+)
 from seg2vid.data.ucf101 import UCF101
 from seg2vid.data.video import VideoCache, VideoClips, decode_video
 
@@ -30,9 +38,11 @@ __all__ = [
     "LabelClass",
     "LabelTable",
     "SCENE",
+    "STYLES",
     "SYNTHETIC_CLASSES",
     "SceneConfig",
     "SyntheticClips",
+    "SyntheticFutures",
     "SyntheticStreets",
     "UCF101",
     "VideoCache",
@@ -43,4 +53,5 @@ __all__ = [
     "cache_label_maps",
     "decode_video",
     "render_clip",
+    "render_futures",
 ]

@@ -30,7 +30,7 @@ from seg2vid.data.cityscapes import LABEL_SUFFIX, CityscapesSequences, Segmenter
 from seg2vid.data.folder import VideoFolder
 from seg2vid.data.kth import KTH, check_actions
 from seg2vid.data.labels import CITYSCAPES, LabelTable
-from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.data.synthetic import DEFAULT_STYLE, STYLES, SceneConfig, SyntheticStreets
 from seg2vid.data.ucf101 import UCF101
 
 __all__ = ["DATASET_KINDS", "DatasetConfig", "SyntheticClips", "build_dataset", "frames_and_label_map"]
@@ -94,6 +94,8 @@ class DatasetConfig:
         cache_dir: KTH/UCF-101 decoded-frame cache (None = ``ROOT/.seg2vid_cache``).
         num_clips: synthetic: number of clips.
         seed: synthetic: dataset seed.
+        style: synthetic: the scene style, one of :data:`seg2vid.data.synthetic.STYLES`
+            ("classic" or "rich"; default :data:`~seg2vid.data.synthetic.DEFAULT_STYLE`).
     """
 
     kind: str = "synthetic"
@@ -111,6 +113,7 @@ class DatasetConfig:
     cache_dir: str | None = None
     num_clips: int = 1000
     seed: int = 0
+    style: str = DEFAULT_STYLE
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
@@ -137,6 +140,10 @@ class DatasetConfig:
         for name in ("frames", "stride", "clip_step", "num_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.style not in STYLES:
+            raise ValueError(f"unknown synthetic style {self.style!r}; known: {', '.join(STYLES)}")
+        if self.kind != "synthetic" and self.style != DEFAULT_STYLE:
+            raise ValueError("style (the synthetic scene style) applies to the synthetic dataset only")
         if self.kind == "synthetic" and (self.stride != 1 or self.clip_step != 1):
             raise ValueError("stride / clip_step apply to real datasets; synthetic clips are generated")
         if classes and self.kind not in ("kth", "ucf101"):
@@ -230,7 +237,7 @@ def build_dataset(
     root = None if config.root is None else Path(config.root).expanduser()
     clips = {"frames": config.frames, "stride": config.stride, "clip_step": config.clip_step}
     if config.kind == "synthetic":
-        scene = SceneConfig(height=height, width=width, frames=config.frames)
+        scene = SceneConfig(height=height, width=width, frames=config.frames, style=config.style)
         return SyntheticClips(config.num_clips, scene, config.seed + SYNTHETIC_SPLIT_OFFSET[config.split])
     if config.kind == "cityscapes":
         return CityscapesSequences(

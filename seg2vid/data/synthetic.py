@@ -37,6 +37,28 @@ visible_bwd (T, 1, H, W) float32  1 where frame 0's pixel is still visible in fr
 ========== ====================== =====================================================
 
 Index ``[t-1]`` of the flow and mask tensors belongs to ``frames[t]``, t = 1..T.
+
+Styles (``SceneConfig(style=...)``, :data:`STYLES`; the default is :data:`DEFAULT_STYLE`):
+
+* ``"classic"``: the original streets, on which the shipped checkpoints were trained. Its
+  output for a given config and seed never changes.
+* ``"rich"`` (``SceneConfig.rich()``): textures at every scale a pixel resolves (asphalt grain,
+  repair patches, seams and zebra crossings; tiled sidewalks and kerbs; brick or plaster
+  facades with framed windows, storeys and shop fronts; striped clothes, car details), more
+  and nearer moving objects (up to 8 vehicles incl. vans, up to 8 people, half of them
+  crossing) and a camera whose motion varies per clip: stopped (1 in 6), 0.05-1 m/frame,
+  accelerating or braking, drifting, turning (a pan of up to 2.2% of the width per frame).
+  At 64x64, 1 + 4 frames its forward occlusion covers about 7% of pixels at t = 4 (classic
+  2.5%); ``python -m seg2vid.data.stats`` prints both styles' statistics.
+
+Multi-future ground truth: :func:`render_futures` renders one scene (identical frame 0 and
+label map) with K independently drawn motions, each exact; :class:`SyntheticFutures` is the
+dataset of such scenes. The scene's random draws are split into layout and motion
+(:class:`_Draws`) so that changing the motion can never move what frame 0 shows.
+
+Occlusion semantics: ``visible_fwd[t-1] == 0`` marks the pixels of frame t that a model
+warping frame 0 backwards with ``flow_fwd`` cannot copy -- they were hidden behind a nearer
+surface or out of view in frame 0 -- i.e. what it must inpaint.
 """
 
 from __future__ import annotations
@@ -50,10 +72,14 @@ from torch.utils.data import Dataset
 from seg2vid.data.labels import CITYSCAPES
 
 __all__ = [
+    "DEFAULT_STYLE",
+    "STYLES",
     "SYNTHETIC_CLASSES",
     "SceneConfig",
+    "SyntheticFutures",
     "SyntheticStreets",
     "render_clip",
+    "render_futures",
 ]
 
 # ----------------------------------------------------------------------------- constants
@@ -78,6 +104,20 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 )
 
 
+#: The scene styles. "classic": the original streets (the shipped checkpoints were trained on
+#: them); "rich": textured surfaces everywhere (asphalt grain and patches, zebra crossings, tiled
+#: sidewalks, brick and window facades), more, closer and wider moving objects, and camera
+#: motions that vary per clip (stopped, slow to fast, accelerating, turning).
+STYLES: tuple[str, ...] = ("classic", "rich")
+
+#: The style a plain ``SceneConfig()`` (and every dataset built without naming one) renders.
+#: Flipping the project to the rich streets is this one line.
+DEFAULT_STYLE = "classic"
+
+# Per style: (max_cars, max_people) when the config leaves them at None.
+_STYLE_COUNTS = {"classic": (4, 3), "rich": (8, 8)}
+
+
 @dataclass(frozen=True)
 class SceneConfig:
     """Settings of the synthetic street generator.
@@ -85,25 +125,36 @@ class SceneConfig:
     Args:
         height, width: frame size in pixels (any size; the field of view scales with the width).
         frames: T, the number of FUTURE frames; a clip holds T + 1 frames.
-        max_cars: at most this many vehicles (cars, trucks, buses) per clip (at least one).
-        max_people: at most this many pedestrians and cyclists per clip.
+        max_cars: at most this many vehicles (cars, vans, trucks, buses) per clip (at least one);
+            None = the style's default (classic 4, rich 8).
+        max_people: at most this many pedestrians and cyclists per clip; None = the style's
+            default (classic 3, rich 8).
         motion: scales every speed (camera and objects); 0 gives a still scene, 2 twice the motion.
         focal: focal length as a fraction of the width (0.7 W pixels: about 71 degrees across).
         horizon: height of the horizon as a fraction of H from the top.
         antialias: average 4 sub-samples on surface boundaries (smoother edges, easier to warp).
+        style: one of :data:`STYLES` (default :data:`DEFAULT_STYLE`); see the module docstring.
     """
 
     height: int = 64
     width: int = 64
     frames: int = 8
-    max_cars: int = 4
-    max_people: int = 3
+    max_cars: int | None = None
+    max_people: int | None = None
     motion: float = 1.0
     focal: float = 0.7
     horizon: float = 0.42
     antialias: bool = True
+    style: str = DEFAULT_STYLE
 
     def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"unknown scene style {self.style!r}; known: {', '.join(STYLES)}")
+        cars, people = _STYLE_COUNTS[self.style]
+        if self.max_cars is None:
+            object.__setattr__(self, "max_cars", cars)
+        if self.max_people is None:
+            object.__setattr__(self, "max_people", people)
         if self.height < 8 or self.width < 8:
             raise ValueError(f"frames must be at least 8x8 pixels, got {self.height}x{self.width}")
         if self.frames < 1:
@@ -112,6 +163,11 @@ class SceneConfig:
             raise ValueError("max_cars must be >= 1 and max_people >= 0")
         if self.motion < 0:
             raise ValueError(f"motion must be >= 0, got {self.motion}")
+
+    @classmethod
+    def rich(cls, **kwargs) -> SceneConfig:
+        """``SceneConfig(style="rich", **kwargs)``: the textured, occlusion-rich streets."""
+        return cls(style="rich", **kwargs)
 
 
 # ----------------------------------------------------------------------------- textures
@@ -168,6 +224,45 @@ def _mix(a, b, w):
     return a + (b - a) * w[..., None]
 
 
+#: Rich textures are box-filtered over this many pixel footprints (1 = exactly one pixel): a
+#: slightly wider filter keeps one-pixel lines and sub-pixel grain out of the picture, which
+#: bilinear warping cannot reproduce (the warp of frame 0 would then miss frame t by more).
+_RICH_BLUR = np.float32(1.5)
+
+
+def _fbm(u, v, fp, scale: float, octaves: int, salt: float, gain: float = 0.6):
+    """Filtered fractal noise: ``octaves`` value-noise octaves from lattice ``scale`` down by
+    halves (amplitude x ``gain`` each), in about [-0.5, 0.5] / (1 - gain).
+
+    An octave fades out where its lattice spacing drops below two pixel footprints ``fp``
+    (surface units per pixel, per point), so the texture is as fine as the pixel allows at
+    every distance and never aliases (aliased texture would not warp like the surface).
+    """
+    total = np.zeros(np.shape(u), np.float32)
+    s, amp = np.float32(scale), np.float32(1.0)
+    for k in range(octaves):
+        w = np.clip(s / fp - 1.0, 0, 1) * amp
+        if not np.any(w > 0):
+            break  # finer octaves are all below the footprint
+        total += w * (_noise(u, v, float(s), salt + 13.0 * k) - np.float32(0.5))
+        s, amp = s / 2, amp * np.float32(gain)
+    return total
+
+
+def _cells(u, v, size: float, fp, salt: float):
+    """Per-cell random value in [-0.5, 0.5) on a square grid of ``size`` (tiles, bricks, panes),
+    faded to 0 where a cell is smaller than two footprints ``fp`` (no aliasing)."""
+    i = np.floor(u / np.float32(size))
+    j = np.floor(v / np.float32(size))
+    return (_hash2(i, j, salt) - np.float32(0.5)) * np.clip(size / fp - 1.0, 0, 1)
+
+
+def _box(x, lo: float, hi: float, footprint):
+    """Box-filtered indicator of lo <= x < hi (a single pulse), filtered like :func:`_pulse`."""
+    fp = np.maximum(footprint, np.float32(1e-4))
+    return np.clip((np.minimum(x + fp / 2, hi) - np.maximum(x - fp / 2, lo)) / fp, 0, 1)
+
+
 # ----------------------------------------------------------------------------- camera
 
 
@@ -192,8 +287,8 @@ class _Camera:
 
 
 class _Sky:
-    def __init__(self, cam: _Camera, rng: np.random.Generator, width: int, height: int):
-        self.cam = cam
+    def __init__(self, cam: _Camera, rng: np.random.Generator, width: int, height: int, rich: bool = False):
+        self.cam, self.rich = cam, rich
         self.salt = float(rng.uniform(0, 100))
         self.width, self.height = width, height
         self.top = _rgb(*rng.uniform([60, 110, 170], [110, 150, 210]))
@@ -214,7 +309,13 @@ class _Sky:
         h = np.clip(b / max(self.cam.horizon, 1.0), 0, 1)
         rgb = _mix(self.top[None], self.low[None], h.astype(np.float32))
         clouds = _noise(a / self.width * 64, b / self.width * 64, 9.0, self.salt)
-        rgb = _mix(rgb, np.ones(3, np.float32)[None], np.clip(clouds * 1.6 - 0.8, 0, 0.7))
+        if self.rich:  # more, broken-up clouds: the sky shows the pan too
+            a64, b64 = a / self.width * 64, b / self.width * 64
+            clouds = (clouds + 0.5 * _noise(a64, b64, 3.5, self.salt + 1)
+                      + 0.35 * _noise(a64, b64, 1.8, self.salt + 2) - 0.25)
+            rgb = _mix(rgb, np.ones(3, np.float32)[None], np.clip(clouds * 2.0 - 0.8, 0, 0.85))
+        else:
+            rgb = _mix(rgb, np.ones(3, np.float32)[None], np.clip(clouds * 1.6 - 0.8, 0, 0.7))
         return rgb, np.full(a.shape, _ID["sky"], np.int64)
 
 
@@ -223,7 +324,7 @@ class _Segments:
 
     KINDS = ("building", "wall", "fence", "vegetation")
 
-    def __init__(self, rng: np.random.Generator, n: int = 48, backdrop: bool = False):
+    def __init__(self, rng: np.random.Generator, n: int = 48, backdrop: bool = False, rich: bool = False):
         # Segment starts snap to a 0.25 m grid so that a lookup table replaces a binary search.
         lengths = np.round(rng.uniform(6.0, 18.0, n) * 4) / 4
         self.start = np.concatenate([[-20.0], -20.0 + np.cumsum(lengths)]).astype(np.float32)
@@ -246,6 +347,13 @@ class _Segments:
                          [140, 150, 160], [210, 200, 185], [120, 110, 105]], np.float32)
         self.color = (base[rng.integers(0, len(base), n)] * rng.uniform(0.85, 1.1, (n, 1))) / 255.0
         self.window_period = rng.uniform(2.6, 3.6, n).astype(np.float32)
+        if rich:  # brick or plaster, storey height, window width, shop fronts on the ground floor
+            self.brick = rng.random(n) < 0.45
+            self.storey = rng.uniform(2.8, 3.5, n).astype(np.float32)
+            self.window_share = rng.uniform(0.35, 0.65, n).astype(np.float32)
+            self.shop = rng.random(n) < 0.5
+            frames = np.array([[235, 235, 230], [60, 55, 50], [150, 120, 90], [200, 200, 205]], np.float32)
+            self.trim = frames[rng.integers(0, len(frames), n)] / 255.0
 
     def kind_at(self, z):
         """Segment kind (0 building, 1 wall, 2 fence, 3 hedge) at street positions z (metres)."""
@@ -262,9 +370,10 @@ class _Segments:
 class _Facade:
     """Vertical plane X = side * plane_x along the street; surface coords (a, b) = (Z, Y)."""
 
-    def __init__(self, cam: _Camera, rng, side: int, plane_x: float, segments: _Segments):
+    def __init__(self, cam: _Camera, rng, side: int, plane_x: float, segments: _Segments, rich: bool = False):
         self.cam, self.side, self.plane_x, self.seg = cam, side, float(side * plane_x), segments
         self.salt = float(rng.uniform(0, 100))
+        self.rich = rich
 
     def _plane_depth(self, t, x):
         cam = self.cam
@@ -301,6 +410,8 @@ class _Facade:
         return x, y, depth
 
     def shade(self, a, b, depth, t):
+        if self.rich:
+            return self._shade_rich(a, b, depth, t)
         seg = self.seg
         k = seg.index(a)
         kind = seg.kind[k]
@@ -336,16 +447,99 @@ class _Facade:
         names = np.array([_ID["building"], _ID["wall"], _ID["fence"], _ID["vegetation"]])
         return np.clip(rgb, 0, 1), names[kind]
 
+    def _shade_rich(self, a, b, depth, t):
+        """Rich facades: brick or grainy plaster, storeys, framed windows with per-pane
+        reflections, shop fronts; brick walls, railed fences and leafy hedges."""
+        seg = self.seg
+        k = seg.index(a)
+        kind = seg.kind[k]
+        lateral = np.abs(self.plane_x - self.cam.x[t]).astype(np.float32)
+        fp_y = depth / self.cam.f * _RICH_BLUR
+        fp_z = depth * depth / (self.cam.f * np.maximum(lateral, 0.5)) * _RICH_BLUR
+        fp = np.maximum(fp_y, fp_z)
+        zoff = a - seg.start[k]
+        rgb = np.empty(a.shape + (3,), np.float32)
+        mortar = np.float32(0.78)
+
+        def bricks(i, tone):
+            # Staggered courses (0.25 m x 0.6 m): joints, per-brick tone, fine grain.
+            course = np.floor(b[i] / np.float32(0.25))
+            shift = np.where(course % 2 == 1, np.float32(0.3), np.float32(0))
+            joints = np.maximum(_pulse(b[i], 0.25, 0.04, fp_y[i]),
+                                _pulse(zoff[i] + shift, 0.6, 0.04, fp_z[i]))
+            per_brick = _cells(zoff[i] + shift, b[i] * 2.4, 0.6, fp[i], self.salt + 5)
+            grain = _fbm(a[i], b[i], fp[i], 0.3, 2, self.salt)
+            base = seg.color[k[i]] * tone * (1 + 0.35 * per_brick + 0.25 * grain)[:, None]
+            return base + (mortar - base) * (0.8 * joints)[:, None]
+
+        i = np.nonzero(kind == 0)[0]  # buildings
+        if i.size:
+            ki = k[i]
+            plaster = seg.color[ki] * (1 + 0.45 * _fbm(a[i], b[i], fp[i], 1.2, 4, self.salt))[:, None]
+            brick = np.nonzero(seg.brick[ki])[0]
+            if brick.size:
+                plaster[brick] = bricks(i[brick], np.float32(0.9))
+            per, storey, share = seg.window_period[ki], seg.storey[ki], seg.window_share[ki]
+            # Windows from the first floor up; a frame around each; per-pane reflection.
+            col = _pulse(zoff[i] + per * 0.3, per, per * share, fp_z[i])
+            row = _pulse(b[i] - storey * 0.3, storey, storey * 0.5, fp_y[i])
+            col_f = _pulse(zoff[i] + per * 0.3 + 0.12, per, per * share + 0.24, fp_z[i])
+            row_f = _pulse(b[i] - storey * 0.3 + 0.12, storey, storey * 0.5 + 0.24, fp_y[i])
+            upper = (b[i] > storey).astype(np.float32)
+            win = col * row * upper
+            frame = np.clip(col_f * row_f * upper - win, 0, 1)
+            pane = _cells(zoff[i] + per * 0.3, b[i] - storey * 0.3, 1.0, fp[i] * 0.5, self.salt + 9)
+            glass = np.array([0.25, 0.31, 0.42], np.float32) * (1 + 0.9 * pane)[:, None]
+            rgb_i = plaster + (seg.trim[ki] - plaster) * frame[:, None]
+            rgb_i = rgb_i + (glass - rgb_i) * win[:, None]
+            # Storey bands (a ledge line at every floor).
+            band = 0.6 * _pulse(b[i], storey, 0.12, fp_y[i]) * upper
+            rgb_i = rgb_i + (seg.trim[ki] * 0.8 - rgb_i) * band[:, None]
+            # Shop fronts: dark glass and doors on the ground floor, a fascia above.
+            shop = seg.shop[ki] & (b[i] < storey)
+            j = np.nonzero(shop)[0]
+            if j.size:
+                ij = i[j]
+                glass_low = _box(b[ij], 0.25, 2.3, fp_y[ij]) * _pulse(zoff[ij], 4.0, 3.2, fp_z[ij])
+                fascia = _box(b[ij], 2.4, 2.9, fp_y[ij])
+                grain = _fbm(a[ij], b[ij], fp[ij], 0.8, 2, self.salt + 2)
+                dark = np.array([0.12, 0.14, 0.17], np.float32) * (1 + 0.6 * grain)[:, None]
+                rgb_j = rgb_i[j] + (dark - rgb_i[j]) * glass_low[:, None]
+                rgb_i[j] = rgb_j + (seg.trim[ki[j]] * 0.6 - rgb_j) * fascia[:, None]
+            rgb[i] = rgb_i
+        i = np.nonzero(kind == 1)[0]  # walls: staggered bricks
+        if i.size:
+            rgb[i] = bricks(i, np.float32(1.0))
+        i = np.nonzero(kind == 2)[0]  # fences: posts, bars and a rail, grainy wood or metal
+        if i.size:
+            base = seg.color[k[i]] * (1 + 0.4 * _fbm(a[i], b[i], fp[i], 0.5, 3, self.salt + 4))[:, None]
+            bars = np.maximum(_pulse(zoff[i], 0.35, 0.12, fp_z[i]), _pulse(b[i] - 0.2, 0.8, 0.1, fp_y[i]))
+            rgb[i] = base + (0.25 - base) * bars[:, None]
+        i = np.nonzero(kind == 3)[0]  # hedges
+        if i.size:
+            leaf = 0.5 + _fbm(a[i], b[i], fp[i], 0.8, 4, self.salt + 7)[:, None]
+            rgb[i] = np.array([0.16, 0.32, 0.1], np.float32) + leaf * np.array([0.22, 0.3, 0.12], np.float32)
+        names = np.array([_ID["building"], _ID["wall"], _ID["fence"], _ID["vegetation"]])
+        return np.clip(rgb, 0, 1), names[kind]
+
 
 class _Ground:
     """The plane Y = 0; surface coords (a, b) = (X, Z)."""
 
-    def __init__(self, cam: _Camera, rng, segments: tuple[_Segments, _Segments]):
+    def __init__(self, cam: _Camera, rng, segments: tuple[_Segments, _Segments], rich: bool = False):
         self.cam, self.segments = cam, segments
         self.salt = float(rng.uniform(0, 100))
         self.road = _rgb(*rng.uniform([70, 70, 75], [105, 100, 105]))
         self.walk = _rgb(*rng.uniform([150, 140, 135], [190, 180, 175]))
         self.dash = float(rng.uniform(2.0, 4.0))
+        self.rich = rich
+        if rich:
+            self.road = self.road * np.float32(1.25)  # lighter asphalt: its grain shows
+            # Zebra crossings (street positions, 4 m deep), the road seam spacing, tile size.
+            self.zebra = rng.uniform(4.0, 40.0, 2).astype(np.float32)
+            self.zebra[1] = self.zebra[1] if rng.random() < 0.6 else -1e4  # a second one, often
+            self.seam = float(rng.uniform(4.0, 9.0))
+            self.tile = float(rng.uniform(0.4, 0.7))
 
     def surface(self, t, x, y):
         cam = self.cam
@@ -371,6 +565,8 @@ class _Ground:
         return x, y, depth
 
     def shade(self, a, b, depth, t):
+        if self.rich:
+            return self._shade_rich(a, b, depth, t)
         # Footprint of one pixel on the ground: across d/f, along the street d^2/(f * height).
         fp_x = depth / self.cam.f
         fp_z = depth * depth / (self.cam.f * CAMERA_HEIGHT)
@@ -400,6 +596,56 @@ class _Ground:
                 if j.size:
                     g = _noise(a[j], b[j], 0.3, self.salt + 3)[:, None]
                     rgb[j] = _GRASS + g * np.array([0.1, 0.15, 0.05], np.float32)
+                    label[j] = _ID["terrain"]
+        return np.clip(rgb, 0, 1), label
+
+    def _shade_rich(self, a, b, depth, t):
+        """Rich ground: asphalt grain at every scale the pixel resolves, repair patches, seams,
+        lane marks and zebra crossings; kerb stones; sidewalk tiles of varying tone; grass."""
+        fp_x = depth / self.cam.f * _RICH_BLUR
+        fp_z = depth * depth / (self.cam.f * CAMERA_HEIGHT) * _RICH_BLUR
+        fp = np.maximum(fp_x, fp_z)  # isotropic textures use the longer axis: no aliasing
+        absx = np.abs(a)
+        rgb = np.empty(a.shape + (3,), np.float32)
+        label = np.full(a.shape, _ID["road"], np.int64)
+        road = absx < ROAD_HALF_WIDTH
+        i = np.nonzero(road)[0]
+        if i.size:
+            ai, bi, fpi = a[i], b[i], fp[i]
+            grain = 1 + 0.95 * _fbm(ai, bi, fpi, 1.6, 5, self.salt, gain=0.85)
+            # Patches of newer (darker) and worn (lighter) asphalt with soft edges.
+            patch = _noise(ai, bi, 3.0, self.salt + 11)
+            tone = 1 - 0.3 * np.clip((patch - 0.62) * 8, 0, 1) + 0.2 * np.clip((0.3 - patch) * 8, 0, 1)
+            base = self.road * (grain * tone)[:, None]
+            seam = 0.5 * _pulse(bi, self.seam, 0.06, fp_z[i])
+            base = base + (0.12 - base) * seam[:, None]
+            centre = _pulse(ai + 0.08, 1e3, 0.16, fp_x[i]) * _pulse(bi, self.dash * 2, self.dash, fp_z[i])
+            edge = _pulse(absx[i] - ROAD_HALF_WIDTH + 0.35, 1e3, 0.15, fp_x[i])
+            zebra = _pulse(ai + 0.25, 1.0, 0.5, fp_x[i]) * np.maximum(
+                _box(bi, float(self.zebra[0]), float(self.zebra[0]) + 4, fp_z[i]),
+                _box(bi, float(self.zebra[1]), float(self.zebra[1]) + 4, fp_z[i]))
+            worn = 0.85 + 0.3 * _fbm(ai, bi, fpi, 0.4, 2, self.salt + 3)
+            mark = np.minimum(centre + edge + zebra, 1) * worn
+            rgb[i] = base + (0.92 - base) * mark[:, None]
+        i = np.nonzero(~road)[0]
+        if i.size:
+            ai, bi, fpi = a[i], b[i], fp[i]
+            kerb = (np.abs(ai) < ROAD_HALF_WIDTH + 0.3)
+            size = np.where(kerb, np.float32(1.0), np.float32(self.tile))
+            tone = (1 + 0.4 * _cells(ai, bi, self.tile, fpi, self.salt + 17)
+                    + 0.3 * _fbm(ai, bi, fpi, 0.6, 3, self.salt + 19))
+            base = np.where(kerb[:, None], np.float32(0.72), self.walk) * tone[:, None]
+            joints = np.maximum(_pulse(ai, self.tile, 0.04, fp_x[i]), _pulse(bi, size, 0.04, fp_z[i]))
+            joints = np.maximum(joints, _pulse(np.abs(ai) - ROAD_HALF_WIDTH - 0.3, 1e3, 0.05, fp_x[i]))
+            rgb[i] = base + (0.3 - base) * (0.7 * joints)[:, None]
+            label[i] = _ID["sidewalk"]
+            j = i[absx[i] > FACADE_X - 1.6]  # grass verge in front of hedges
+            if j.size:
+                kinds = np.where(a[j] > 0, self.segments[1].kind_at(b[j]), self.segments[0].kind_at(b[j]))
+                j = j[kinds == 3]
+                if j.size:
+                    g = 0.5 + _fbm(a[j], b[j], fp[j], 0.6, 4, self.salt + 23)[:, None]
+                    rgb[j] = _GRASS * 0.8 + g * np.array([0.2, 0.3, 0.1], np.float32)
                     label[j] = _ID["terrain"]
         return np.clip(rgb, 0, 1), label
 
@@ -486,7 +732,10 @@ class _Billboard:
         return box & self.paint(u, v, None)[0]
 
     def shade(self, a, b, depth, t):
-        _, rgb, label = self.paint(a, b, depth / self.cam.f)
+        fp = depth / self.cam.f
+        if getattr(self, "rich", False):
+            fp = fp * _RICH_BLUR
+        _, rgb, label = self.paint(a, b, fp)
         return np.clip(rgb, 0, 1), label
 
     def on_screen(self, width: int, height: int) -> np.ndarray:
@@ -499,20 +748,24 @@ class _Billboard:
 class _Car(_Billboard):
     """Car / truck / bus seen from behind (``side=False``) or from the side (crossing)."""
 
-    def __init__(self, cam, rng, kind: str, side_view: bool, **motion):
-        self.kind, self.side_view = kind, side_view
-        dims = {"car": (1.8, 4.3, 1.5), "truck": (2.4, 7.0, 3.2), "bus": (2.5, 11.0, 3.1)}[kind]
+    def __init__(self, cam, rng, kind: str, side_view: bool, rich: bool = False, **motion):
+        self.kind, self.side_view, self.rich = kind, side_view, rich
+        dims = {"car": (1.8, 4.3, 1.5), "van": (2.0, 5.2, 2.2), "truck": (2.4, 7.0, 3.2),
+                "bus": (2.5, 11.0, 3.1)}[kind]
         w_back, length, self.top = dims
         self.half_width = (length if side_view else w_back) / 2
         palette = np.array([[180, 30, 30], [30, 60, 160], [230, 230, 230], [40, 40, 45],
                             [150, 150, 160], [200, 170, 40], [40, 120, 70]], np.float32) / 255
         self.body = palette[rng.integers(len(palette))] * np.float32(rng.uniform(0.85, 1.1))
+        if rich:
+            self.salt = float(rng.uniform(0, 100))
+            self.stripe = palette[rng.integers(len(palette))] * np.float32(0.8)
         super().__init__(cam, **motion)
 
     def paint(self, u, v, fp):
         hw, top = self.half_width, self.top
         au = np.abs(u)
-        wheel_r = 0.33 if self.kind == "car" else 0.5
+        wheel_r = 0.33 if self.kind in ("car", "van") else 0.5
         if self.kind == "car":
             body = _rect(u, v, -hw, hw, wheel_r * 0.9, top * 0.6)
             cabin_hw = hw * (0.85 - 0.35 * np.clip((v - top * 0.6) / (top * 0.4), 0, 1))
@@ -543,26 +796,58 @@ class _Car(_Billboard):
             win = (v > top * 0.64) & (v < top * 0.93) & (au < cabin_hw - 0.12)
         elif self.kind == "bus":
             win = (v > top * 0.5) & (v < top * 0.85) & (_pulse(u + hw, 1.4, 1.05, fp) > 0.5)
+        elif self.kind == "van":
+            across = (u > hw * 0.2) if self.side_view else (au < hw * 0.8)
+            win = (v > top * 0.6) & (v < top * 0.9) & across
         else:
             win = (v > top * 0.72) & (v < top * 0.92) & (au < hw * 0.5) & (not self.side_view)
         rgb = np.where(win[:, None], glass, rgb)
         lights = (~np.asarray(self.side_view)) & (au > hw - 0.35) & (v > 0.7) & (v < 0.95)
         rgb = np.where(lights[:, None], np.array([0.85, 0.1, 0.08], np.float32), rgb)
         rgb = np.where(wheels[:, None] & ~win[:, None], np.array([0.08, 0.08, 0.09], np.float32), rgb)
-        label = np.full(u.shape, _ID[self.kind], np.int64)
+        if self.rich:
+            rgb = self._rich_details(u, v, fp, rgb, win, wheels)
+        label = np.full(u.shape, _ID["car" if self.kind == "van" else self.kind], np.int64)
         return cover, rgb, label
+
+    def _rich_details(self, u, v, fp, rgb, win, wheels):
+        """Paint grain, a side stripe, door / panel seams, a number plate, hubcaps and glass
+        reflections: every part of a vehicle shows its motion to a photometric loss."""
+        hw, top = self.half_width, self.top
+        body = ~win & ~wheels
+        grain = 1 + 0.25 * _fbm(u, v, fp, 0.6, 3, self.salt)
+        rgb = rgb * np.where(body, grain, 1)[:, None]
+        stripe = _box(v, top * 0.38, top * 0.46, fp) * body
+        rgb = rgb + (self.stripe - rgb) * stripe[:, None]
+        if self.side_view:  # door seams and hubcaps
+            seams = _pulse(u + hw, max(hw * 0.5, 0.8), 0.05, fp) * body * (v < top * 0.6)
+            rgb = rgb * (1 - 0.6 * seams)[:, None]
+            r = 0.33 if self.kind in ("car", "van") else 0.5
+            hub = (_ellipse(u, v, -hw * 0.7, r, r * 0.45, r * 0.45)
+                   | _ellipse(u, v, hw * 0.7, r, r * 0.45, r * 0.45))
+            rgb = np.where(hub[:, None], np.array([0.7, 0.7, 0.72], np.float32), rgb)
+        else:  # number plate and bumper
+            plate = (np.abs(u) < 0.26) & (v > 0.45) & (v < 0.6)
+            rgb = np.where(plate[:, None], np.array([0.92, 0.92, 0.85], np.float32), rgb)
+            bumper = _box(v, 0.3, 0.42, fp) * body
+            rgb = rgb + (0.15 - rgb) * bumper[:, None]
+        shine = 0.5 + _fbm(u * 0.5 + v, v, fp, 0.8, 2, self.salt + 1)
+        return np.where(win[:, None], rgb * (0.8 + 0.8 * shine)[:, None], rgb)
 
 
 class _Person(_Billboard):
     """A pedestrian, or a cyclist (rider on a bicycle) seen from the side."""
 
-    def __init__(self, cam, rng, cyclist: bool, **motion):
-        self.cyclist = cyclist
+    def __init__(self, cam, rng, cyclist: bool, rich: bool = False, **motion):
+        self.cyclist, self.rich = cyclist, rich
         self.half_width = 0.9 if cyclist else 0.3
         self.top = 1.8 if cyclist else float(rng.uniform(1.55, 1.9))
         self.shirt = rng.uniform(0.1, 0.9, 3).astype(np.float32)
         self.pants = rng.uniform(0.05, 0.35, 3).astype(np.float32)
         self.skin = np.array([0.85, 0.65, 0.5], np.float32) * np.float32(rng.uniform(0.55, 1.05))
+        if rich:
+            self.stripes = rng.uniform(0.1, 0.9, 3).astype(np.float32)
+            self.stripe_period = float(rng.uniform(0.08, 0.2))
         super().__init__(cam, **motion)
 
     def paint(self, u, v, fp):
@@ -584,8 +869,15 @@ class _Person(_Billboard):
         if fp is None:
             return cover, None, None
         rgb = np.broadcast_to(self.pants, u.shape + (3,)).copy()
-        rgb = np.where(torso[:, None], self.shirt, rgb)
+        shirt = self.shirt
+        if self.rich:  # striped shirts, hair
+            stripes = _pulse(v, self.stripe_period * 2, self.stripe_period, fp)[:, None]
+            shirt = self.shirt + (self.stripes - self.shirt) * stripes
+        rgb = np.where(torso[:, None], shirt, rgb)
         rgb = np.where(head[:, None], self.skin, rgb)
+        if self.rich:
+            hair = head & (v > top - 0.1)
+            rgb = np.where(hair[:, None], np.array([0.15, 0.1, 0.06], np.float32), rgb)
         rgb = np.where((bike & ~body)[:, None], np.array([0.15, 0.15, 0.18], np.float32), rgb)
         person = _ID["rider"] if self.cyclist else _ID["person"]
         label = np.where(bike & ~body, _ID["bicycle"], person).astype(np.int64)
@@ -629,8 +921,9 @@ class _Tree(_Billboard):
     half_width = 1.6
     top = 5.6
 
-    def __init__(self, cam, rng, **placement):
+    def __init__(self, cam, rng, rich: bool = False, **placement):
         self.salt = float(rng.uniform(0, 100))
+        self.rich = rich
         super().__init__(cam, **placement)
 
     def paint(self, u, v, fp):
@@ -639,7 +932,10 @@ class _Tree(_Billboard):
         cover = trunk | crown
         if fp is None:
             return cover, None, None
-        n = _noise(u, v, 0.35, self.salt)
+        if self.rich:  # leaves at every scale the pixel resolves
+            n = np.clip(0.5 + 1.2 * _fbm(u, v, fp, 0.8, 4, self.salt), 0, 1)
+        else:
+            n = _noise(u, v, 0.35, self.salt)
         leaves = np.stack([0.18 + 0.15 * n, 0.35 + 0.25 * n, 0.1 + 0.08 * n], -1).astype(np.float32)
         rgb = np.where(crown[:, None], leaves, np.array([0.35, 0.25, 0.15], np.float32))
         return cover, rgb, np.full(u.shape, _ID["vegetation"], np.int64)
@@ -653,24 +949,58 @@ class _Tree(_Billboard):
 _AA_OFFSETS = np.array([[-0.125, -0.375], [0.375, -0.125], [-0.375, 0.125], [0.125, 0.375]], np.float32)
 
 
+class _Draws:
+    """The random draws of one scene, split into LAYOUT and MOTION.
+
+    The layout (what stands where and how it looks: everything frame 0 shows) always comes from
+    the clip's stream ``rng``. A motion draw (camera speed, drift, pan; object velocities) is
+    also taken from that stream, so that the stream stays in step; for an alternative future
+    (``future`` not None) the value used comes instead from a second stream seeded by
+    (seed, future). The layout, hence frame 0, is then identical in every future.
+    """
+
+    def __init__(self, seed: int, future: int | None = None):
+        self.rng = np.random.default_rng(seed)
+        self.alt = None if future is None else np.random.default_rng([seed, 7919, future])
+
+    def motion(self, draw):
+        """``draw(rng)`` from the clip's stream, or from the future's stream when there is one."""
+        value = draw(self.rng)
+        return value if self.alt is None else draw(self.alt)
+
+
 class _Scene:
-    def __init__(self, config: SceneConfig, seed: int):
-        c = config
-        rng = np.random.default_rng(seed)
+    def __init__(self, config: SceneConfig, seed: int, future: int | None = None):
+        self.config = config
+        draws = _Draws(seed, future)
+        if config.style == "rich":
+            self.layers = self._rich_layers(config, draws)
+        else:
+            self.layers = self._classic_layers(config, draws)
+        n = config.frames + 1
+        # Per layer, the frames in which it can touch the picture (billboards leave the view).
+        self.active = [
+            layer.on_screen(config.width, config.height) if isinstance(layer, _Billboard)
+            else np.ones(n, bool)
+            for layer in self.layers
+        ]
+
+    def _classic_layers(self, c: SceneConfig, draws: _Draws) -> list:
+        # The draw order here IS the classic dataset: change nothing (shipped checkpoints, tests).
+        rng, mo = draws.rng, draws.motion
         n = c.frames + 1
         t = np.arange(n, dtype=np.float32)
         m = c.motion
-        moving = rng.random() < 0.85
-        speed = rng.uniform(0.15, 0.55) * m * moving  # metres per frame
-        drift = rng.uniform(-0.04, 0.04) * m
-        pan = rng.uniform(-0.004, 0.004) * c.width * m  # pixels per frame
+        moving = mo(lambda r: r.random() < 0.85)
+        speed = mo(lambda r: r.uniform(0.15, 0.55)) * m * moving  # metres per frame
+        drift = mo(lambda r: r.uniform(-0.04, 0.04)) * m
+        pan = mo(lambda r: r.uniform(-0.004, 0.004)) * c.width * m  # pixels per frame
         f = c.focal * c.width
         self.cam = cam = _Camera(
             f=float(f), cx=(c.width - 1) / 2, horizon=c.horizon * c.height,
             z=(speed * t).astype(np.float32), x=(1.9 + drift * t).astype(np.float32),
             pan=(pan * t).astype(np.float32),
         )
-        self.config = c
         segs = (_Segments(rng), _Segments(rng))  # left (X < 0), right (X > 0)
         back = (_Segments(rng, backdrop=True), _Segments(rng, backdrop=True))
         layers: list = [
@@ -693,34 +1023,109 @@ class _Scene:
             kind = rng.choice(["car", "truck", "bus"], p=[0.76, 0.12, 0.12])
             role = rng.choice(["ahead", "oncoming", "parked", "crossing"], p=[0.35, 0.3, 0.2, 0.15])
             if role == "ahead":  # same lane, own speed: moves slowly relative to the camera
-                motion = dict(x0=2.0, z0=rng.uniform(7, 40), vz=speed + rng.uniform(-0.3, 0.3) * m)
+                motion = dict(x0=2.0, z0=rng.uniform(7, 40),
+                              vz=speed + mo(lambda r: r.uniform(-0.3, 0.3)) * m)
             elif role == "oncoming":
-                motion = dict(x0=-2.0, z0=rng.uniform(8, 45), vz=-rng.uniform(0.2, 0.7) * m)
+                motion = dict(x0=-2.0, z0=rng.uniform(8, 45), vz=-mo(lambda r: r.uniform(0.2, 0.7)) * m)
             elif role == "parked":
                 side = rng.choice([-1, 1])
                 motion = dict(x0=side * (ROAD_HALF_WIDTH - 1.1), z0=rng.uniform(5, 40))
             else:
                 motion = dict(x0=rng.uniform(-8, 8), z0=rng.uniform(10, 30),
-                              vx=rng.choice([-1, 1]) * rng.uniform(0.2, 0.6) * m)
+                              vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.2, 0.6)) * m)
             layers.append(_Car(cam, rng, kind, side_view=role == "crossing", **motion))
 
         for _ in range(rng.integers(0, c.max_people + 1)):
             cyclist = rng.random() < 0.25
             if rng.random() < 0.3:  # crossing the street
                 motion = dict(x0=rng.uniform(-5, 5), z0=rng.uniform(5, 25),
-                              vx=rng.choice([-1, 1]) * rng.uniform(0.05, 0.25) * m * (1 + 2 * cyclist))
+                              vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.05, 0.25))
+                              * m * (1 + 2 * cyclist))
             else:  # along a sidewalk (cyclists ride at the road's edge)
                 side = rng.choice([-1, 1])
                 x0 = side * (ROAD_HALF_WIDTH - 0.8 if cyclist else ROAD_HALF_WIDTH + rng.uniform(0.6, 2.4))
                 motion = dict(x0=x0, z0=rng.uniform(4, 30),
-                              vz=rng.choice([-1, 1]) * rng.uniform(0.05, 0.15) * m * (1 + 2 * cyclist))
+                              vz=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.05, 0.15))
+                              * m * (1 + 2 * cyclist))
             layers.append(_Person(cam, rng, cyclist=cyclist, **motion))
-        self.layers = layers  # layer 0 is the sky: behind everything, covering everything
-        # Per layer, the frames in which it can touch the picture (billboards leave the view).
-        self.active = [
-            layer.on_screen(c.width, c.height) if isinstance(layer, _Billboard) else np.ones(n, bool)
-            for layer in layers
+        return layers  # layer 0 is the sky: behind everything, covering everything
+
+    def _rich_layers(self, c: SceneConfig, draws: _Draws) -> list:
+        """The rich street: textured surfaces, many near objects crossing each other's paths,
+        and a camera whose motion varies per clip (stopped, slow to fast, braking or speeding
+        up, drifting across lanes, turning). No layout draw may depend on a motion value
+        (see :class:`_Draws`): frame 0 must not change between futures."""
+        rng, mo = draws.rng, draws.motion
+        T, n, m = c.frames, c.frames + 1, c.motion
+        t = np.arange(n, dtype=np.float32)
+        f = c.focal * c.width
+        cam_x0 = rng.uniform(1.0, 3.0)  # lateral start: anywhere in the right lane
+        # Camera motion. One clip in six stands still (objects still move); the others drive
+        # at 0.05 .. 1.0 m/frame, with an acceleration that never reverses the car.
+        stopped = mo(lambda r: r.random() < 0.16)
+        v0 = mo(lambda r: r.uniform(0.05, 1.0)) * m * (not stopped)
+        acc = mo(lambda r: r.uniform(-0.12, 0.12)) * m * (not stopped)
+        acc = max(acc, -v0 / max(T, 1))
+        drift = mo(lambda r: r.uniform(-0.12, 0.12)) * m * (not stopped)
+        turning = mo(lambda r: r.random() < 0.35)
+        pan_rate = mo(lambda r: r.uniform(-0.022, 0.022) if turning else r.uniform(-0.004, 0.004))
+        pan_rate *= c.width * m * (not stopped)
+        self.cam = cam = _Camera(
+            f=float(f), cx=(c.width - 1) / 2, horizon=c.horizon * c.height,
+            z=(v0 * t + 0.5 * acc * t * t).astype(np.float32),
+            x=(cam_x0 + drift * t).astype(np.float32),
+            pan=(pan_rate * t).astype(np.float32),
+        )
+        mean_speed = v0 + 0.5 * acc * T
+        segs = (_Segments(rng, rich=True), _Segments(rng, rich=True))
+        back = (_Segments(rng, backdrop=True, rich=True), _Segments(rng, backdrop=True, rich=True))
+        layers: list = [
+            _Sky(cam, rng, c.width, c.height, rich=True),
+            _Ground(cam, rng, segs, rich=True),
+            _Facade(cam, rng, -1, FACADE_X, segs[0], rich=True),
+            _Facade(cam, rng, +1, FACADE_X, segs[1], rich=True),
+            _Facade(cam, rng, -1, BACKDROP_X, back[0], rich=True),
+            _Facade(cam, rng, +1, BACKDROP_X, back[1], rich=True),
         ]
+        kerb = ROAD_HALF_WIDTH + 0.5
+        for side in (-1, 1):
+            for _ in range(rng.integers(1, 4)):
+                layers.append(_Pole(cam, rng, light=rng.random() < 0.4,
+                                    x0=side * kerb, z0=rng.uniform(4, 40)))
+            for _ in range(rng.integers(0, 4)):
+                layers.append(_Tree(cam, rng, x0=side * (FACADE_X - 1.2), z0=rng.uniform(4, 45), rich=True))
+
+        for _ in range(rng.integers(max(1, c.max_cars // 3), c.max_cars + 1)):
+            kind = rng.choice(["car", "van", "truck", "bus"], p=[0.6, 0.16, 0.12, 0.12])
+            role = rng.choice(["ahead", "oncoming", "parked", "crossing"], p=[0.22, 0.24, 0.28, 0.26])
+            if role == "ahead":  # either lane, its own speed (slower or faster than the camera)
+                motion = dict(x0=rng.choice([-2.0, 2.0]) + rng.uniform(-0.3, 0.3), z0=rng.uniform(5, 30),
+                              vz=mean_speed + mo(lambda r: r.uniform(-0.6, 0.6)) * m)
+            elif role == "oncoming":
+                motion = dict(x0=-2.0 + rng.uniform(-0.4, 0.4), z0=rng.uniform(6, 40),
+                              vz=-mo(lambda r: r.uniform(0.2, 1.2)) * m)
+            elif role == "parked":
+                side = rng.choice([-1, 1])
+                motion = dict(x0=side * (ROAD_HALF_WIDTH - 1.1), z0=rng.uniform(3, 35))
+            else:  # crossing the view, near: wide side views sweeping over the background
+                motion = dict(x0=rng.uniform(-7, 7), z0=rng.uniform(5, 22),
+                              vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.25, 1.0)) * m)
+            layers.append(_Car(cam, rng, kind, side_view=role == "crossing", rich=True, **motion))
+
+        for _ in range(rng.integers(max(1, c.max_people // 3), c.max_people + 1)):
+            cyclist = rng.random() < 0.3
+            if rng.random() < 0.5:  # crossing the street, near
+                motion = dict(x0=rng.uniform(-6, 6), z0=rng.uniform(3, 16),
+                              vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.06, 0.3))
+                              * m * (1 + 2 * cyclist))
+            else:  # along a sidewalk (cyclists ride at the road's edge)
+                side = rng.choice([-1, 1])
+                x0 = side * (ROAD_HALF_WIDTH - 0.8 if cyclist else ROAD_HALF_WIDTH + rng.uniform(0.6, 2.4))
+                motion = dict(x0=x0, z0=rng.uniform(3, 25),
+                              vz=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.05, 0.2))
+                              * m * (1 + 2 * cyclist))
+            layers.append(_Person(cam, rng, cyclist=cyclist, rich=True, **motion))
+        return layers
 
     def _front(self, t, x, y):
         """Index (uint8) of the nearest layer at points (x, y) of frames t, and its distance.
@@ -867,6 +1272,33 @@ def render_clip(config: SceneConfig | None = None, seed: int = 0) -> dict[str, t
     return {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
+def render_futures(config: SceneConfig | None = None, seed: int = 0, k: int = 8) -> dict[str, torch.Tensor]:
+    """Render ONE first frame with ``k`` different exact futures (multi-future ground truth).
+
+    Every future shares the scene's layout -- the same frame-0 pixels and label map -- and
+    draws its own motion: camera speed, acceleration, drift and turn, and the velocity of every
+    moving object. Future 0 is ``render_clip(config, seed)`` itself; future j >= 1 re-draws the
+    motion from a stream seeded by (seed, j). Each future is exact like any clip.
+
+    Args:
+        config: scene settings (either style).
+        seed: the scene.
+        k: number of futures (>= 1).
+    Returns:
+        dict of tensors with a leading K axis: ``frames`` (K, T+1, 3, H, W), ``labels``
+        (K, T+1, H, W), ``flow_fwd``/``flow_bwd`` (K, T, 2, H, W) pixels,
+        ``visible_fwd``/``visible_bwd`` (K, T, 1, H, W); plus ``label_map`` (H, W) int64, the
+        shared first label map.
+    """
+    config = config or SceneConfig()
+    if k < 1:
+        raise ValueError(f"k (the number of futures) must be >= 1, got {k}")
+    futures = [_Scene(config, seed, future=None if j == 0 else j).render() for j in range(k)]
+    out = {key: torch.from_numpy(np.stack([f[key] for f in futures])) for key in futures[0]}
+    out["label_map"] = out["labels"][0, 0].clone()
+    return out
+
+
 class SyntheticStreets(Dataset):
     """A map-style dataset of synthetic street clips, generated on the fly.
 
@@ -898,3 +1330,35 @@ class SyntheticStreets(Dataset):
         if not -self.num_clips <= index < self.num_clips:
             raise IndexError(f"clip index {index} out of range for {self.num_clips} clips")
         return render_clip(self.config, self.clip_seed(index % self.num_clips))
+
+
+class SyntheticFutures(Dataset):
+    """Scenes with K exact futures each: item ``i`` is ``render_futures(config, seed_i, k)``.
+
+    Scene ``i`` is the scene of ``SyntheticStreets(num_scenes, config, seed)[i]`` (the same clip
+    seed), whose clip is future 0. Items hold the keys of :func:`render_futures` (a leading K
+    axis) and ``name`` = ``"synthetic-futures:seed={seed}:{i}"``.
+
+    Args:
+        num_scenes: length of the dataset.
+        config: scene settings (use ``style="rich"`` for futures that differ in occlusion too).
+        seed: selects the dataset.
+        k: futures per scene (default 8).
+    """
+
+    def __init__(self, num_scenes: int = 64, config: SceneConfig | None = None, seed: int = 0, k: int = 8):
+        if k < 1:
+            raise ValueError(f"k (the number of futures) must be >= 1, got {k}")
+        self.streets = SyntheticStreets(num_scenes, config, seed)
+        self.config, self.seed, self.k = self.streets.config, seed, k
+
+    def __len__(self) -> int:
+        return len(self.streets)
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.streets)
+        if not -n <= index < n:
+            raise IndexError(f"scene index {index} out of range for {n} scenes")
+        item: dict = dict(render_futures(self.config, self.streets.clip_seed(index % n), self.k))
+        item["name"] = f"synthetic-futures:seed={self.seed}:{index % n}"
+        return item
