@@ -100,12 +100,10 @@ def future_precision(samples: Tensor, futures: Tensor, tolerance: float = TOLERA
 
 
 def _future_renderer() -> Callable[..., dict[str, Tensor]] | None:
-    """The data module's exact multi-future renderer, when it has one (``render_clip(..., future=k)``)."""
+    """The data module's exact multi-future renderer (``render_futures(config, seed, k)``), if any."""
     from seg2vid.data import synthetic
 
-    if "future" in inspect.signature(synthetic.render_clip).parameters:
-        return synthetic.render_clip
-    return None
+    return getattr(synthetic, "render_futures", None)
 
 
 #: Motion scales of the stand-in futures (when the data module has no multi-future renderer).
@@ -115,8 +113,8 @@ STAND_IN_MOTIONS = (0.4, 0.57, 0.74, 0.91, 1.09, 1.26, 1.43, 1.6)
 def multi_future_scenes(scene: Any, num_scenes: int, k: int = 8, seed: int = 7_500_000) -> list[dict[str, Tensor]]:
     """``num_scenes`` first frames with ``k`` exact futures each.
 
-    With a data module that renders alternative futures (``render_clip(config, seed, future=j)``:
-    the same layout and frame 0, other camera and object motions) those are used; otherwise a
+    With a data module that renders alternative futures (:func:`seg2vid.data.synthetic.render_futures`:
+    the same layout and frame 0, independently drawn camera and object motions) those are used; otherwise a
     stand-in: the same clip rendered with every speed scaled by :data:`STAND_IN_MOTIONS`
     (frame 0 is identical, the futures differ in how far everything moves).
 
@@ -140,14 +138,15 @@ def multi_future_scenes(scene: Any, num_scenes: int, k: int = 8, seed: int = 7_5
     for i in range(num_scenes):
         clip_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
         if render is not None:
-            clips = [render(scene, clip_seed, future=j) for j in range(k)]
-            kind = "exact multi-future"
-        else:
-            if k > len(STAND_IN_MOTIONS):
-                raise ValueError(f"the stand-in has {len(STAND_IN_MOTIONS)} futures, asked for {k}")
-            motions = STAND_IN_MOTIONS if k == len(STAND_IN_MOTIONS) else np.linspace(0.4, 1.6, k)
-            clips = [render_clip(dataclasses.replace(scene, motion=float(m)), clip_seed) for m in motions]
-            kind = "speed-scaled stand-in"
+            futures = render(scene, clip_seed, k)
+            out.append({"frames": futures["frames"], "label_map": futures["label_map"],
+                        "flow_fwd": futures["flow_fwd"], "kind": "exact multi-future"})
+            continue
+        if k > len(STAND_IN_MOTIONS):
+            raise ValueError(f"the stand-in has {len(STAND_IN_MOTIONS)} futures, asked for {k}")
+        motions = STAND_IN_MOTIONS if k == len(STAND_IN_MOTIONS) else np.linspace(0.4, 1.6, k)
+        clips = [render_clip(dataclasses.replace(scene, motion=float(m)), clip_seed) for m in motions]
+        kind = "speed-scaled stand-in"
         out.append({
             "frames": torch.stack([c["frames"] for c in clips]),
             "label_map": clips[0]["labels"][0],
