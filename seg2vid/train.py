@@ -615,6 +615,8 @@ class Trainer(TrainLoop):
             clips from another seed, or the dataset's first two clips when ``dataset`` is given.
         data_config: a description of ``dataset`` (e.g. ``DatasetConfig.to_dict()``), stored in the
             checkpoint so that resuming on other data is refused.
+        scene: settings of the default synthetic streets (e.g. ``style="rich"``) when ``dataset`` is
+            None; default: ``SceneConfig`` at the model's size. Its size must be the model's.
 
     Under ``torchrun`` each process trains on its own ``batch_size`` clips of every step (see
     :mod:`seg2vid.distributed`); only rank 0 writes files.
@@ -636,6 +638,7 @@ class Trainer(TrainLoop):
         dataset: Dataset | None = None,
         held_out: Dataset | None = None,
         data_config: dict[str, Any] | None = None,
+        scene: SceneConfig | None = None,
     ):
         self.model_config = model_config
         self.config = tc = train_config or TrainConfig()
@@ -651,6 +654,8 @@ class Trainer(TrainLoop):
             )
         self.data_config = data_config if data_config is not None else (
             {"kind": "synthetic"} if dataset is None else {"kind": type(dataset).__name__})
+        if data_config is None and dataset is None and scene is not None:  # resuming on other streets is refused
+            self.data_config = {"kind": "synthetic", "scene": dataclasses.asdict(scene)}
         if tc.amp == "fp16" and (wanted := pick_device(tc.device)).type != "cuda":
             raise ValueError(f"amp='fp16' needs a CUDA device (its GradScaler), and this run is on {wanted}; "
                              "bf16 also runs on the CPU")
@@ -681,7 +686,11 @@ class Trainer(TrainLoop):
         self.columns = ["step", "total", *self.active_terms, "kl_weight", "grad_norm", "lr"]
         self.columns += ["data_s", "step_s"]
 
-        scene = SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames)
+        if scene is not None and (scene.height, scene.width, scene.frames) != (
+                model_config.height, model_config.width, model_config.frames):
+            raise ValueError(f"scene {scene.height}x{scene.width}, 1 + {scene.frames} frames does not match the model's "
+                             f"{model_config.height}x{model_config.width}, 1 + {model_config.frames}")
+        scene = scene or SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames)
         self._pool = None
         if dataset is not None:
             #: The training clips (synthetic streets by default).
