@@ -397,7 +397,11 @@ def _evaluate(args: argparse.Namespace) -> int:
                          device=device, **kwargs, **features)
     result.update(checkpoint=str(path), data=args.data, split=args.split)
     if "multi_future" in kwargs:
-        result.update(multi_future_protocol=FUTURE_PROTOCOL, multi_future_kind=kwargs["multi_future"][0]["kind"])
+        from seg2vid.multifuture import independent_futures_reference
+
+        result.update(multi_future_protocol=FUTURE_PROTOCOL, multi_future_kind=kwargs["multi_future"][0]["kind"],
+                      multi_future_perfect_sampler=independent_futures_reference(
+                          scene, args.future_scenes, args.future_k, args.future_samples))
     rows = {path.stem: result["metrics"]}
     if args.baselines:  # the same protocol for each baseline (seg2vid.baselines); the mean flow from TRAINING clips
         from seg2vid.baselines import MEAN_FLOW_CLIPS, evaluate_baselines

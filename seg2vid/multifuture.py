@@ -1,28 +1,34 @@
 """Multi-future scores: does a model's prior cover the futures a first frame really has?
 
 A test "scene" here is ONE first frame (frame 0 pixels and label map) with K exact futures
-(different camera speeds and object velocities, each rendered exactly). A model draws N samples
-from its prior for that first frame. Each sample and each true future is compared by its FLOW
-(the per-pixel forward flows of frames 1..T), which is what differs between futures; pixels and
-textures are the same.
+(different camera speeds, turns and object velocities, each rendered exactly). A model draws N
+samples from its prior for that first frame. Samples and true futures are compared by their
+MOTION, summarised per frame; pixels and textures are the same in every future.
 
 Definitions (:data:`PROTOCOL`):
 
-* distance ``d(a, b)`` between two futures = the mean end-point error between their forward
-  flows over frames 1..T and ALL pixels (pixels; a flow field per frame, so speed, pan and the
-  objects' motions all count);
+* the motion descriptor of a future (:func:`motion_descriptor`): for every frame t = 1..T the
+  mean forward flow over all pixels (x and y: pan, turn, drift) and the mean flow magnitude
+  (how far the scene moves: speed) -- 3T numbers in pixels;
+* distance ``d(a, b)`` = the Euclidean distance of two descriptors divided by sqrt(T) (pixels);
 * the scene's SPREAD = the median of ``d`` over the K(K-1)/2 pairs of true futures;
-* a sample MATCHES a true future when ``d <= TOLERANCE * spread``, with :data:`TOLERANCE` = 0.25
-  (fixed before any model was scored): a quarter of the typical distance between two true
-  futures. With K futures evenly spread along one axis, a sample matches at most its one or two
-  nearest futures, so one future repeated N times covers at most 2/K of them; N independent
-  draws from the true distribution cover about 80% (for K = N = 8);
+* a sample MATCHES a true future when ``d <= TOLERANCE * spread``, :data:`TOLERANCE` = 0.5;
 * ``future_coverage`` = share of the K true futures matched by at least one of the N samples;
 * ``future_precision`` = share of the N samples that match at least one true future.
 
-Both are averaged over scenes. The tolerance is relative, so a scene with nearly identical
-futures does not reward a model for being vague, and a scene with wildly different ones does not
-punish it for the rendering's scale.
+Both are averaged over scenes. How the tolerance was set (before any model's coverage was
+used; only the truth and the baselines): a first definition compared the full per-pixel flow
+fields with a tolerance of 0.25 x spread; there a PERFECT sampler -- N = 8 further independent
+true futures of the same scene (``render_futures`` j = 8..15) -- covered only 20% (rich) / 23%
+(classic) of the futures: in hundreds of dimensions every future is about equally far from every
+other, and no model could reach the issue's 0.7. With the descriptor and 0.5 x spread the perfect
+sampler covers 0.73 / 0.73 with precision 0.81 / 0.81, while the ``mean_flow`` baseline (one
+future repeated N times) covers 0.18 / 0.22 and ``copy_first_frame`` 0.21 / 0.08 (16 scenes,
+64x64, 1 + 4 frames; ``/work/wt/lab`` reference script in the experiment log). So the issue's
+target (coverage and precision >= 0.7) asks for about the truth's own diversity. Caveat: when
+futures differ along ONE axis only (speed), one repeated future can match up to half of them
+(its neighbours within 1.5 spacings); the streets' futures differ in speed, turn and drift.
+:func:`independent_futures_reference` computes the perfect sampler's scores for any scene set.
 """
 
 from __future__ import annotations
@@ -39,37 +45,49 @@ __all__ = [
     "TOLERANCE",
     "future_coverage",
     "future_distances",
+    "independent_futures_reference",
+    "motion_descriptor",
     "future_precision",
     "multi_future_scenes",
     "multi_future_scores",
 ]
 
 #: A sample matches a true future within this share of the scene's spread (see the module docstring).
-TOLERANCE = 0.25
+TOLERANCE = 0.5
 
 PROTOCOL = (
-    "K true futures per first frame, N prior samples; d = mean EPE (px) between forward flows over frames "
-    f"1..T and all pixels; spread = median d over pairs of true futures; match: d <= {TOLERANCE} * spread; "
+    "K true futures per first frame, N prior samples; motion descriptor = per frame t the mean flow x, mean flow "
+    "y and mean flow magnitude over all pixels (px); d = |descriptor difference| / sqrt(T); spread = median d "
+    f"over pairs of true futures; match: d <= {TOLERANCE} * spread; "
     "coverage = share of true futures matched by some sample, precision = share of samples matching some "
     "true future; mean over scenes"
 )
 
 
+def motion_descriptor(flows: Tensor) -> Tensor:
+    """(N, T, 2, H, W) forward flows (px) -> (N, T, 3): per frame the mean flow x, mean flow y and
+    mean flow magnitude over all pixels (pixels)."""
+    if flows.dim() != 5 or flows.shape[2] != 2:
+        raise ValueError(f"flows must be (N, T, 2, H, W), got {tuple(flows.shape)}")
+    f = flows.double()
+    return torch.stack([f[:, :, 0].mean((2, 3)), f[:, :, 1].mean((2, 3)), f.square().sum(2).sqrt().mean((2, 3))], 2)
+
+
 def future_distances(samples: Tensor, futures: Tensor) -> Tensor:
-    """Mean EPE between every pair (sample, future) of flow sequences.
+    """Distance between every (sample, future) pair of flow sequences (see the module docstring).
 
     Args:
         samples: (N, T, 2, H, W) pixels.
         futures: (K, T, 2, H, W) pixels.
     Returns:
-        (N, K) float64, pixels.
+        (N, K) float64, pixels: |descriptor difference| / sqrt(T).
     """
     if samples.dim() != 5 or samples.shape[1:] != futures.shape[1:] or samples.shape[2] != 2:
         raise ValueError(
             f"samples {tuple(samples.shape)} and futures {tuple(futures.shape)} must be (N/K, T, 2, H, W)"
         )
-    s, f = samples.double(), futures.double()
-    return torch.stack([(s - f[k]).square().sum(2).sqrt().mean(dim=(1, 2, 3)) for k in range(f.shape[0])], dim=1)
+    a, b = motion_descriptor(samples), motion_descriptor(futures)
+    return (a[:, None] - b[None]).square().sum((2, 3)).sqrt() / samples.shape[1] ** 0.5
 
 
 def _matches(samples: Tensor, futures: Tensor, tolerance: float) -> Tensor:
@@ -201,3 +219,22 @@ def multi_future_scores(
                 "n": len(values), "per_frame": []}
 
     return {"future_coverage": summary(coverage), "future_precision": summary(precision)}
+
+
+def independent_futures_reference(scene: Any, num_scenes: int, k: int = 8, n: int = 8,
+                                  seed: int = 7_500_000) -> dict[str, float] | None:
+    """Scores of a PERFECT sampler: ``n`` further independent true futures of each scene of
+    :func:`multi_future_scenes` (same seeds) scored against its ``k`` futures. None without
+    the data module's multi-future renderer."""
+    import numpy as np
+
+    render = _future_renderer()
+    if render is None:
+        return None
+    coverage, precision = [], []
+    for i in range(num_scenes):
+        clip_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        flows = render(scene, clip_seed, k + n)["flow_fwd"]
+        coverage.append(future_coverage(flows[k:], flows[:k]))
+        precision.append(future_precision(flows[k:], flows[:k]))
+    return {"future_coverage": float(np.mean(coverage)), "future_precision": float(np.mean(precision))}

@@ -189,10 +189,19 @@ def test_predicting_the_true_futures_covers_all_of_them_precisely():
 
 
 def test_a_constant_prediction_covers_at_most_a_third():
-    futures = _speed_futures([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0])
+    # 8 futures that differ in speed AND direction (a ring of uniform motions, as camera speed and turn)
+    t, h, w = 2, 8, 8
+    futures = torch.zeros(8, t, 2, h, w)
+    for i in range(8):
+        angle = torch.tensor(2 * torch.pi * i / 8)
+        for j in range(t):
+            futures[i, j, 0] = 2.0 * (j + 1) * torch.cos(angle)
+            futures[i, j, 1] = 2.0 * (j + 1) * torch.sin(angle)
     for constant in (futures.mean(0), futures[3], torch.zeros_like(futures[0])):
         samples = constant.expand(8, *constant.shape)
         assert future_coverage(samples, futures) <= 1 / 3
+    # ...while the futures themselves, in any order, cover everything
+    assert future_coverage(futures.flip(0), futures) == 1.0
 
 
 def test_multi_future_scenes_share_frame_zero_and_score_through_a_predictor():
