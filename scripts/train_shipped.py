@@ -41,13 +41,12 @@ from seg2vid.cli import tcmalloc_environment  # noqa: E402
 
 PRESET = "tiny"
 KL_WARMUP_STEPS = 500
-#: The issue-11 candidate recipe (``--recipe motion``): Seg2VidConfig and LossConfig overrides on top
-#: of the tiny preset and LossConfig.for_pixel_flows, the scene style, and the steps.
+#: The issue-11 candidate recipe (``--recipe motion``): the model and loss presets, the scene style, the steps.
 MOTION = {
-    "model": {},
-    "loss": {},
+    "preset": "tiny_motion",  # seg2vid.models.PRESETS
+    "loss_preset": "motion",  # seg2vid.objective.loss_preset
     "style": "rich",
-    "steps": 3000,
+    "steps": 1500,
 }
 TRAIN = {"steps": 5000, "batch_size": 8, "lr": 1e-3, "seed": 0, "num_clips": 1000, "sample_every": 1000,
          "checkpoint_every": 500, "device": "cpu"}
@@ -98,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipe == "motion":
         from seg2vid.data.synthetic import SceneConfig
 
-        model = model.replace(**MOTION["model"])
-        loss = LossConfig.for_pixel_flows(model.width, **{"kl_warmup_steps": KL_WARMUP_STEPS, **MOTION["loss"]})
+        from seg2vid.objective import loss_preset
+
+        model = PRESETS[MOTION["preset"]]
+        loss = loss_preset(MOTION["loss_preset"], model.width, kl_warmup_steps=KL_WARMUP_STEPS)
         scene = SceneConfig(height=model.height, width=model.width, frames=model.frames, style=MOTION["style"])
         train["steps"] = MOTION["steps"]
     if args.steps is not None:

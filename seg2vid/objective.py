@@ -191,8 +191,15 @@ class LossConfig:
 #: authors weighted it (flows in normalised grid units); ``"pixel_flows"`` -- the same with the
 #: consistency and smoothness weights converted for flows in pixels (``seg2vid train``'s
 #: default, :meth:`LossConfig.for_pixel_flows`); ``"oracle"`` -- ``pixel_flows`` plus
-#: supervision with the exact flow and visibility (an upper bound, never a recipe).
-LOSS_PRESETS: tuple[str, ...] = ("authors", "pixel_flows", "oracle")
+#: supervision with the exact flow and visibility (an upper bound, never a recipe); ``"motion"`` --
+#: the issue-11 experiment recipe (``data/results/motion_experiments.md``, run A1): ``pixel_flows``
+#: with l1 + census warp terms at 3 scales, second-order smoothness (0.05), masks held for 300
+#: steps, and the forward-backward mask target (0.1). Use it with the ``tiny_motion`` model preset.
+LOSS_PRESETS: tuple[str, ...] = ("authors", "pixel_flows", "oracle", "motion")
+
+#: The overrides of the ``"motion"`` preset (on top of ``pixel_flows``).
+MOTION_LOSS: dict = {"photometric": "l1+census", "photometric_scales": 3, "smoothness_order": 2, "smoothness": 0.05,
+                     "mask_free_after": 300, "mask_fb": 0.1}
 
 
 def loss_preset(name: str, width: int = 64, **overrides) -> LossConfig:
@@ -201,6 +208,8 @@ def loss_preset(name: str, width: int = 64, **overrides) -> LossConfig:
         return LossConfig(**overrides)
     if name == "pixel_flows":
         return LossConfig.for_pixel_flows(width, **overrides)
+    if name == "motion":
+        return LossConfig.for_pixel_flows(width, **{**MOTION_LOSS, **overrides})
     if name == "oracle":
         return LossConfig.for_pixel_flows(width, **{"oracle_flow": 1.0, "oracle_visibility": 1.0, **overrides})
     raise KeyError(f"unknown loss preset {name!r}; choose one of {', '.join(LOSS_PRESETS)}")

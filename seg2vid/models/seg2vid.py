@@ -196,8 +196,11 @@ class Seg2VidConfig:
 
 #: Named configurations. "paper": the authors' Cityscapes setting (128x256, 1 + 4 frames, image
 #: encoder widths 32-64-128-256). "tiny": small enough to train on a laptop CPU in minutes.
+#: "tiny_motion": "tiny" with the issue-11 mask options (full-resolution mask head, the refiner's
+#: gradient stopped at the masks), for the ``"motion"`` loss preset of :mod:`seg2vid.objective`.
 PRESETS: dict[str, Seg2VidConfig] = {
     "tiny": Seg2VidConfig(),
+    "tiny_motion": Seg2VidConfig(mask_head="full", refiner_mask_grad=False),
     "paper": Seg2VidConfig(
         height=128, width=256, frames=4, widths=(32, 64, 128, 256),
         motion_widths=(32, 64, 128, 128), refine_widths=(16, 32, 64, 128), latent_dim=16,
