@@ -534,9 +534,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
     model = load_model(path, args.device)
     c = model.config
+    scene = None
     if args.data == "synthetic":
         seed = split_seed("test" if args.split == "test" else "val")
-        dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed), None
+        dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed,
+                                               style=args.style), None
     else:
         from torch.utils.data import Subset
 
@@ -566,10 +568,35 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         features["fid_extractor"] = load_fid_extractor(args.inception)
     kwargs = {"table": table} if table is not None else {}
+    device = next(model.parameters()).device
+    if scene is not None and args.future_scenes:  # multi-future scenes: seg2vid.evaluation.multifuture
+        from seg2vid.evaluation.multifuture import PROTOCOL as FUTURE_PROTOCOL
+        from seg2vid.evaluation.multifuture import multi_future_scenes
+
+        kwargs.update(multi_future=multi_future_scenes(scene, args.future_scenes, args.future_k),
+                      future_samples=args.future_samples)
     result = ev.evaluate(model, dataset, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
-                         device=next(model.parameters()).device, **kwargs, **features)
+                         device=device, **kwargs, **features)
     result.update(checkpoint=str(path), data=args.data, split=args.split)
-    markdown = ev.format_table({path.stem: result["metrics"]})
+    if "multi_future" in kwargs:
+        from seg2vid.evaluation.multifuture import independent_futures_reference
+
+        result.update(multi_future_protocol=FUTURE_PROTOCOL, multi_future_kind=kwargs["multi_future"][0]["kind"],
+                      multi_future_perfect_sampler=independent_futures_reference(
+                          scene, args.future_scenes, args.future_k, args.future_samples))
+    rows = {path.stem: result["metrics"]}
+    if args.baselines:  # the same protocol for each baseline (seg2vid.evaluation.baselines); the mean flow from TRAINING clips
+        from seg2vid.evaluation.baselines import MEAN_FLOW_CLIPS, evaluate_baselines
+
+        result["baselines"] = evaluate_baselines(
+            dataset, scene, c.frames, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
+            device=device, **kwargs)
+        result["baselines_protocol"] = (
+            f"mean_flow: the average flow of training clips 0..{MEAN_FLOW_CLIPS - 1} (SyntheticStreets seed 0, the "
+            "trainer's pool) warps the first frame, all visible; exact_flow_warp: the exact flow and visibility; "
+            "copy_first_frame: zero flow")
+        rows.update(result["baselines"])
+    markdown = ev.format_table(rows)
     out = Path(args.out)
     atomic_write(out / "eval.json", lambda fh: fh.write(json.dumps(result, indent=1).encode()))
     atomic_write(out / "table.md", lambda fh: fh.write((markdown + "\n\n" + ev.PROTOCOL + "\n").encode()))
@@ -709,6 +736,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", default="eval_output", help="output folder (default: eval_output)")
     add("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    add("--baselines", action=argparse.BooleanOptionalAction, default=True,
+        help="also score copy_first_frame, mean_flow and exact_flow_warp (default: on)")
+    add("--style", default=None, help="synthetic scene style of the test clips (default: SceneConfig's)")
+    add("--future-scenes", type=int, default=16,
+        help="first frames with K true futures for future_coverage/precision (0 = skip; default: 16)")
+    add("--future-k", type=int, default=8, help="true futures per first frame, K (default: 8)")
+    add("--future-samples", type=int, default=8, help="prior samples per first frame, N (default: 8)")
     evaluate.set_defaults(func=_evaluate)
 
     stage1 = sub.add_parser(

@@ -62,7 +62,11 @@ PROTOCOL = (
     "mean-of-N; "
     "occlusion IoU: mask < 0.5 vs exact occlusion, mean-of-N; diversity: mean pairwise L1 of the N samples; "
     "semantic fidelity: mIoU of the shipped segmenter on predicted frames vs the label map carried by the "
-    "true flow (hidden pixels ignored), mean-of-N; mean and std over inputs"
+    "true flow (hidden pixels ignored), mean-of-N; mean and std over inputs; "
+    "epe_best_of_n / epe_textured (|grad I| > 0.03 on the true frame, visible pixels): prior samples; "
+    "speed_correlation, epe_posterior*, occlusion_iou_fwd/bwd (mask < 0.5) and *_fbcheck (forward-backward "
+    "check of the same flows): the POSTERIOR reconstruction, z = mean of q(z | true clip) (seg2vid.evaluation.motion_eval); "
+    "future_coverage / future_precision: seg2vid.evaluation.multifuture.PROTOCOL"
 )
 
 
@@ -74,15 +78,33 @@ class Prediction:
         video: (B*N, T+1, 3, H, W) in [0, 1]; frame 0 is the given first frame.
         flow_fwd: (B*N, T, 2, H, W) pixels (frame 0 -> t, on frame t's grid), or None.
         mask_fwd: (B*N, T, 1, H, W) visibility in [0, 1] (1 = visible in frame 0), or None.
+        flow_bwd: (B*N, T, 2, H, W) pixels (frame t -> 0, on frame 0's grid), or None.
+        mask_bwd: (B*N, T, 1, H, W) visibility of frame 0's pixels in frame t, or None.
     """
 
     video: Tensor
     flow_fwd: Tensor | None = None
     mask_fwd: Tensor | None = None
+    flow_bwd: Tensor | None = None
+    mask_bwd: Tensor | None = None
 
 
 #: A predictor: (first frames (B, 3, H, W), one-hot labels (B, L, H, W), N, generator) -> Prediction.
 Predictor = Callable[[Tensor, Tensor, int, torch.Generator], Prediction]
+
+
+def model_posterior(model: torch.nn.Module) -> Callable[..., Prediction]:
+    """The posterior reconstruction of a :class:`~seg2vid.models.Seg2Vid` as a callable
+    ``(frames, onehot, truth, generator) -> Prediction``: z = the mean of q(z | clip)."""
+    def posterior(frames: Tensor, onehot: Tensor, truth: dict[str, Tensor], generator: torch.Generator):
+        if model.config.variant == "deterministic":
+            mu = frames.new_zeros(frames.shape[0], model.latent_size)
+        else:
+            mu, _ = model.posterior(frames, model._labels_seen(onehot))
+        out = model.decode(frames[:, 0], onehot, mu, generator=generator)
+        return Prediction(out.video, out.flow_fwd, out.mask_fwd, flow_bwd=out.flow_bwd, mask_bwd=out.mask_bwd)
+
+    return posterior
 
 
 def model_predictor(model: torch.nn.Module) -> Predictor:
@@ -90,7 +112,7 @@ def model_predictor(model: torch.nn.Module) -> Predictor:
 
     def predict(first: Tensor, onehot: Tensor, n: int, generator: torch.Generator) -> Prediction:
         out = model.sample(first, onehot, n_samples=n, generator=generator)
-        return Prediction(out.video, out.flow_fwd, out.mask_fwd)
+        return Prediction(out.video, out.flow_fwd, out.mask_fwd, out.flow_bwd, out.mask_bwd)
 
     return predict
 
@@ -98,24 +120,29 @@ def model_predictor(model: torch.nn.Module) -> Predictor:
 class CopyFirstFrame:
     """The simplest baseline: every future frame is the first frame (zero flow, all visible)."""
 
+    deterministic = True
+
     def __init__(self, frames: int):
         self.frames = frames
 
     def __call__(self, first: Tensor, onehot: Tensor, n: int, generator: torch.Generator) -> Prediction:
         video = first.repeat_interleave(n, dim=0).unsqueeze(1).expand(-1, self.frames + 1, -1, -1, -1)
         b, _, h, w = video.shape[0], *video.shape[2:4], video.shape[-1]
-        return Prediction(
-            video.contiguous(),
-            video.new_zeros(b, self.frames, 2, h, w),
-            video.new_ones(b, self.frames, 1, h, w),
-        )
+        zeros, ones = video.new_zeros(b, self.frames, 2, h, w), video.new_ones(b, self.frames, 1, h, w)
+        return Prediction(video.contiguous(), zeros, ones, zeros, ones)
+
+    def posterior(self, frames: Tensor, onehot: Tensor, truth: dict, generator: torch.Generator) -> Prediction:
+        """The same prediction (it reads nothing of the clip): for the posterior motion metrics."""
+        return self(frames[:, 0], onehot, 1, generator)
 
 
 def synthetic_test_set(
-    height: int, width: int, frames: int, num_clips: int, seed: int = TEST_SEED
+    height: int, width: int, frames: int, num_clips: int, seed: int = TEST_SEED, style: str | None = None
 ) -> SyntheticStreets:
-    """The held-out synthetic test clips (exact flow, visibility and labels)."""
-    return SyntheticStreets(num_clips, SceneConfig(height=height, width=width, frames=frames), seed=seed)
+    """The held-out synthetic test clips (exact flow, visibility and labels); ``style`` is a
+    :data:`seg2vid.data.synthetic.STYLES` name (None: the default style)."""
+    scene = SceneConfig(height=height, width=width, frames=frames, **({"style": style} if style else {}))
+    return SyntheticStreets(num_clips, scene, seed=seed)
 
 
 def _batch(dataset: Any, indices: range) -> dict[str, Tensor]:
@@ -123,7 +150,7 @@ def _batch(dataset: Any, indices: range) -> dict[str, Tensor]:
     pairs = [frames_and_label_map(it) for it in items]
     batch = {"frames": torch.stack([f for f, _ in pairs]),
              "label_map": torch.stack([lab for _, lab in pairs])}
-    for key in ("flow_fwd", "visible_fwd"):
+    for key in ("flow_fwd", "visible_fwd", "flow_bwd", "visible_bwd"):
         if all(key in it for it in items):
             batch[key] = torch.stack([it[key] for it in items])
     return batch
@@ -142,6 +169,8 @@ def evaluate(
     lpips_model: torch.nn.Module | None = None,
     fvd_extractor: Callable | None = None,
     fid_extractor: Callable | None = None,
+    multi_future: list[dict[str, Tensor]] | None = None,
+    future_samples: int = 8,
 ) -> dict[str, Any]:
     """Score a model (or a baseline predictor) on every clip of ``dataset``; see :data:`PROTOCOL`.
 
@@ -158,15 +187,28 @@ def evaluate(
         table: the dataset's label table (one-hot channels).
         device: where the predictor runs.
         lpips_model, fvd_extractor, fid_extractor: feature networks from LOCAL weights (None = skip).
+        multi_future: scenes of :func:`seg2vid.evaluation.multifuture.multi_future_scenes` for
+            ``future_coverage`` / ``future_precision`` (None = skip), with ``future_samples``
+            prior samples per first frame.
+
+    With exact flows and visibility in the clips, the motion metrics of :mod:`seg2vid.evaluation.motion_eval`
+    are added (posterior reconstruction for a model; a baseline's ``posterior`` method, if any).
     Returns:
         ``{"metrics": {name: {"mean", "std", "n", "per_frame"}}, "protocol": str, "n_samples",
         "num_clips", "seconds", "feature_protocols": {...}}``.
     """
+    from seg2vid.evaluation import motion_eval
+
     if isinstance(predictor, torch.nn.Module):
         predictor.eval()
         predict = model_predictor(predictor)
+        posterior = model_posterior(predictor)
     else:
         predict = predictor
+        posterior = getattr(predictor, "posterior", None)
+    speeds: list[Tensor] = []
+    # the posterior's fill noise has its own generator: the prior samples stay those of a run without it
+    posterior_generator = torch.Generator(device=device).manual_seed(seed + 1)
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     per_frame: dict[str, list[Tensor]] = {}
@@ -183,7 +225,11 @@ def evaluate(
         frames = batch["frames"].to(device)
         b, t1 = frames.shape[:2]
         onehot = table.one_hot(batch["label_map"].to(device))
-        pred = predict(frames[:, 0], onehot, n, generator)
+        truth = {k: batch[k].to(device) for k in ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd") if k in batch}
+        if getattr(predict, "uses_truth", False):
+            pred = predict(frames[:, 0], onehot, n, generator, truth=truth)
+        else:
+            pred = predict(frames[:, 0], onehot, n, generator)
         video = pred.video.view(b, n, t1, *frames.shape[2:]).transpose(0, 1)  # (N, B, T+1, 3, H, W)
         true = frames[:, 1:]
         psnr = torch.stack([metrics.psnr(video[i, :, 1:], true) for i in range(n)])  # (N, B, T)
@@ -221,6 +267,18 @@ def evaluate(
                         [metrics.frame_mask_iou(1 - masks[i], 1 - visible) for i in range(n)]
                     ).nanmean(0),
                 )
+        if len(truth) == 4:  # exact flows and visibility: the motion metrics (seg2vid.evaluation.motion_eval)
+            truth["frames"] = frames
+            if pred.flow_fwd is not None:
+                flows = pred.flow_fwd.view(b, n, *pred.flow_fwd.shape[1:]).transpose(0, 1)
+                for name, value in motion_eval.prior_flow_scores(flows, truth).items():
+                    add(name, value)
+            if posterior is not None:
+                scores, clip_speeds = motion_eval.posterior_scores(
+                    posterior(frames, onehot, truth, posterior_generator), truth)
+                for name, value in scores.items():
+                    add(name, value)
+                speeds.append(torch.stack([clip_speeds.cpu(), motion_eval.speed(truth["flow_fwd"]).cpu()]))
         if segmenter is not None and "flow_fwd" in batch:
             from seg2vid.evaluation.segmentation import semantic_fidelity
 
@@ -244,6 +302,16 @@ def evaluate(
             real_videos.append(frames.cpu())
             fake_videos.append(video[0].cpu())  # one sample per input: sets of equal size
     summary = metrics.summarize({k: torch.cat(v) for k, v in per_frame.items()})
+    if speeds:
+        pair = torch.cat(speeds, dim=1)
+        r, clips = motion_eval.speed_correlation(pair[0], pair[1]), pair.shape[1]
+        # one number over the clips; its "std" is the usual standard error of Pearson's r
+        summary["speed_correlation"] = {"mean": r, "std": (1 - r * r) / max(clips - 1, 1) ** 0.5,
+                                        "n": clips, "per_frame": []}
+    if multi_future:
+        from seg2vid.evaluation.multifuture import multi_future_scores
+
+        summary.update(multi_future_scores(predict, multi_future, table, future_samples, seed, device))
     if fvd_extractor is not None:
         from seg2vid.evaluation.fvd import fvd
 
@@ -275,7 +343,16 @@ COLUMNS = (
     ("ssim_mean_of_n", "SSIM mean"),
     ("psnr_occluded_mean_of_n", "PSNR occluded"),
     ("epe", "EPE px (lower)"),
+    ("epe_best_of_n", "EPE best (lower)"),
+    ("epe_posterior", "EPE post. (lower)"),
+    ("epe_posterior_textured", "EPE post. tex. (lower)"),
+    ("speed_correlation", "speed r"),
     ("occlusion_iou", "occl. IoU"),
+    ("occlusion_iou_fwd", "occl. IoU fwd"),
+    ("occlusion_iou_bwd", "occl. IoU bwd"),
+    ("occlusion_iou_fwd_fbcheck", "fb-check IoU fwd"),
+    ("future_coverage", "coverage"),
+    ("future_precision", "precision"),
     ("diversity", "diversity"),
     ("semantic_miou", "sem. mIoU"),
     ("lpips_mean_of_n", "LPIPS (lower)"),

@@ -97,6 +97,21 @@ class Seg2VidConfig(FrozenConfig):
             fills them with zeros.
         variant: the full model (``"full"``) or one of the ablations of :data:`VARIANTS` that
             test the paper's claims (lesson 06, ``scripts/ablations.py``).
+
+    Options added for issue 11 (the defaults are the shipped model's architecture, so its
+    checkpoint loads and behaves exactly as before):
+
+        mask_head: ``"half"`` (masks predicted with the flows at half resolution and upsampled:
+            the exact occlusion map pooled that way reaches IoU 0.28 at most, since most
+            occluded regions are 1-2 pixel slivers) or ``"full"`` (a small extra head at full
+            resolution reads the upsampled decoder features and the first frame and predicts
+            the two mask logits per pixel; the flows stay at half resolution).
+        refiner_mask_grad: True (the authors') lets the refined-frame losses reach the masks
+            through the refiner's input ``warped * m + noise * (1 - m)``; False stops that
+            gradient (the refiner sees the masks' values but cannot change them), so only the
+            warp, consistency and mask terms decide what is occluded. At initialisation the
+            refined-frame terms push every mask to "visible" (issue 11: 0.99 in 50 steps).
+        mask_init_logit: initial bias of the mask logits (3.0: masks start at ~0.95, "visible").
     """
 
     height: int = 64
@@ -115,6 +130,9 @@ class Seg2VidConfig(FrozenConfig):
     noise_fill: bool = True
     align_corners: bool = field(default=ALIGN_CORNERS, metadata={"doc": "of every grid_sample"})
     variant: str = "full"
+    mask_head: str = "half"
+    refiner_mask_grad: bool = True
+    mask_init_logit: float = 3.0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -139,6 +157,8 @@ class Seg2VidConfig(FrozenConfig):
             raise ValueError(
                 f"background/foreground channels must index the {self.label_channels} label channels"
             )
+        if self.mask_head not in ("half", "full"):
+            raise ValueError(f"mask_head must be 'half' or 'full', got {self.mask_head!r}")
         if self.align_corners != ALIGN_CORNERS:
             raise ValueError(f"seg2vid.flow warps with align_corners={ALIGN_CORNERS}")
 
@@ -165,8 +185,11 @@ class Seg2VidConfig(FrozenConfig):
 
 #: Named configurations. "paper": the authors' Cityscapes setting (128x256, 1 + 4 frames, image
 #: encoder widths 32-64-128-256). "tiny": small enough to train on a laptop CPU in minutes.
+#: "tiny_motion": "tiny" with the issue-11 mask options (full-resolution mask head, the refiner's
+#: gradient stopped at the masks), for the ``"motion"`` loss preset of :mod:`seg2vid.training.objective`.
 PRESETS: dict[str, Seg2VidConfig] = {
     "tiny": Seg2VidConfig(),
+    "tiny_motion": Seg2VidConfig(mask_head="full", refiner_mask_grad=False),
     "paper": Seg2VidConfig(
         height=128, width=256, frames=4, widths=(32, 64, 128, 256),
         motion_widths=(32, 64, 128, 128), refine_widths=(16, 32, 64, 128), latent_dim=16,
@@ -316,22 +339,36 @@ class FlowDecoder(nn.Module):
         nn.init.normal_(self.head.weight, std=1e-3)  # start from ~zero flow...
         nn.init.zeros_(self.head.bias)
         with torch.no_grad():
-            self.head.bias[4:] = 3.0  # ...and masks ~0.95: "everything visible"
+            self.head.bias[4:] = c.mask_init_logit  # ...and masks ~0.95: "everything visible"
+        #: Full-resolution mask head (``mask_head="full"``): upsampled features + the first frame.
+        self.mask_full: nn.Sequential | None = None
+        if c.mask_head == "full":
+            self.mask_full = nn.Sequential(
+                nn.Conv2d(w[0] + 3, 16, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(16, 2, 3, padding=1),
+            )
+            nn.init.zeros_(self.mask_full[2].weight)  # start at the bias, as the half-res head
+            nn.init.constant_(self.mask_full[2].bias, c.mask_init_logit)
 
     def _up_and_join(self, x: Tensor, skip: Tensor) -> Tensor:
         # x: (B * T, C, h, w) per-frame codes; skip: (B, C_skip, 2h, 2w), the same for every frame
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         return torch.cat([x, skip.repeat_interleave(self.frames, dim=0)], dim=1)
 
-    def forward(self, features: list[Tensor], z: Tensor, size: tuple[int, int]) -> tuple[Tensor, ...]:
-        """(flow_fwd, flow_bwd) (B, T, 2, H, W) in pixels, (mask_fwd, mask_bwd) (B, T, 1, H, W)."""
-        out = self.raw(features, z, size)
+    def forward(self, features: list[Tensor], z: Tensor, size: tuple[int, int],
+                image: Tensor | None = None) -> tuple[Tensor, ...]:
+        """(flow_fwd, flow_bwd) (B, T, 2, H, W) in pixels, (mask_fwd, mask_bwd) (B, T, 1, H, W).
+
+        ``image``: the first frame (B, 3, H, W), read by the full-resolution mask head only."""
+        out = self.raw(features, z, size, image)
         flow_fwd = out[:, :, 0:2] * self.scale
         flow_bwd = out[:, :, 2:4] * self.scale
         return flow_fwd, flow_bwd, torch.sigmoid(out[:, :, 4:5]), torch.sigmoid(out[:, :, 5:6])
 
-    def raw(self, features: list[Tensor], z: Tensor, size: tuple[int, int]) -> Tensor:
-        """The heads' raw output (B, T, 6, H, W), upsampled to ``size``."""
+    def raw(self, features: list[Tensor], z: Tensor, size: tuple[int, int],
+            image: Tensor | None = None) -> Tensor:
+        """The heads' raw output (B, T, 6, H, W), upsampled to ``size`` (with ``mask_head="full"``
+        channels 4:6 come from the full-resolution head, which needs ``image``)."""
         f2, f4, f8, f16 = features
         b, _, h16, w16 = f16.shape
         tiled = z[:, :, None, None].expand(-1, -1, h16, w16)
@@ -342,6 +379,12 @@ class FlowDecoder(nn.Module):
         x = self.up2(self._up_and_join(x, f2))
         out = self.head(x)  # (B * T, 6, H/2, W/2)
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
+        if self.mask_full is not None:
+            if image is None:
+                raise ValueError("the full-resolution mask head needs the first frame (image=...)")
+            up = F.interpolate(x, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
+            masks = self.mask_full(torch.cat([up, image.repeat_interleave(self.frames, dim=0)], dim=1))
+            out = torch.cat([out[:, :4], masks], dim=1)
         return out.view(b, self.frames, 6, *size)
 
 
@@ -460,7 +503,7 @@ class Seg2Vid(nn.Module):
         labels = self._labels_seen(labels)
         features = self.image_encoder(torch.cat([first_frame, labels], dim=1))
         if variant == "direct_pixels":
-            raw = self.decoder.raw(features, z, size)  # (B, T, 6, H, W): the first 3 channels are used
+            raw = self.decoder.raw(features, z, size, first_frame)  # (B, T, 6, H, W): the first 3 channels are used
             b, t = raw.shape[:2]
             base = torch.logit(first_frame.clamp(1e-3, 1 - 1e-3)).unsqueeze(1)
             pixels = torch.sigmoid(base + raw[:, :, :3])
@@ -468,7 +511,7 @@ class Seg2Vid(nn.Module):
             mask_fwd = mask_bwd = raw.new_ones(b, t, 1, *size)
             refined = self.refiner(pixels.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
             return Seg2VidOutput(first_frame, refined, pixels, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
-        flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size)
+        flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size, first_frame)
         if variant == "zero_flow":
             flow_fwd, flow_bwd = torch.zeros_like(flow_fwd), torch.zeros_like(flow_bwd)
         elif variant == "no_masks":
@@ -479,11 +522,14 @@ class Seg2Vid(nn.Module):
             noise = torch.rand(shape, generator=generator, device=first_frame.device, dtype=first_frame.dtype)
         else:
             noise = first_frame.new_zeros(shape)
-        warped, filled = warp_and_fill(first_frame, flow_fwd, mask_fwd, noise)
+        # the gradient stop (refiner_mask_grad=False): the refiner reads the masks' values, but the
+        # refined-frame losses cannot move them
+        seen = mask_fwd if self.config.refiner_mask_grad else mask_fwd.detach()
+        warped, filled = warp_and_fill(first_frame, flow_fwd, seen, noise)
         if variant == "no_refine":
             refined = warped
         else:
-            refined = self.refiner(filled.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
+            refined = self.refiner(filled.flatten(0, 1), seen.flatten(0, 1)).view(b, t, 3, *size)
         return Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
 
     def _labels_seen(self, labels: Tensor) -> Tensor:

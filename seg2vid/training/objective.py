@@ -32,28 +32,43 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor
 
 from seg2vid.config_base import FrozenConfig
 from seg2vid.cvae import kl_diagonal_gaussian
-from seg2vid.flow import warp
+from seg2vid.flow import forward_backward_occlusion, warp
 from seg2vid.losses import (
     forward_backward_consistency_loss,
     photometric_l1,
     smoothness_loss,
     ssim_photometric,
 )
+from seg2vid.motion_losses import (
+    flow_supervision,
+    multiscale_warp_error,
+    second_order_smoothness,
+    visibility_supervision,
+)
 
 if TYPE_CHECKING:
     from seg2vid.models.seg2vid import Seg2VidOutput
     from seg2vid.training.perceptual import VGGPerceptual
 
-__all__ = ["TERMS", "LossConfig", "PerceptualOffWarning", "seg2vid_loss"]
+__all__ = ["ALL_TERMS", "EXTRA_TERMS", "LOSS_PRESETS", "TERMS", "LossConfig", "PerceptualOffWarning",
+           "loss_preset", "seg2vid_loss"]
 
-#: The loss terms, in the order they are logged.
+#: The authors' loss terms, in the order they are logged.
 TERMS: tuple[str, ...] = (
     "recon", "recon_before", "recon_back", "ssim", "perceptual", "consistency", "smoothness", "kl", "mask",
 )
+#: Terms this project added (issue 11), all off (weight 0) by default:
+#: ``mask_fb`` -- cross-entropy of the masks against the forward-backward check of the model's own
+#: (detached) flows; ``oracle_flow`` / ``oracle_visibility`` -- the ORACLE's supervision with the
+#: exact flow / visibility (an upper bound for tables, never a recipe; needs ``truth``).
+EXTRA_TERMS: tuple[str, ...] = ("mask_fb", "oracle_flow", "oracle_visibility")
+#: Every term, in log order.
+ALL_TERMS: tuple[str, ...] = TERMS + EXTRA_TERMS
 
 #: The authors' per-GPU batch: their KL is summed over the batch, so its per-clip weight is
 #: lamda (0.1) * 8 clips / 1000.
@@ -99,20 +114,44 @@ class LossConfig(FrozenConfig):
     kl_warmup_steps: int = 0
     ssim_alpha: float = 0.85
     edge_scale: float = 10.0
+    photometric: str = "l1"
+    photometric_scales: int = 1
+    census_radius: int = 3
+    smoothness_order: int = 1
+    mask_free_after: int = 0
+    mask_price: str = "constant"
+    mask_fb: float = 0.0
+    oracle_flow: float = 0.0
+    oracle_visibility: float = 0.0
 
     def __post_init__(self) -> None:
-        negative = [name for name in TERMS if getattr(self, name) < 0]
+        negative = [name for name in ALL_TERMS if getattr(self, name) < 0]
         if negative:
             raise ValueError(f"loss weights must be >= 0 (0 switches a term off); negative: {negative}")
         if self.kl_warmup_steps < 0:
             raise ValueError(f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
         if not 0 <= self.ssim_alpha <= 1:
             raise ValueError(f"ssim_alpha must be in [0, 1], got {self.ssim_alpha}")
+        if self.photometric not in ("l1", "census", "l1+census"):
+            raise ValueError(f"photometric must be 'l1', 'census' or 'l1+census', got {self.photometric!r}")
+        if self.photometric_scales < 1 or self.census_radius < 1:
+            raise ValueError("photometric_scales and census_radius must be >= 1")
+        if self.smoothness_order not in (1, 2):
+            raise ValueError(f"smoothness_order must be 1 or 2, got {self.smoothness_order}")
+        if self.mask_free_after < 0:
+            raise ValueError(f"mask_free_after must be >= 0, got {self.mask_free_after}")
+        if self.mask_price not in ("constant", "relative"):
+            raise ValueError(f"mask_price must be 'constant' or 'relative', got {self.mask_price!r}")
+
+    @property
+    def needs_truth(self) -> bool:
+        """True when an oracle term is on (the loss then needs the exact flow / visibility)."""
+        return self.oracle_flow > 0 or self.oracle_visibility > 0
 
     def weight(self, term: str, step: int = 0) -> float:
         """The weight of ``term`` at 0-based optimiser step ``step`` (KL annealing included)."""
-        if term not in TERMS:
-            raise KeyError(f"unknown loss term {term!r}; terms: {', '.join(TERMS)}")
+        if term not in ALL_TERMS:
+            raise KeyError(f"unknown loss term {term!r}; terms: {', '.join(ALL_TERMS)}")
         w = getattr(self, term)
         if term == "kl" and self.kl_warmup_steps:
             w *= min(1.0, (step + 1) / self.kl_warmup_steps)
@@ -136,6 +175,34 @@ class LossConfig(FrozenConfig):
         return cls(**{**values, **overrides})
 
 
+#: Named objectives (see :func:`loss_preset`): ``"authors"`` -- the method notes' table as the
+#: authors weighted it (flows in normalised grid units); ``"pixel_flows"`` -- the same with the
+#: consistency and smoothness weights converted for flows in pixels (``seg2vid train``'s
+#: default, :meth:`LossConfig.for_pixel_flows`); ``"oracle"`` -- ``pixel_flows`` plus
+#: supervision with the exact flow and visibility (an upper bound, never a recipe); ``"motion"`` --
+#: the issue-11 experiment recipe (``data/results/motion_experiments.md``, run A1): ``pixel_flows``
+#: with l1 + census warp terms at 3 scales, second-order smoothness (0.05), masks held for 300
+#: steps, and the forward-backward mask target (0.1). Use it with the ``tiny_motion`` model preset.
+LOSS_PRESETS: tuple[str, ...] = ("authors", "pixel_flows", "oracle", "motion")
+
+#: The overrides of the ``"motion"`` preset (on top of ``pixel_flows``).
+MOTION_LOSS: dict = {"photometric": "l1+census", "photometric_scales": 3, "smoothness_order": 2, "smoothness": 0.05,
+                     "mask_free_after": 300, "mask_fb": 0.1}
+
+
+def loss_preset(name: str, width: int = 64, **overrides) -> LossConfig:
+    """The named objective of :data:`LOSS_PRESETS` for frames ``width`` pixels wide, with overrides."""
+    if name == "authors":
+        return LossConfig(**overrides)
+    if name == "pixel_flows":
+        return LossConfig.for_pixel_flows(width, **overrides)
+    if name == "motion":
+        return LossConfig.for_pixel_flows(width, **{**MOTION_LOSS, **overrides})
+    if name == "oracle":
+        return LossConfig.for_pixel_flows(width, **{"oracle_flow": 1.0, "oracle_visibility": 1.0, **overrides})
+    raise KeyError(f"unknown loss preset {name!r}; choose one of {', '.join(LOSS_PRESETS)}")
+
+
 def _gated(loss_map: Tensor) -> Tensor:
     # The authors' gating: mean over ALL pixels of mask * error (see the module docstring).
     return loss_map.mean()
@@ -147,6 +214,7 @@ def seg2vid_loss(
     config: LossConfig | None = None,
     step: int = 0,
     perceptual: VGGPerceptual | None = None,
+    truth: dict[str, Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The weighted stage-2 objective and its unweighted terms.
 
@@ -162,6 +230,8 @@ def seg2vid_loss(
         perceptual: a :class:`~seg2vid.training.perceptual.VGGPerceptual`; ``None`` skips the perceptual
             term (with a :class:`PerceptualOffWarning`, shown once per call site, when its
             weight is not 0).
+        truth: the exact ``flow_fwd``/``flow_bwd`` (B, T, 2, H, W) and ``visible_fwd``/
+            ``visible_bwd`` (B, T, 1, H, W) of the clip, for the ORACLE terms only (else unused).
     Returns:
         ``(total, terms)``: ``total`` a 0-d tensor with gradient, ``sum_k weight_k * term_k``;
         ``terms`` maps each computed term (weight > 0, in :data:`TERMS` order) to its
@@ -178,17 +248,30 @@ def seg2vid_loss(
     if output.mu is None or output.logvar is None:
         raise ValueError("the output holds no posterior (mu, logvar): pass forward()'s, not sample()'s")
     first, future = frames[:, :1], frames[:, 1:]
+    # the mask schedule: before mask_free_after steps every pixel counts as visible in the loss
+    masks_free = step >= config.mask_free_after
+    gate_fwd = output.mask_fwd if masks_free else torch.ones_like(output.mask_fwd)
+    gate_bwd = output.mask_bwd if masks_free else torch.ones_like(output.mask_bwd)
+    authors_warp = config.photometric == "l1" and config.photometric_scales == 1
+
+    def warp_error(source: Tensor, flow: Tensor, target: Tensor, gate: Tensor) -> Tensor:
+        return multiscale_warp_error(source, flow, target, gate, config.photometric_scales,
+                                     config.photometric, config.census_radius)
 
     def recon() -> Tensor:
         return photometric_l1(output.frames, future)
 
     def recon_before() -> Tensor:
-        return _gated(photometric_l1(output.warped, future, output.mask_fwd, reduction="none"))
+        if authors_warp:
+            return _gated(photometric_l1(output.warped, future, gate_fwd, reduction="none"))
+        return warp_error(first, output.flow_fwd, future, gate_fwd)
 
     def recon_back() -> Tensor:
         # flow_bwd lives on frame 0's grid: warping frame t with it rebuilds frame 0
-        back = warp(future, output.flow_bwd)
-        return _gated(photometric_l1(back, first, output.mask_bwd, reduction="none"))
+        if authors_warp:
+            back = warp(future, output.flow_bwd)
+            return _gated(photometric_l1(back, first, gate_bwd, reduction="none"))
+        return warp_error(future, output.flow_bwd, first.expand_as(future), gate_bwd)
 
     def ssim() -> Tensor:
         return ssim_photometric(output.frames, future, alpha=config.ssim_alpha)
@@ -202,13 +285,16 @@ def seg2vid_loss(
     def consistency() -> Tensor:
         # f + warp(b, f) = 0 on frame t's grid where mask_fwd says visible, and the same with the
         # roles swapped on frame 0's grid (see seg2vid.flow.forward_backward_occlusion)
-        fwd = forward_backward_consistency_loss(output.flow_fwd, output.flow_bwd, output.mask_fwd, "none")
-        bwd = forward_backward_consistency_loss(output.flow_bwd, output.flow_fwd, output.mask_bwd, "none")
+        fwd = forward_backward_consistency_loss(output.flow_fwd, output.flow_bwd, gate_fwd, "none")
+        bwd = forward_backward_consistency_loss(output.flow_bwd, output.flow_fwd, gate_bwd, "none")
         return _gated(fwd) + _gated(bwd)
 
     def smoothness() -> Tensor:
         # every frame, both flows (the authors' code smoothed frame 1 only); the edges are those of
         # the frame each flow lives on: frame t for flow_fwd[t], frame 0 for flow_bwd[t]
+        if config.smoothness_order == 2:
+            return (second_order_smoothness(output.flow_fwd, future, config.edge_scale)
+                    + second_order_smoothness(output.flow_bwd, first, config.edge_scale))
         fwd = smoothness_loss(output.flow_fwd, future, edge_scale=config.edge_scale)
         bwd = smoothness_loss(output.flow_bwd, first, edge_scale=config.edge_scale)
         return fwd + bwd
@@ -217,12 +303,41 @@ def seg2vid_loss(
         return kl_diagonal_gaussian(output.mu, output.logvar, output.prior_mu, output.prior_logvar)
 
     def mask() -> Tensor:
+        if not masks_free:  # the schedule: no price (and so no gradient) before the masks are freed
+            return output.mask_fwd.new_zeros(())
+        if config.mask_price == "relative":
+            # the calibrated price: each frame's median warp error (no gradient through it)
+            with torch.no_grad():
+                err_f = photometric_l1(output.warped, future, reduction="none")
+                err_b = photometric_l1(warp(future, output.flow_bwd), first, reduction="none")
+                c_f = err_f.flatten(2).median(dim=2).values[..., None, None, None]  # (B, T, 1, 1, 1)
+                c_b = err_b.flatten(2).median(dim=2).values[..., None, None, None]
+            return ((1 - output.mask_fwd) * c_f).mean() + ((1 - output.mask_bwd) * c_b).mean()
         return (1 - output.mask_fwd).mean() + (1 - output.mask_bwd).mean()
+
+    def mask_fb() -> Tensor:
+        with torch.no_grad():  # the check on the model's own flows is a target, not a path
+            vis_f = forward_backward_occlusion(output.flow_fwd, output.flow_bwd)
+            vis_b = forward_backward_occlusion(output.flow_bwd, output.flow_fwd)
+        return visibility_supervision(output.mask_fwd, vis_f) + visibility_supervision(output.mask_bwd, vis_b)
+
+    def need(key: str) -> Tensor:
+        if truth is None or key not in truth:
+            raise ValueError(f"an oracle term is on but truth[{key!r}] was not given (the exact flow/visibility)")
+        return truth[key].to(output.flow_fwd.device, output.flow_fwd.dtype)
+
+    def oracle_flow() -> Tensor:
+        return flow_supervision(output.flow_fwd, need("flow_fwd")) + flow_supervision(output.flow_bwd, need("flow_bwd"))
+
+    def oracle_visibility() -> Tensor:
+        return (visibility_supervision(output.mask_fwd, need("visible_fwd"))
+                + visibility_supervision(output.mask_bwd, need("visible_bwd")))
 
     compute = {
         "recon": recon, "recon_before": recon_before, "recon_back": recon_back, "ssim": ssim,
         "perceptual": perceptual_term, "consistency": consistency, "smoothness": smoothness,
-        "kl": kl, "mask": mask,
+        "kl": kl, "mask": mask, "mask_fb": mask_fb, "oracle_flow": oracle_flow,
+        "oracle_visibility": oracle_visibility,
     }
     if perceptual is None and config.perceptual > 0:
         warnings.warn(
@@ -233,7 +348,7 @@ def seg2vid_loss(
         )
     total = output.frames.new_zeros(())
     terms: dict[str, Tensor] = {}
-    for name in TERMS:
+    for name in ALL_TERMS:
         if getattr(config, name) == 0 or (name == "perceptual" and perceptual is None):
             continue
         value = compute[name]()

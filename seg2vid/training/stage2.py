@@ -67,7 +67,7 @@ from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
 from seg2vid.training import distributed
 from seg2vid.training.loop import NonFiniteError, TrainLoop
-from seg2vid.training.objective import TERMS, LossConfig, seg2vid_loss
+from seg2vid.training.objective import ALL_TERMS, LossConfig, seg2vid_loss
 from seg2vid.training.perceptual import load_perceptual
 from seg2vid.utils import pick_device, progress_enabled, seed_everything
 from seg2vid.viz import PANEL_GAP_GREY, hstack_videos, save_gif, to_uint8_video, upscale
@@ -229,6 +229,8 @@ class Trainer(TrainLoop):
             clips from another seed, or the dataset's first two clips when ``dataset`` is given.
         data_config: a description of ``dataset`` (e.g. ``DatasetConfig.to_dict()``), stored in the
             checkpoint so that resuming on other data is refused.
+        scene: settings of the default synthetic streets (e.g. ``style="rich"``) when ``dataset`` is
+            None; default: ``SceneConfig`` at the model's size. Its size must be the model's.
 
     Under ``torchrun`` each process trains on its own ``batch_size`` clips of every step (see
     :mod:`seg2vid.training.distributed`); only rank 0 writes files.
@@ -251,6 +253,7 @@ class Trainer(TrainLoop):
         dataset: Dataset | None = None,
         held_out: Dataset | None = None,
         data_config: dict[str, Any] | None = None,
+        scene: SceneConfig | None = None,
     ):
         self.model_config = model_config
         self.config = tc = train_config or TrainConfig()
@@ -266,6 +269,8 @@ class Trainer(TrainLoop):
             )
         self.data_config = data_config if data_config is not None else (
             {"kind": "synthetic"} if dataset is None else {"kind": type(dataset).__name__})
+        if data_config is None and dataset is None and scene is not None:  # resuming on other streets is refused
+            self.data_config = {"kind": "synthetic", "scene": dataclasses.asdict(scene)}
         if tc.amp == "fp16" and (wanted := pick_device(tc.device)).type != "cuda":
             raise ValueError(f"amp='fp16' needs a CUDA device (its GradScaler), and this run is on {wanted}; "
                              "bf16 also runs on the CPU")
@@ -296,7 +301,11 @@ class Trainer(TrainLoop):
         self.columns = ["step", "total", *self.active_terms, "kl_weight", "grad_norm", "lr"]
         self.columns += ["data_s", "step_s"]
 
-        scene = SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames)
+        if scene is not None and (scene.height, scene.width, scene.frames) != (
+                model_config.height, model_config.width, model_config.frames):
+            raise ValueError(f"scene {scene.height}x{scene.width}, 1 + {scene.frames} frames does not match the model's "
+                             f"{model_config.height}x{model_config.width}, 1 + {model_config.frames}")
+        scene = scene or SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames)
         self._pool = None
         if dataset is not None:
             #: The training clips (synthetic streets by default).
@@ -319,7 +328,7 @@ class Trainer(TrainLoop):
     def active_terms(self) -> list[str]:
         """The loss terms this run computes and logs (weight > 0; perceptual only with a VGG)."""
         return [
-            name for name in TERMS
+            name for name in ALL_TERMS
             if getattr(self.loss_config, name) > 0 and (name != "perceptual" or self.perceptual is not None)
         ]
 
@@ -491,12 +500,25 @@ class Trainer(TrainLoop):
 
     # ------------------------------------------------------------------ training
 
-    def train_step(self, frames: Tensor, onehot: Tensor) -> dict[str, float]:
+    def load_truth(self, step: int) -> dict[str, Tensor]:
+        """The exact flows and visibility of step ``step``'s clips (for the ORACLE loss terms only):
+        ``flow_fwd``/``flow_bwd`` (B, T, 2, H, W) pixels, ``visible_fwd``/``visible_bwd``
+        (B, T, 1, H, W), on the device. The dataset must provide them (synthetic streets do)."""
+        items = [self.dataset[i] for i in self.clip_indices(step)]
+        keys = ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd")
+        missing = [k for k in keys if k not in items[0]]
+        if missing:
+            raise ValueError(f"the oracle loss needs {missing} but the training clips hold no such keys")
+        return {k: torch.stack([it[k] for it in items]).to(self.device) for k in keys}
+
+    def train_step(self, frames: Tensor, onehot: Tensor,
+                   truth: dict[str, Tensor] | None = None) -> dict[str, float]:
         """One optimiser step on a checked batch already on the device.
 
         Args:
             frames: (B, T+1, 3, H, W) in [0, 1].
             onehot: (B, L, H, W) one-hot label maps of the first frames.
+            truth: the exact flows/visibility, for the ORACLE loss terms only (:meth:`load_truth`).
         Returns:
             the log row: ``total`` and every active term (unweighted), ``kl_weight``,
             ``grad_norm`` (before clipping), ``lr``.
@@ -509,7 +531,7 @@ class Trainer(TrainLoop):
             output = self.step_model(frames, onehot)
         if tc.amp != "off":
             output = _float32(output)
-        total, terms = seg2vid_loss(output, frames, self.loss_config, self.step, self.perceptual)
+        total, terms = seg2vid_loss(output, frames, self.loss_config, self.step, self.perceptual, truth)
         values = dict(zip(["total", *terms], torch.stack([total.detach(), *terms.values()]).tolist(),
                           strict=True))
         bad = [k for k, v in values.items() if not math.isfinite(v) and k != "total"]
@@ -576,8 +598,9 @@ class Trainer(TrainLoop):
             check_batch(frames, labels, self.model_config, where, self.table)
             frames = frames.to(self.device, non_blocking=True)
             onehot = self.table.one_hot(labels.to(self.device, non_blocking=True))
+            truth = self.load_truth(step) if self.loss_config.needs_truth else None
             t1 = time.perf_counter()
-            row = self.train_step(frames, onehot)
+            row = self.train_step(frames, onehot, truth)
         except (NonFiniteError, ValueError) as err:
             message = f"{err}. Stopped without saving: {self._failure_note()}"
             fail(message)
