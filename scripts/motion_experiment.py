@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="pixel_flows", help="loss preset (default: pixel_flows)")
     parser.add_argument("--kl-warmup", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs"), help="parent folder of the run (default: runs)")
+    parser.add_argument("--out", type=Path, default=Path("runs"),
+                        help="parent folder of the run (default: runs)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -69,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train()
     seconds = time.perf_counter() - start
     (args.out / args.name / "recipe.json").write_text(json.dumps(
-        {"model": model.to_dict(), "loss": loss.to_dict(), "scene": key_values(args.scene), "steps": args.steps,
-         "seconds": seconds, "argv": sys.argv}, indent=1))
+        {"model": model.to_dict(), "loss": loss.to_dict(), "scene": key_values(args.scene),
+         "steps": args.steps, "seconds": seconds, "argv": sys.argv}, indent=1))
     print(f"{args.name}: trained {args.steps} steps in {seconds:.0f} s")
     return 0
 

@@ -41,7 +41,8 @@ from seg2vid.cli import tcmalloc_environment  # noqa: E402
 
 PRESET = "tiny"
 KL_WARMUP_STEPS = 500
-#: The issue-11 candidate recipe (``--recipe motion``): the model and loss presets, the scene style, the steps.
+#: The issue-11 candidate recipe (``--recipe motion``): the model and loss presets, the scene style,
+#: the steps.
 MOTION = {
     "preset": "tiny_motion",  # seg2vid.models.PRESETS
     "loss_preset": "motion",  # seg2vid.training.objective.loss_preset
@@ -73,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-stride", type=int, default=25, help="keep every N-th log row (default: 25)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--recipe", choices=("shipped", "motion"), default="shipped",
-                        help="shipped (default): the shipped checkpoint's recipe; motion: the issue-11 candidate")
+                        help="shipped (default): the shipped checkpoint's recipe; "
+                             "motion: the issue-11 candidate")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's optimiser steps")
     args = parser.parse_args(argv)
     if args.recipe == "motion" and "--export" not in (argv if argv is not None else sys.argv):
-        parser.error("--recipe motion needs an explicit --export (it must not replace the shipped checkpoint)")
+        parser.error("--recipe motion needs an explicit --export "
+                     "(it must not replace the shipped checkpoint)")
     if argv is None:  # the same tcmalloc fast path as `seg2vid train`
         env = tcmalloc_environment()
         if env is not None:
@@ -101,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model = PRESETS[MOTION["preset"]]
         loss = loss_preset(MOTION["loss_preset"], model.width, kl_warmup_steps=KL_WARMUP_STEPS)
-        scene = SceneConfig(height=model.height, width=model.width, frames=model.frames, style=MOTION["style"])
+        scene = SceneConfig(height=model.height, width=model.width, frames=model.frames,
+                            style=MOTION["style"])
         train["steps"] = MOTION["steps"]
     if args.steps is not None:
         train["steps"] = args.steps
@@ -120,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = [sys.executable, str(ROOT / "scripts" / "evaluate_shipped.py"), "--checkpoint", str(exported),
                 "--write", "--threads", str(args.threads)]
     if args.recipe == "motion":  # the issue's acceptance protocol, on the rich test clips
-        evaluate = [sys.executable, "-m", "seg2vid", "evaluate", "--checkpoint", str(exported.resolve()), "--split", "test",
-                    "--style", MOTION["style"], "--threads", str(args.threads),
+        evaluate = [sys.executable, "-m", "seg2vid", "evaluate", "--checkpoint", str(exported.resolve()),
+                    "--split", "test", "--style", MOTION["style"], "--threads", str(args.threads),
                     "--out", str(exported.resolve().with_suffix("")) + "_eval"]
     return subprocess.run(evaluate, check=False, cwd=ROOT).returncode
 

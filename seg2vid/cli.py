@@ -581,20 +581,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     if "multi_future" in kwargs:
         from seg2vid.evaluation.multifuture import independent_futures_reference
 
-        result.update(multi_future_protocol=FUTURE_PROTOCOL, multi_future_kind=kwargs["multi_future"][0]["kind"],
+        result.update(multi_future_protocol=FUTURE_PROTOCOL,
+                      multi_future_kind=kwargs["multi_future"][0]["kind"],
                       multi_future_perfect_sampler=independent_futures_reference(
                           scene, args.future_scenes, args.future_k, args.future_samples))
     rows = {path.stem: result["metrics"]}
-    if args.baselines:  # the same protocol for each baseline (seg2vid.evaluation.baselines); the mean flow from TRAINING clips
+    # the same protocol for each baseline (seg2vid.evaluation.baselines); the mean flow from TRAINING clips
+    if args.baselines:
         from seg2vid.evaluation.baselines import MEAN_FLOW_CLIPS, evaluate_baselines
 
         result["baselines"] = evaluate_baselines(
             dataset, scene, c.frames, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
             device=device, **kwargs)
         result["baselines_protocol"] = (
-            f"mean_flow: the average flow of training clips 0..{MEAN_FLOW_CLIPS - 1} (SyntheticStreets seed 0, the "
-            "trainer's pool) warps the first frame, all visible; exact_flow_warp: the exact flow and visibility; "
-            "copy_first_frame: zero flow")
+            f"mean_flow: the average flow of training clips 0..{MEAN_FLOW_CLIPS - 1} "
+            "(SyntheticStreets seed 0, the trainer's pool) warps the first frame, all visible; "
+            "exact_flow_warp: the exact flow and visibility; copy_first_frame: zero flow")
         rows.update(result["baselines"])
     markdown = ev.format_table(rows)
     out = Path(args.out)

@@ -151,7 +151,8 @@ def multiscale_warp_error(
     total = flow.new_zeros(())
     for s in range(scales):
         f = 2**s
-        src, tgt, flo = (source, target, flow) if f == 1 else (_pool(source, f), _pool(target, f), _pool(flow, f) / f)
+        src, tgt, flo = (
+            (source, target, flow) if f == 1 else (_pool(source, f), _pool(target, f), _pool(flow, f) / f))
         error = _photometric_map(warp(src, flo), tgt, kind, radius)
         if mask is not None:
             error = error * (mask if f == 1 else _pool(mask, f))
@@ -176,7 +177,8 @@ def second_order_smoothness(flow: Tensor, image: Tensor, edge_scale: float = 10.
         0-d tensor: the mean over pixels and both directions (pixels of flow per pixel^2).
     """
     if flow.dim() < 3 or flow.shape[-3] != 2 or image.shape[-2:] != flow.shape[-2:]:
-        raise ValueError(f"flow {tuple(flow.shape)} must be (..., 2, H, W) on the image's grid {tuple(image.shape)}")
+        raise ValueError(
+            f"flow {tuple(flow.shape)} must be (..., 2, H, W) on the image's grid {tuple(image.shape)}")
     image = image.to(flow.dtype)
     ddx = (flow[..., :, :-2] - 2 * flow[..., :, 1:-1] + flow[..., :, 2:]).abs().mean(-3, keepdim=True)
     ddy = (flow[..., :-2, :] - 2 * flow[..., 1:-1, :] + flow[..., 2:, :]).abs().mean(-3, keepdim=True)

@@ -36,7 +36,8 @@ def street_batch(config: Seg2VidConfig, b: int = 2):
     scene = SceneConfig(height=config.height, width=config.width, frames=config.frames)
     clips = [render_clip(scene, seed) for seed in range(b)]
     labels = torch.stack([c["labels"][0] for c in clips])
-    truth = {k: torch.stack([c[k] for c in clips]) for k in ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd")}
+    truth = {k: torch.stack([c[k] for c in clips])
+             for k in ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd")}
     return torch.stack([c["frames"] for c in clips]), CITYSCAPES.one_hot(labels), truth
 
 
@@ -66,7 +67,8 @@ def test_census_ignores_a_brightness_offset_much_more_than_l1():
 
 def test_second_order_smoothness_of_an_affine_flow_is_zero():
     h, w = 12, 16
-    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    y, x = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
     flow = torch.stack([0.3 * x - 0.2 * y + 1.5, 0.1 * x + 0.05 * y - 2.0])[None, None]  # (1, 1, 2, H, W)
     image = torch.rand(1, 1, 3, h, w, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert second_order_smoothness(flow, image).item() < 1e-12
@@ -94,7 +96,8 @@ def test_oracle_loss_is_zero_for_the_exact_flow_and_needs_the_truth():
     out = model(frames, onehot)
     assert flow_supervision(truth["flow_fwd"], truth["flow_fwd"]).item() == 0
     out.flow_fwd, out.flow_bwd = truth["flow_fwd"].clone(), truth["flow_bwd"].clone()
-    _, terms = seg2vid_loss(out, frames, loss_preset("oracle", 32, perceptual=0, oracle_visibility=0), truth=truth)
+    _, terms = seg2vid_loss(
+        out, frames, loss_preset("oracle", 32, perceptual=0, oracle_visibility=0), truth=truth)
     assert terms["oracle_flow"].item() == 0
     with pytest.raises(ValueError, match="truth"):
         seg2vid_loss(out, frames, loss_preset("oracle", 32, perceptual=0))
@@ -160,7 +163,8 @@ def test_full_resolution_mask_head_predicts_per_pixel_masks():
     out = model(frames, onehot)
     assert out.mask_fwd.shape == out.mask_bwd.shape == (2, 3, 1, 32, 32)
     # starts at the same "visible" logit as the half-resolution head
-    torch.testing.assert_close(out.mask_fwd, torch.full_like(out.mask_fwd, torch.sigmoid(torch.tensor(3.0)).item()))
+    torch.testing.assert_close(
+        out.mask_fwd, torch.full_like(out.mask_fwd, torch.sigmoid(torch.tensor(3.0)).item()))
     # one training step later the masks vary from pixel to pixel, not in 2x2 bilinear blocks
     seg2vid_loss(out, frames, LossConfig(perceptual=0, mask=1.0))[0].backward()
     assert model.decoder.mask_full[2].weight.grad.abs().sum() > 0

@@ -15,9 +15,9 @@ Each is a predictor of :func:`seg2vid.evaluation.evaluate.evaluate` (same call, 
   visibility as masks (an upper bound of the warping part, no refinement). It reads the truth
   (``uses_truth``), so it is a reference, not a model.
 
-and the forward-backward check (:func:`seg2vid.evaluation.motion_eval.fb_check_visibility`): visibility from the consistency of
-a pair of flows (Sundaram et al. 2010), run by the evaluation on the model's own flows and on
-the exact ones (metric ``occlusion_iou_*_fbcheck``).
+and the forward-backward check (:func:`seg2vid.evaluation.motion_eval.fb_check_visibility`):
+visibility from the consistency of a pair of flows (Sundaram et al. 2010), run by the evaluation on
+the model's own flows and on the exact ones (metric ``occlusion_iou_*_fbcheck``).
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ def training_mean_flow(
     return {"flow_fwd": (fwd / num_clips).float(), "flow_bwd": (bwd / num_clips).float()}
 
 
-def _prediction(video: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mask_fwd: Tensor, mask_bwd: Tensor) -> Prediction:
+def _prediction(
+    video: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mask_fwd: Tensor, mask_bwd: Tensor
+) -> Prediction:
     from seg2vid.evaluation.evaluate import Prediction
 
     return Prediction(video, flow_fwd, mask_fwd, flow_bwd=flow_bwd, mask_bwd=mask_bwd)
@@ -91,7 +93,8 @@ class MeanFlowWarp:
 
     def __init__(self, flow_fwd: Tensor, flow_bwd: Tensor):
         if flow_fwd.shape != flow_bwd.shape or flow_fwd.dim() != 4 or flow_fwd.shape[1] != 2:
-            raise ValueError(f"flows must both be (T, 2, H, W), got {tuple(flow_fwd.shape)}, {tuple(flow_bwd.shape)}")
+            raise ValueError(
+                f"flows must both be (T, 2, H, W), got {tuple(flow_fwd.shape)}, {tuple(flow_bwd.shape)}")
         self.flow_fwd, self.flow_bwd = flow_fwd, flow_bwd
 
     def __call__(self, first: Tensor, onehot: Tensor, n: int, generator: torch.Generator) -> Prediction:
@@ -124,7 +127,8 @@ class ExactFlowWarp:
             raise ValueError("ExactFlowWarp needs the clips' flow_fwd, flow_bwd, visible_fwd and visible_bwd")
         rep = first.repeat_interleave(n, dim=0)
         fwd, bwd = (truth[k].to(first).repeat_interleave(n, dim=0) for k in ("flow_fwd", "flow_bwd"))
-        vis_f, vis_b = (truth[k].to(first).repeat_interleave(n, dim=0) for k in ("visible_fwd", "visible_bwd"))
+        vis_f, vis_b = (
+            truth[k].to(first).repeat_interleave(n, dim=0) for k in ("visible_fwd", "visible_bwd"))
         video = torch.cat([rep.unsqueeze(1), warp(rep.unsqueeze(1), fwd)], dim=1)
         return _prediction(video, fwd, bwd, vis_f, vis_b)
 

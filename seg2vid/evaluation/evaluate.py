@@ -65,7 +65,8 @@ PROTOCOL = (
     "true flow (hidden pixels ignored), mean-of-N; mean and std over inputs; "
     "epe_best_of_n / epe_textured (|grad I| > 0.03 on the true frame, visible pixels): prior samples; "
     "speed_correlation, epe_posterior*, occlusion_iou_fwd/bwd (mask < 0.5) and *_fbcheck (forward-backward "
-    "check of the same flows): the POSTERIOR reconstruction, z = mean of q(z | true clip) (seg2vid.evaluation.motion_eval); "
+    "check of the same flows): the POSTERIOR reconstruction, z = mean of q(z | true clip) "
+    "(seg2vid.evaluation.motion_eval); "
     "future_coverage / future_precision: seg2vid.evaluation.multifuture.PROTOCOL"
 )
 
@@ -131,7 +132,9 @@ class CopyFirstFrame:
         zeros, ones = video.new_zeros(b, self.frames, 2, h, w), video.new_ones(b, self.frames, 1, h, w)
         return Prediction(video.contiguous(), zeros, ones, zeros, ones)
 
-    def posterior(self, frames: Tensor, onehot: Tensor, truth: dict, generator: torch.Generator) -> Prediction:
+    def posterior(
+        self, frames: Tensor, onehot: Tensor, truth: dict, generator: torch.Generator
+    ) -> Prediction:
         """The same prediction (it reads nothing of the clip): for the posterior motion metrics."""
         return self(frames[:, 0], onehot, 1, generator)
 
@@ -225,7 +228,8 @@ def evaluate(
         frames = batch["frames"].to(device)
         b, t1 = frames.shape[:2]
         onehot = table.one_hot(batch["label_map"].to(device))
-        truth = {k: batch[k].to(device) for k in ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd") if k in batch}
+        truth = {k: batch[k].to(device)
+                 for k in ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd") if k in batch}
         if getattr(predict, "uses_truth", False):
             pred = predict(frames[:, 0], onehot, n, generator, truth=truth)
         else:

@@ -55,8 +55,9 @@ __all__ = [
 TOLERANCE = 0.5
 
 PROTOCOL = (
-    "K true futures per first frame, N prior samples; motion descriptor = per frame t the mean flow x, mean flow "
-    "y and mean flow magnitude over all pixels (px); d = |descriptor difference| / sqrt(T); spread = median d "
+    "K true futures per first frame, N prior samples; motion descriptor = per frame t the mean flow x, "
+    "mean flow y and mean flow magnitude over all pixels (px); d = |descriptor difference| / sqrt(T); "
+    "spread = median d "
     f"over pairs of true futures; match: d <= {TOLERANCE} * spread; "
     "coverage = share of true futures matched by some sample, precision = share of samples matching some "
     "true future; mean over scenes"
@@ -69,7 +70,8 @@ def motion_descriptor(flows: Tensor) -> Tensor:
     if flows.dim() != 5 or flows.shape[2] != 2:
         raise ValueError(f"flows must be (N, T, 2, H, W), got {tuple(flows.shape)}")
     f = flows.double()
-    return torch.stack([f[:, :, 0].mean((2, 3)), f[:, :, 1].mean((2, 3)), f.square().sum(2).sqrt().mean((2, 3))], 2)
+    return torch.stack(
+        [f[:, :, 0].mean((2, 3)), f[:, :, 1].mean((2, 3)), f.square().sum(2).sqrt().mean((2, 3))], 2)
 
 
 def future_distances(samples: Tensor, futures: Tensor) -> Tensor:
@@ -127,7 +129,9 @@ def _future_renderer() -> Callable[..., dict[str, Tensor]] | None:
 STAND_IN_MOTIONS = (0.4, 0.57, 0.74, 0.91, 1.09, 1.26, 1.43, 1.6)
 
 
-def multi_future_scenes(scene: Any, num_scenes: int, k: int = 8, seed: int = 7_500_000) -> list[dict[str, Tensor]]:
+def multi_future_scenes(
+    scene: Any, num_scenes: int, k: int = 8, seed: int = 7_500_000
+) -> list[dict[str, Tensor]]:
     """``num_scenes`` first frames with ``k`` exact futures each.
 
     With a data module that renders alternative futures (:func:`seg2vid.data.synthetic.render_futures`:

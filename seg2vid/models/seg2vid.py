@@ -503,7 +503,8 @@ class Seg2Vid(nn.Module):
         labels = self._labels_seen(labels)
         features = self.image_encoder(torch.cat([first_frame, labels], dim=1))
         if variant == "direct_pixels":
-            raw = self.decoder.raw(features, z, size, first_frame)  # (B, T, 6, H, W): the first 3 channels are used
+            # (B, T, 6, H, W): the first 3 channels are used
+            raw = self.decoder.raw(features, z, size, first_frame)
             b, t = raw.shape[:2]
             base = torch.logit(first_frame.clamp(1e-3, 1 - 1e-3)).unsqueeze(1)
             pixels = torch.sigmoid(base + raw[:, :, :3])

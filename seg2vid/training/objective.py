@@ -186,8 +186,8 @@ class LossConfig(FrozenConfig):
 LOSS_PRESETS: tuple[str, ...] = ("authors", "pixel_flows", "oracle", "motion")
 
 #: The overrides of the ``"motion"`` preset (on top of ``pixel_flows``).
-MOTION_LOSS: dict = {"photometric": "l1+census", "photometric_scales": 3, "smoothness_order": 2, "smoothness": 0.05,
-                     "mask_free_after": 300, "mask_fb": 0.1}
+MOTION_LOSS: dict = {"photometric": "l1+census", "photometric_scales": 3, "smoothness_order": 2,
+                     "smoothness": 0.05, "mask_free_after": 300, "mask_fb": 0.1}
 
 
 def loss_preset(name: str, width: int = 64, **overrides) -> LossConfig:
@@ -199,7 +199,8 @@ def loss_preset(name: str, width: int = 64, **overrides) -> LossConfig:
     if name == "motion":
         return LossConfig.for_pixel_flows(width, **{**MOTION_LOSS, **overrides})
     if name == "oracle":
-        return LossConfig.for_pixel_flows(width, **{"oracle_flow": 1.0, "oracle_visibility": 1.0, **overrides})
+        return LossConfig.for_pixel_flows(
+            width, **{"oracle_flow": 1.0, "oracle_visibility": 1.0, **overrides})
     raise KeyError(f"unknown loss preset {name!r}; choose one of {', '.join(LOSS_PRESETS)}")
 
 
@@ -323,11 +324,13 @@ def seg2vid_loss(
 
     def need(key: str) -> Tensor:
         if truth is None or key not in truth:
-            raise ValueError(f"an oracle term is on but truth[{key!r}] was not given (the exact flow/visibility)")
+            raise ValueError(
+                f"an oracle term is on but truth[{key!r}] was not given (the exact flow/visibility)")
         return truth[key].to(output.flow_fwd.device, output.flow_fwd.dtype)
 
     def oracle_flow() -> Tensor:
-        return flow_supervision(output.flow_fwd, need("flow_fwd")) + flow_supervision(output.flow_bwd, need("flow_bwd"))
+        return (flow_supervision(output.flow_fwd, need("flow_fwd"))
+                + flow_supervision(output.flow_bwd, need("flow_bwd")))
 
     def oracle_visibility() -> Tensor:
         return (visibility_supervision(output.mask_fwd, need("visible_fwd"))

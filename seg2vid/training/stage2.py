@@ -269,7 +269,8 @@ class Trainer(TrainLoop):
             )
         self.data_config = data_config if data_config is not None else (
             {"kind": "synthetic"} if dataset is None else {"kind": type(dataset).__name__})
-        if data_config is None and dataset is None and scene is not None:  # resuming on other streets is refused
+        # resuming on other streets is refused
+        if data_config is None and dataset is None and scene is not None:
             self.data_config = {"kind": "synthetic", "scene": dataclasses.asdict(scene)}
         if tc.amp == "fp16" and (wanted := pick_device(tc.device)).type != "cuda":
             raise ValueError(f"amp='fp16' needs a CUDA device (its GradScaler), and this run is on {wanted}; "
@@ -303,9 +304,11 @@ class Trainer(TrainLoop):
 
         if scene is not None and (scene.height, scene.width, scene.frames) != (
                 model_config.height, model_config.width, model_config.frames):
-            raise ValueError(f"scene {scene.height}x{scene.width}, 1 + {scene.frames} frames does not match the model's "
+            raise ValueError(f"scene {scene.height}x{scene.width}, 1 + {scene.frames} frames "
+                             f"does not match the model's "
                              f"{model_config.height}x{model_config.width}, 1 + {model_config.frames}")
-        scene = scene or SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames)
+        scene = scene or SceneConfig(
+            height=model_config.height, width=model_config.width, frames=model_config.frames)
         self._pool = None
         if dataset is not None:
             #: The training clips (synthetic streets by default).
