@@ -517,12 +517,32 @@ def _train_stage1(args: argparse.Namespace) -> int:
     return _exit_status(summary)
 
 
+def _evaluation_data(args: argparse.Namespace, saved: dict | None) -> dict:
+    """The data ``seg2vid evaluate`` scores on (a DatasetConfig dict less the size): the checkpoint's
+    ``data_config`` (or ``--config``'s [data] table), then ``--data``/``--data-root``/``--split``
+    on top; a new ``--data`` kind starts afresh. The split defaults to the held-out one ("test",
+    Cityscapes "val"). A checkpoint without ``data_config`` was trained on synthetic streets."""
+    from seg2vid.configs import load_run_config
+
+    base = dict(load_run_config(args.config).data) if args.config else dict(saved or {"kind": "synthetic"})
+    base = {k: v for k, v in base.items() if k not in ("height", "width", "frames", "scene", "split")}
+    base.setdefault("kind", "synthetic")
+    if args.data is not None and args.data != base["kind"]:
+        base = {"kind": args.data}
+    if args.data_root is not None:
+        base["root"] = args.data_root
+    if base["kind"] == "synthetic":  # the synthetic test clips are sized by the model, seeded by the split
+        base = {"kind": "synthetic"}
+    base["split"] = args.split or ("val" if base["kind"] == "cityscapes" else "test")
+    return base
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     import torch
 
-    from seg2vid.checkpoints import atomic_write, find_checkpoint
+    from seg2vid.checkpoints import atomic_write, find_checkpoint, load_checkpoint
     from seg2vid.data.splits import split_seed
     from seg2vid.evaluation import evaluate as ev
     from seg2vid.models.loading import load_model
@@ -535,15 +555,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(path, args.device)
     c = model.config
     scene = None
-    if args.data == "synthetic":
-        seed = split_seed("test" if args.split == "test" else "val")
+    data = _evaluation_data(args, load_checkpoint(path).get("data_config"))
+    if data["kind"] == "synthetic":
+        seed = split_seed("test" if data["split"] == "test" else "val")
         dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed,
                                                style=args.style), None
     else:
         from torch.utils.data import Subset
 
-        dataset, _ = _real_dataset({"kind": args.data, "root": args.data_root, "split": args.split,
-                                    "height": c.height, "width": c.width, "frames": c.frames})
+        dataset, config = _real_dataset({**data, "height": c.height, "width": c.width, "frames": c.frames})
+        data = config.to_dict()  # every field, for eval.json
         table = dataset.table  # (read before subsetting: a Subset has no table)
         if args.num_clips < len(dataset):
             step = len(dataset) // args.num_clips
@@ -577,7 +598,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                       future_samples=args.future_samples)
     result = ev.evaluate(model, dataset, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
                          device=device, **kwargs, **features)
-    result.update(checkpoint=str(path), data=args.data, split=args.split)
+    result.update(checkpoint=str(path), data=data["kind"], split=data["split"], data_config=data)
     if "multi_future" in kwargs:
         from seg2vid.evaluation.multifuture import independent_futures_reference
 
@@ -602,7 +623,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     atomic_write(out / "eval.json", lambda fh: fh.write(json.dumps(result, indent=1).encode()))
     atomic_write(out / "table.md", lambda fh: fh.write((markdown + "\n\n" + ev.PROTOCOL + "\n").encode()))
-    print(f"seg2vid evaluate: {path} on {len(dataset)} {args.data} {args.split} clips, "
+    print(f"seg2vid evaluate: {path} on {len(dataset)} {data['kind']} {data['split']} clips"
+          f"{' from ' + data['root'] if data.get('root') else ''}, "
           f"N = {args.samples} samples ({result['seconds']:.0f} s)\n")
     print(markdown)
     print(f"\nprotocol: {ev.PROTOCOL}")
@@ -721,10 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
     add = evaluate.add_argument
     add("--checkpoint", default="data/checkpoints/seg2vid_tiny_64.pt",
         help="stage-2 checkpoint (default: the shipped tiny model)")
-    add("--split", default="test", help="test (default) or val; for real data: the dataset's split")
-    add("--data", choices=("synthetic", "cityscapes", "kth", "ucf101", "folder"), default="synthetic",
-        help="held-out data (default: synthetic streets with exact flow)")
-    add("--data-root", default=None, metavar="PATH", help="folder of a real dataset")
+    add("--split", default=None, help="test or val (default: the held-out one: test, Cityscapes val)")
+    add("--data", choices=("synthetic", "cityscapes", "kth", "ucf101", "folder"), default=None,
+        help="held-out data (default: the checkpoint's data_config; none saved: synthetic streets)")
+    add("--data-root", default=None, metavar="PATH",
+        help="folder of a real dataset (default: the checkpoint's)")
+    add("--config", default=None, metavar="NAME|FILE", help="run config whose [data] table is used")
     add("--num-clips", type=int, default=64, help="held-out clips (default: 64)")
     add("--samples", type=int, default=5, help="futures per input, N (default: 5)")
     add("--seed", type=int, default=0, help="seed of the samples (default: 0)")

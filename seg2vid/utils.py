@@ -1,4 +1,5 @@
-"""Small shared helpers: progress bars with a global switch, seeding, device choice."""
+"""Small shared helpers: progress bars with a global switch, seeding, device choice, notebook
+parameter checks."""
 
 from __future__ import annotations
 
@@ -69,3 +70,68 @@ def pick_device(prefer: str | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _parameter_error(name: str, value: object, rule: str) -> ValueError:
+    return ValueError(f"parameter {name} = {value!r}: must be {rule}")
+
+
+def _is_int(value: object) -> bool:
+    # bool is an int subclass, but `train_steps = True` is a typo, not a count
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: object) -> bool:
+    return (_is_int(value) or isinstance(value, (float, np.floating))) and bool(np.isfinite(value))
+
+
+def check_parameters(
+    *,
+    counts: dict[str, object] | None = None,
+    non_negative: dict[str, object] | None = None,
+    positive_numbers: dict[str, object] | None = None,
+    non_negative_numbers: dict[str, object] | None = None,
+    fractions: dict[str, object] | None = None,
+    ranges: dict[str, tuple[object, int, int | None]] | None = None,
+    multiples: dict[str, tuple[object, int]] | None = None,
+) -> None:
+    """Check a notebook's parameters (the values of its papermill ``parameters`` cell) before they
+    are used, so that a bad value fails at once with one line naming it, not deep inside a model.
+
+    Each argument maps parameter names to values (``counts=dict(batch_size=batch_size)``):
+
+    Args:
+        counts: integers >= 1 (steps, batch sizes, numbers of clips or samples, display scale).
+        non_negative: integers >= 0 (seeds; step counts where 0 means "skip").
+        positive_numbers: finite numbers > 0 (learning rates, frames per second).
+        non_negative_numbers: finite numbers >= 0 (loss weights).
+        fractions: finite numbers in [0, 1].
+        ranges: name -> (value, low, high): an integer in [low, high] (both inclusive; high None =
+            no upper bound).
+        multiples: name -> (value, k): an integer >= k that is a multiple of k (image sides for
+            networks that halve them log2(k) times).
+    Raises:
+        ValueError: ``parameter NAME = VALUE: must be ...`` for the first value that breaks its rule.
+    """
+    for name, value in (counts or {}).items():
+        if not (_is_int(value) and value >= 1):
+            raise _parameter_error(name, value, "an integer >= 1")
+    for name, value in (non_negative or {}).items():
+        if not (_is_int(value) and value >= 0):
+            raise _parameter_error(name, value, "an integer >= 0")
+    for name, value in (positive_numbers or {}).items():
+        if not (_is_number(value) and value > 0):
+            raise _parameter_error(name, value, "a number > 0")
+    for name, value in (non_negative_numbers or {}).items():
+        if not (_is_number(value) and value >= 0):
+            raise _parameter_error(name, value, "a number >= 0")
+    for name, value in (fractions or {}).items():
+        if not (_is_number(value) and 0 <= value <= 1):
+            raise _parameter_error(name, value, "a number from 0 to 1")
+    for name, (value, low, high) in (ranges or {}).items():
+        if not (_is_int(value) and value >= low and (high is None or value <= high)):
+            rule = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+            raise _parameter_error(name, value, rule)
+    for name, (value, k) in (multiples or {}).items():
+        if not (_is_int(value) and value >= k and value % k == 0):
+            raise _parameter_error(name, value, f"a positive multiple of {k}")

@@ -223,3 +223,44 @@ def test_cli_evaluate_on_a_subset_of_a_label_free_folder(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert json.loads((out / "eval.json").read_text())["num_clips"] == 2  # of the 4 clips
 
+
+
+def test_cli_evaluate_defaults_to_the_checkpoints_data(tmp_path, capsys):
+    """A checkpoint trained on a folder with a non-default [data] setting (stride 2) is evaluated on
+    that data's held-out split with no data option; --config and --split override it."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from seg2vid import cli
+
+    root = tmp_path / "videos"
+    for v in range(3):  # 3 videos: one each for train, val and test (seg2vid.data.folder)
+        (root / f"v{v}" / "frames").mkdir(parents=True)
+        for t in range(5):  # stride 2, 1 + 2 frames: one clip per video
+            frame = np.full((32, 32, 3), 40 * v + 10 * t, np.uint8)
+            Image.fromarray(frame).save(root / f"v{v}" / "frames" / f"{t}.png")
+    config = tmp_path / "run.toml"
+    config.write_text(f'[model]\nheight = 32\nwidth = 32\nframes = 2\n\n[data]\nkind = "folder"\n'
+                      f'root = "{root}"\nstride = 2\n\n[train]\nsteps = 1\nbatch_size = 1\n'
+                      "sample_every = 0\n")
+    run = tmp_path / "run"
+    code = cli.main(["train", "--config", str(config), "--device", "cpu", "--out", str(run)])
+    assert code == 0, capsys.readouterr().err
+    quick = ["--num-clips", "1", "--samples", "1", "--no-baselines", "--future-scenes", "0",
+             "--segmenter", "none", "--device", "cpu"]
+    checkpoint = ["evaluate", "--checkpoint", str(run / "checkpoints" / "last.pt"), *quick]
+    capsys.readouterr()
+    assert cli.main([*checkpoint, "--out", str(tmp_path / "e1")]) == 0, capsys.readouterr().err
+    assert f"on 1 folder test clips from {root}" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "e1" / "eval.json").read_text())
+    assert (saved["data"], saved["split"], saved["data_config"]["stride"]) == ("folder", "test", 2)
+    assert saved["data_config"]["root"] == str(root)
+    assert cli.main([*checkpoint, "--split", "val", "--out", str(tmp_path / "e2")]) == 0
+    assert json.loads((tmp_path / "e2" / "eval.json").read_text())["split"] == "val"
+    # --config: its [data] table replaces the checkpoint's (here stride 1)
+    other = tmp_path / "other.toml"
+    other.write_text(f'[data]\nkind = "folder"\nroot = "{root}"\n')
+    assert cli.main([*checkpoint, "--config", str(other), "--out", str(tmp_path / "e3")]) == 0
+    assert json.loads((tmp_path / "e3" / "eval.json").read_text())["data_config"]["stride"] == 1
