@@ -28,10 +28,12 @@ Sub-commands (more arrive with the later parts of the course):
     machine). ``SEG2VID_NO_TCMALLOC=1`` turns this off; without the library nothing happens.
 
 ``seg2vid evaluate``
-    Score a stage-2 checkpoint (default: the shipped one) on held-out synthetic clips (or a real
-    dataset's split) with :func:`seg2vid.evaluation.evaluate.evaluate`: PSNR/SSIM best-of-N and mean-of-N,
-    flow end-point error, occlusion IoU, diversity, semantic fidelity, and FVD/FID/LPIPS when local
-    weight files are given; print the table with its protocol, save ``eval.json`` and ``table.md``.
+    Score a stage-2 checkpoint (default: the shipped one) on the held-out split of the data it was
+    trained on (its saved data config; ``--config`` or ``--data/--data-root/--split`` override it;
+    synthetic test clips for a checkpoint without one) with
+    :func:`seg2vid.evaluation.evaluate.evaluate`: PSNR/SSIM best-of-N and mean-of-N, flow end-point
+    error, occlusion IoU, diversity, semantic fidelity, and FVD/FID/LPIPS when local weight files are
+    given; print the table with its protocol, save ``eval.json`` and ``table.md``.
 
 ``seg2vid train-stage1``
     Train the stage-1 generator (label map -> first frame; SPADE, a preset) on the first frames
