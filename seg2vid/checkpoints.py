@@ -265,23 +265,24 @@ SHIPPED_FOLDER = "data/checkpoints"
 def shipped_checkpoint(name: str) -> Path | None:
     """The installed copy of a shipped file (``"seg2vid_tiny_64.pt"``, ``"..._64.log.csv"``), or None.
 
-    Read with :mod:`importlib.resources` from the package ``seg2vid._shipped``, which
+    When this package lies in a source tree (a clone, ``pip install -e``, or ``PYTHONPATH``), the
+    file is the one in that tree's ``data/checkpoints`` (never the current folder's). Otherwise it
+    is read with :mod:`importlib.resources` from the package ``seg2vid._shipped``, which
     ``pyproject.toml`` maps onto ``data/checkpoints``: so it is found in a wheel, a ``--user`` or
-    ``--target`` install, a system Python (Colab) and an editable install alike. When seg2vid is
-    imported from a source tree (``PYTHONPATH``, no install) the package is not importable and the
-    file is taken from the repository that holds this package (never the current folder).
+    ``--target`` install and a system Python (Colab) alike. The source tree comes first so that a
+    copy of the tree on ``PYTHONPATH`` reads its own files, not those of another editable install.
     """
     from importlib import resources
 
+    candidate = Path(__file__).resolve().parents[1] / SHIPPED_FOLDER / name
+    if candidate.is_file():
+        return candidate
     try:
         resource = resources.files("seg2vid._shipped").joinpath(name)
     except ModuleNotFoundError:
-        resource = None
-    if resource is not None and resource.is_file():
-        # a wheel installs real files; only a zip import would need as_file(), which we do not support
-        return Path(str(resource))
-    candidate = Path(__file__).resolve().parents[1] / SHIPPED_FOLDER / name
-    return candidate if candidate.is_file() else None
+        return None
+    # a wheel installs real files; only a zip import would need as_file(), which we do not support
+    return Path(str(resource)) if resource.is_file() else None
 
 
 def find_checkpoint(path: str | Path | None) -> Path | None:
