@@ -12,6 +12,8 @@ name                      seed        used by
                                       --split val``, ``scripts/evaluate_shipped.py`` (the shipped
                                       stage-2 checkpoint's recorded evaluation), lesson 04
 :data:`FIRST_FRAME_SEED`  2,000,003   the stage-1 evaluation (the shipped SPADE's recorded scores)
+:data:`LESSON_SEED`       3,000,000   lesson 03's label-map editing experiment (clips with a
+                                      visible object, picked from held-out clips)
 :data:`TEST_SEED`         7,000,000   ``split="test"``: ``seg2vid evaluate`` (default), the
                                       ablation study, ``build_dataset``, lesson 06
 ========================  ==========  =========================================================
@@ -24,7 +26,9 @@ tables) is reproduced unchanged. :func:`split_seed` gives a split's seed for a r
 
 from __future__ import annotations
 
-__all__ = ["FIRST_FRAME_SEED", "SAMPLE_OFFSET", "SPLIT_OFFSET", "TEST_SEED", "VAL_SEED", "split_seed"]
+__all__ = [
+    "FIRST_FRAME_SEED", "LESSON_SEED", "SAMPLE_OFFSET", "SPLIT_OFFSET", "TEST_SEED", "VAL_SEED", "split_seed",
+]
 
 #: Held-out sample clips of a training run come from dataset seed ``seed + SAMPLE_OFFSET``.
 SAMPLE_OFFSET = 1_000_000
@@ -32,6 +36,8 @@ SAMPLE_OFFSET = 1_000_000
 VAL_SEED = 2_000_000
 #: The fixed label maps on which stage 1 (label map -> first frame) is evaluated.
 FIRST_FRAME_SEED = 2_000_003
+#: Held-out clips that lesson 03's experiment picks from (no run trains or is scored on them).
+LESSON_SEED = 3_000_000
 #: The test clips (``split="test"``): the evaluation protocol of ``seg2vid evaluate``.
 TEST_SEED = 7_000_000
 #: Dataset seed of each split relative to the run's seed.
