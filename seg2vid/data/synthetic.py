@@ -969,6 +969,45 @@ class _Draws:
         return value if self.alt is None else draw(self.alt)
 
 
+@dataclass(frozen=True)
+class _PeopleStyle:
+    """How a style places pedestrians and cyclists (world units: metres, metres per frame)."""
+
+    p_cyclist: float
+    p_crossing: float
+    cross_x: tuple[float, float]
+    cross_z: tuple[float, float]
+    cross_speed: tuple[float, float]
+    walk_z: tuple[float, float]
+    walk_speed: tuple[float, float]
+    rich: bool
+
+
+_CLASSIC_PEOPLE = _PeopleStyle(0.25, 0.3, (-5, 5), (5, 25), (0.05, 0.25), (4, 30), (0.05, 0.15), False)
+#: nearer and more often crossing: more occlusion of the background by people
+_RICH_PEOPLE = _PeopleStyle(0.3, 0.5, (-6, 6), (3, 16), (0.06, 0.3), (3, 25), (0.05, 0.2), True)
+
+
+def _people(cam, rng, mo, m: float, count: int, style: _PeopleStyle) -> list:
+    """``count`` pedestrians and cyclists, crossing the street or along a sidewalk (cyclists ride at
+    the road's edge). Draws from ``rng`` in a fixed order, so a style's clips never change."""
+    people = []
+    for _ in range(count):
+        cyclist = rng.random() < style.p_cyclist
+        if rng.random() < style.p_crossing:
+            motion = dict(x0=rng.uniform(*style.cross_x), z0=rng.uniform(*style.cross_z),
+                          vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(*style.cross_speed))
+                          * m * (1 + 2 * cyclist))
+        else:
+            side = rng.choice([-1, 1])
+            x0 = side * (ROAD_HALF_WIDTH - 0.8 if cyclist else ROAD_HALF_WIDTH + rng.uniform(0.6, 2.4))
+            motion = dict(x0=x0, z0=rng.uniform(*style.walk_z),
+                          vz=mo(lambda r: r.choice([-1, 1]) * r.uniform(*style.walk_speed))
+                          * m * (1 + 2 * cyclist))
+        people.append(_Person(cam, rng, cyclist=cyclist, rich=style.rich, **motion))
+    return people
+
+
 class _Scene:
     def __init__(self, config: SceneConfig, seed: int, future: int | None = None):
         self.config = config
@@ -1035,19 +1074,7 @@ class _Scene:
                               vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.2, 0.6)) * m)
             layers.append(_Car(cam, rng, kind, side_view=role == "crossing", **motion))
 
-        for _ in range(rng.integers(0, c.max_people + 1)):
-            cyclist = rng.random() < 0.25
-            if rng.random() < 0.3:  # crossing the street
-                motion = dict(x0=rng.uniform(-5, 5), z0=rng.uniform(5, 25),
-                              vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.05, 0.25))
-                              * m * (1 + 2 * cyclist))
-            else:  # along a sidewalk (cyclists ride at the road's edge)
-                side = rng.choice([-1, 1])
-                x0 = side * (ROAD_HALF_WIDTH - 0.8 if cyclist else ROAD_HALF_WIDTH + rng.uniform(0.6, 2.4))
-                motion = dict(x0=x0, z0=rng.uniform(4, 30),
-                              vz=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.05, 0.15))
-                              * m * (1 + 2 * cyclist))
-            layers.append(_Person(cam, rng, cyclist=cyclist, **motion))
+        layers += _people(cam, rng, mo, m, rng.integers(0, c.max_people + 1), _CLASSIC_PEOPLE)
         return layers  # layer 0 is the sky: behind everything, covering everything
 
     def _rich_layers(self, c: SceneConfig, draws: _Draws) -> list:
@@ -1112,19 +1139,8 @@ class _Scene:
                               vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.25, 1.0)) * m)
             layers.append(_Car(cam, rng, kind, side_view=role == "crossing", rich=True, **motion))
 
-        for _ in range(rng.integers(max(1, c.max_people // 3), c.max_people + 1)):
-            cyclist = rng.random() < 0.3
-            if rng.random() < 0.5:  # crossing the street, near
-                motion = dict(x0=rng.uniform(-6, 6), z0=rng.uniform(3, 16),
-                              vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.06, 0.3))
-                              * m * (1 + 2 * cyclist))
-            else:  # along a sidewalk (cyclists ride at the road's edge)
-                side = rng.choice([-1, 1])
-                x0 = side * (ROAD_HALF_WIDTH - 0.8 if cyclist else ROAD_HALF_WIDTH + rng.uniform(0.6, 2.4))
-                motion = dict(x0=x0, z0=rng.uniform(3, 25),
-                              vz=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.05, 0.2))
-                              * m * (1 + 2 * cyclist))
-            layers.append(_Person(cam, rng, cyclist=cyclist, rich=True, **motion))
+        layers += _people(cam, rng, mo, m, rng.integers(max(1, c.max_people // 3), c.max_people + 1),
+                          _RICH_PEOPLE)
         return layers
 
     def _front(self, t, x, y):
