@@ -239,12 +239,10 @@ MUTANTS: list[Mutant] = [
     M("stage1_resume_skips_rng", "trainers",
       'set_rng_state(ckpt["rng"], self.device)', "pass", hint=STAGE1),
     # ------------------------------------------------------------------ checkpoints
-    M("stage2_checkpoint_not_atomic", "checkpoints",
+    # both trainers save through TrainLoop._write_checkpoint
+    M("checkpoint_not_atomic", "checkpoints",
       "atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))",
-      "torch.save(ckpt, self.checkpoint_path)", hint=STAGE2),
-    M("stage1_checkpoint_not_atomic", "checkpoints",
-      "atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))",
-      "torch.save(ckpt, self.checkpoint_path)", hint=STAGE1),
+      "torch.save(ckpt, self.checkpoint_path)", hint=("training/loop",)),
     M("atomic_write_leaves_temporary", "checkpoints",
       "        os.replace(tmp, path)\n    except BaseException:\n        Path(tmp).unlink(missing_ok=True)\n        raise",
       "        os.replace(tmp, path)\n    except BaseException:\n        raise", hint=("train", "checkpoints")),

@@ -34,6 +34,7 @@ from seg2vid.checkpoints import (
     atomic_write,
     config_differences,
     remove_stale_temporaries,
+    rng_state,
     set_rng_state,
 )
 from seg2vid.utils import progress_enabled
@@ -304,6 +305,16 @@ class TrainLoop:
         """The first keys of every checkpoint: format tag and version, package version, step."""
         return {"format": self._FORMAT[0], "format_version": self._FORMAT[1],
                 "seg2vid_version": __version__, "step": self.step}
+
+    def _write_checkpoint(self, state: dict[str, Any]) -> Path:
+        """Write ``OUT/checkpoints/last.pt`` atomically: the header, the trainer's ``state``
+        (weights, optimisers, configs), then what every trainer stores (``data_config``, whether
+        the perceptual term was on, the RNG states). Only tensors and plain values, so it loads
+        with ``torch.load(weights_only=True)``."""
+        ckpt = {**self._checkpoint_header(), **state, "data_config": self.data_config,
+                "perceptual": self.perceptual is not None, "rng": rng_state(self.device)}
+        atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
+        return self.checkpoint_path
 
     def _permutation(self, epoch: int, n: int) -> Tensor:
         """The order (n,) in which epoch ``epoch`` visits a pool of n clips: a permutation seeded by

@@ -51,7 +51,6 @@ from seg2vid.checkpoints import (
     atomic_write,
     load_stage1_checkpoint,
     read_checkpoint,
-    rng_state,
 )
 from seg2vid.config_base import FrozenConfig
 from seg2vid.data.first_frames import dataset_first_frames, render_first_frames, spread_indices
@@ -259,20 +258,14 @@ class Stage1Trainer(TrainLoop):
 
     def save_checkpoint(self) -> Path:
         """Write ``OUT/checkpoints/last.pt`` atomically (loads with ``weights_only=True``)."""
-        ckpt = {
-            **self._checkpoint_header(),
+        return self._write_checkpoint({
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "optimizer_g": self.optimizer_g.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
             "model_config": self.model_config.to_dict(),
             "train_config": self.config.to_dict(),
-            "data_config": self.data_config,
-            "perceptual": self.perceptual is not None,
-            "rng": rng_state(self.device),
-        }
-        atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
-        return self.checkpoint_path
+        })
 
     def export_generator(self, path: str | Path) -> Path:
         """Write the generator alone (weights + configs, no optimiser: a few MB), atomically; read

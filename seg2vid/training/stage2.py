@@ -55,9 +55,7 @@ from torch.utils.data import Dataset, Subset
 
 from seg2vid.checkpoints import (
     STAGE2_FORMAT,
-    atomic_write,
     load_checkpoint,
-    rng_state,
 )
 from seg2vid.config_base import FrozenConfig
 from seg2vid.data.build import frames_and_label_map
@@ -408,20 +406,14 @@ class Trainer(TrainLoop):
         writes it."""
         if not self.is_main:
             return self.checkpoint_path
-        ckpt = {
-            **self._checkpoint_header(),
+        return self._write_checkpoint({
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "model_config": self.model_config.to_dict(),
             "loss_config": self.loss_config.to_dict(),
             "train_config": self.config.to_dict(),
-            "data_config": self.data_config,
-            "perceptual": self.perceptual is not None,
-            "rng": rng_state(self.device),
-        }
-        atomic_write(self.checkpoint_path, lambda fh: torch.save(ckpt, fh))
-        return self.checkpoint_path
+        })
 
     _FORMAT = STAGE2_FORMAT
 
