@@ -170,11 +170,35 @@ def test_full_resolution_mask_head_predicts_per_pixel_masks():
     assert model.decoder.mask_full[2].weight.grad.abs().sum() > 0
 
 
+def test_cumulative_flow_time_sums_the_per_frame_increments():
+    """With the flow heads' output fixed at one increment per frame, absolute flows stay at that
+    increment on every frame, cumulative ones grow as t times it (for both directions)."""
+    outs = {}
+    for flow_time in ("absolute", "cumulative"):
+        config = Seg2VidConfig(height=32, width=32, frames=3, flow_time=flow_time, **SMALL)
+        torch.manual_seed(0)
+        model = Seg2Vid(config)
+        with torch.no_grad():
+            model.decoder.head.weight.zero_()
+            model.decoder.head.bias[0:4] = torch.tensor([0.25, -0.5, -0.25, 0.5])
+        frames, onehot, _ = street_batch(config)
+        outs[flow_time] = model(frames, onehot)
+    unit = torch.tensor([0.25, -0.5, -0.25, 0.5]) * Seg2VidConfig(height=32, width=32).pixels_per_unit
+    for t in range(3):
+        absolute = torch.cat([outs["absolute"].flow_fwd[:, t], outs["absolute"].flow_bwd[:, t]], 1)
+        cumulative = torch.cat([outs["cumulative"].flow_fwd[:, t], outs["cumulative"].flow_bwd[:, t]], 1)
+        torch.testing.assert_close(absolute, unit.view(1, 4, 1, 1).expand_as(absolute))
+        torch.testing.assert_close(cumulative, (t + 1) * unit.view(1, 4, 1, 1).expand_as(cumulative))
+    with pytest.raises(ValueError, match="flow_time"):
+        Seg2VidConfig(flow_time="relative")
+
+
 def test_a_checkpoint_config_without_the_new_fields_loads_with_the_old_behaviour():
     old = {k: v for k, v in Seg2VidConfig().to_dict().items()
-           if k not in ("mask_head", "refiner_mask_grad", "mask_init_logit")}
+           if k not in ("mask_head", "refiner_mask_grad", "mask_init_logit", "flow_time")}
     config = Seg2VidConfig.from_dict(old)
     assert (config.mask_head, config.refiner_mask_grad, config.mask_init_logit) == ("half", True, 3.0)
+    assert config.flow_time == "absolute"
     assert not any(k.startswith("decoder.mask_full") for k in Seg2Vid(config).state_dict())
 
 

@@ -791,3 +791,23 @@ def test_compare_nan_and_integers():
     assert compare(torch.arange(3), torch.arange(3)).ok
     assert "1 of 3 values differ" in compare(torch.tensor([0, 1, 3]), torch.arange(3)).detail
     assert "returned a list of 1 but expected a tuple of 2" in compare([1], (1, 2)).detail
+
+
+def test_lesson_04_run_by_papermill_stops_at_the_check_cell(tmp_path):
+    """The real thing, once: papermill with train_steps = -3 fails in the cell after `parameters`."""
+    papermill = pytest.importorskip("papermill")
+    env = {"SEG2VID_PROGRESS": "0", "MPLBACKEND": "Agg",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        with pytest.raises(papermill.PapermillExecutionError) as err:
+            papermill.execute_notebook(str(ROOT / "solutions" / "04_image_to_video.ipynb"),
+                                       str(tmp_path / "04.ipynb"), parameters={"train_steps": -3},
+                                       cwd=str(ROOT / "solutions"), progress_bar=False)
+    assert err.value.ename == "ValueError"
+    assert err.value.evalue == "parameter train_steps = -3: must be an integer >= 0"
+    executed = nbformat.read(tmp_path / "04.ipynb", as_version=4)
+    failed = [c.get("id") for c in executed.cells if c.cell_type == "code"
+              and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed == ["find-checkpoint"]

@@ -59,6 +59,10 @@ def _table_channels(table: LabelTable) -> tuple[int, tuple[int, ...], tuple[int,
 _L, _BG, _FG = _table_channels(CITYSCAPES)
 
 #: The model and its ablations (``Seg2VidConfig.variant``), each removing one idea of the paper.
+#: How the flow heads' per-frame outputs become the flows 0 -> t (``Seg2VidConfig.flow_time``).
+FLOW_TIMES = ("absolute", "cumulative")
+
+
 VARIANTS: dict[str, str] = {
     "full": "the method: flow from a cVAE, visibility masks, refinement, label maps",
     "zero_flow": "flows forced to zero: the refinement net alone turns the first frame into each frame",
@@ -112,6 +116,12 @@ class Seg2VidConfig(FrozenConfig):
             warp, consistency and mask terms decide what is occluded. At initialisation the
             refined-frame terms push every mask to "visible" (issue 11: 0.99 in 50 steps).
         mask_init_logit: initial bias of the mask logits (3.0: masks start at ~0.95, "visible").
+        flow_time: ``"absolute"`` (the authors': frame t's head output IS the flow 0 -> t) or
+            ``"cumulative"`` (frame t's head output is an increment and the flow 0 -> t is the
+            sum of the increments of frames 1..t, for both directions). A photometric warp term
+            sees motion only within the texture's correlation length (a few pixels), so far
+            frames' large flows get little signal; cumulative flows let frame 1's small, well
+            measured motion carry on into frames 2..T, which then only learn the change.
     """
 
     height: int = 64
@@ -133,6 +143,7 @@ class Seg2VidConfig(FrozenConfig):
     mask_head: str = "half"
     refiner_mask_grad: bool = True
     mask_init_logit: float = 3.0
+    flow_time: str = "absolute"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -159,6 +170,8 @@ class Seg2VidConfig(FrozenConfig):
             )
         if self.mask_head not in ("half", "full"):
             raise ValueError(f"mask_head must be 'half' or 'full', got {self.mask_head!r}")
+        if self.flow_time not in FLOW_TIMES:
+            raise ValueError(f"flow_time must be one of {FLOW_TIMES}, got {self.flow_time!r}")
         if self.align_corners != ALIGN_CORNERS:
             raise ValueError(f"seg2vid.flow warps with align_corners={ALIGN_CORNERS}")
 
@@ -329,6 +342,7 @@ class FlowDecoder(nn.Module):
         c, w = config, config.widths
         self.frames = c.frames
         self.scale = c.pixels_per_unit
+        self.cumulative = c.flow_time == "cumulative"
         self.fuse = conv2d_block(w[3] + 2 * c.latent_dim, w[3], 1, c.norm)
         # split the fused code into T per-frame codes of w[2] channels each
         self.split = nn.Conv2d(w[3], c.frames * w[2], 3, padding=1)
@@ -361,8 +375,10 @@ class FlowDecoder(nn.Module):
 
         ``image``: the first frame (B, 3, H, W), read by the full-resolution mask head only."""
         out = self.raw(features, z, size, image)
-        flow_fwd = out[:, :, 0:2] * self.scale
-        flow_bwd = out[:, :, 2:4] * self.scale
+        flows = out[:, :, 0:4] * self.scale  # (B, T, 4, H, W): fwd 2, bwd 2
+        if self.cumulative:  # frame t's output is the increment from frame t - 1 to t
+            flows = flows.cumsum(dim=1)
+        flow_fwd, flow_bwd = flows[:, :, 0:2], flows[:, :, 2:4]
         return flow_fwd, flow_bwd, torch.sigmoid(out[:, :, 4:5]), torch.sigmoid(out[:, :, 5:6])
 
     def raw(self, features: list[Tensor], z: Tensor, size: tuple[int, int],
