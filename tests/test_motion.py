@@ -193,6 +193,21 @@ def test_cumulative_flow_time_sums_the_per_frame_increments():
         Seg2VidConfig(flow_time="relative")
 
 
+def test_extrapolated_flow_time_trains_each_frame_only_through_its_own_correction():
+    """f[t] = sg(2 f[t-1] - f[t-2]) + c[t]: with one constant correction c the flows are c, 3c, 6c,
+    and a loss on the last frame alone sends gradient to the last frame's correction only."""
+    from seg2vid.models.seg2vid import _extrapolate
+
+    c = torch.full((1, 3, 2, 4, 4), 0.5, requires_grad=True)
+    flows = _extrapolate(c)
+    torch.testing.assert_close(flows[0, :, 0, 0, 0], torch.tensor([0.5, 1.5, 3.0]))
+    flows[:, 2].sum().backward()
+    assert c.grad[:, :2].abs().sum() == 0 and (c.grad[:, 2] == 1).all()
+    config = Seg2VidConfig(height=32, width=32, frames=3, flow_time="extrapolated", **SMALL)
+    frames, onehot, _ = street_batch(config)
+    assert Seg2Vid(config)(frames, onehot).flow_fwd.shape == (2, 3, 2, 32, 32)
+
+
 def test_a_checkpoint_config_without_the_new_fields_loads_with_the_old_behaviour():
     old = {k: v for k, v in Seg2VidConfig().to_dict().items()
            if k not in ("mask_head", "refiner_mask_grad", "mask_init_logit", "flow_time")}

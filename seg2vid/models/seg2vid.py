@@ -60,7 +60,7 @@ _L, _BG, _FG = _table_channels(CITYSCAPES)
 
 #: The model and its ablations (``Seg2VidConfig.variant``), each removing one idea of the paper.
 #: How the flow heads' per-frame outputs become the flows 0 -> t (``Seg2VidConfig.flow_time``).
-FLOW_TIMES = ("absolute", "cumulative")
+FLOW_TIMES = ("absolute", "cumulative", "extrapolated")
 
 
 VARIANTS: dict[str, str] = {
@@ -122,6 +122,11 @@ class Seg2VidConfig(FrozenConfig):
             sees motion only within the texture's correlation length (a few pixels), so far
             frames' large flows get little signal; cumulative flows let frame 1's small, well
             measured motion carry on into frames 2..T, which then only learn the change.
+            ``"extrapolated"``: frame t's flow is the constant-velocity extrapolation of frames
+            t-1 and t-2 (``2 f[t-1] - f[t-2]``, f[0] = 0), with NO gradient through it, plus
+            frame t's head output. Each frame's terms then train only its own correction (the
+            acceleration), a displacement of a pixel or two, while with ``"cumulative"`` the
+            far frames' large, out-of-reach errors reach every earlier increment.
     """
 
     height: int = 64
@@ -334,6 +339,18 @@ class SpaceTimeConv(nn.Module):
         return y.transpose(1, 2).reshape(bt, c, h, w)
 
 
+def _extrapolate(corrections: Tensor) -> Tensor:
+    """(B, T, C, H, W) per-frame corrections -> flows ``f[t] = sg(2 f[t-1] - f[t-2]) + c[t]``
+    (f[-1] = f[0] = 0 before frame 1, so ``f[1] = c[1]``; ``sg`` = no gradient)."""
+    flows: list[Tensor] = []
+    zero = torch.zeros_like(corrections[:, 0])
+    for t in range(corrections.shape[1]):
+        previous = flows[t - 1] if t >= 1 else zero
+        before = flows[t - 2] if t >= 2 else zero
+        flows.append((2 * previous - before).detach() + corrections[:, t])
+    return torch.stack(flows, dim=1)
+
+
 class FlowDecoder(nn.Module):
     """(image features, z) -> per-frame flows and masks, with space-time convolutions across time."""
 
@@ -342,7 +359,7 @@ class FlowDecoder(nn.Module):
         c, w = config, config.widths
         self.frames = c.frames
         self.scale = c.pixels_per_unit
-        self.cumulative = c.flow_time == "cumulative"
+        self.flow_time = c.flow_time
         self.fuse = conv2d_block(w[3] + 2 * c.latent_dim, w[3], 1, c.norm)
         # split the fused code into T per-frame codes of w[2] channels each
         self.split = nn.Conv2d(w[3], c.frames * w[2], 3, padding=1)
@@ -376,8 +393,10 @@ class FlowDecoder(nn.Module):
         ``image``: the first frame (B, 3, H, W), read by the full-resolution mask head only."""
         out = self.raw(features, z, size, image)
         flows = out[:, :, 0:4] * self.scale  # (B, T, 4, H, W): fwd 2, bwd 2
-        if self.cumulative:  # frame t's output is the increment from frame t - 1 to t
+        if self.flow_time == "cumulative":  # frame t's output is the increment from t - 1 to t
             flows = flows.cumsum(dim=1)
+        elif self.flow_time == "extrapolated":
+            flows = _extrapolate(flows)
         flow_fwd, flow_bwd = flows[:, :, 0:2], flows[:, :, 2:4]
         return flow_fwd, flow_bwd, torch.sigmoid(out[:, :, 4:5]), torch.sigmoid(out[:, :, 5:6])
 
