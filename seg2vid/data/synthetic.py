@@ -1165,7 +1165,8 @@ class _Scene:
         flattened ``best`` / ``index``, frames ``tt``, coordinates ``xx``, ``yy``): where its exact
         shape covers a point and is nearer than ``best``, it becomes the point's front layer."""
         layer = self.layers[i]
-        box = (xx >= layer.x_lo[tt]) & (xx <= layer.x_hi[tt]) & (yy >= layer.y_lo[tt]) & (yy <= layer.y_hi[tt])
+        box = ((xx >= layer.x_lo[tt]) & (xx <= layer.x_hi[tt])
+               & (yy >= layer.y_lo[tt]) & (yy <= layer.y_hi[tt]))
         if not box.all():
             tt, xx, yy, flat = tt[box], xx[box], yy[box], flat[box]
         if flat.size == 0:
@@ -1208,7 +1209,8 @@ class _Scene:
                 rows = (ys[None] >= layer.y_lo[:n, None]) & (ys[None] <= layer.y_hi[:n, None])  # (n, H)
             parts = []
             for k in np.flatnonzero(active & cols.any(1) & rows.any(1)):
-                parts.append(((k * h + np.flatnonzero(rows[k]))[:, None] * w + np.flatnonzero(cols[k])[None]).ravel())
+                pixel_rows = (k * h + np.flatnonzero(rows[k]))[:, None] * w
+                parts.append((pixel_rows + np.flatnonzero(cols[k])[None]).ravel())
             if not parts:
                 continue
             flat = np.concatenate(parts)
