@@ -1007,6 +1007,15 @@ def _people(cam, rng, mo, m: float, count: int, style: _PeopleStyle) -> list:
     return people
 
 
+def _groups(owner: np.ndarray):
+    """(layer index, flat positions owned by it) for each layer present in ``owner`` (1-D), in
+    increasing layer order, positions ascending."""
+    order = np.argsort(owner, kind="stable")
+    ids, starts = np.unique(owner[order], return_index=True)
+    bounds = [*starts[1:], owner.size]
+    return [(int(i), order[lo:hi]) for i, lo, hi in zip(ids, starts, bounds, strict=True)]
+
+
 class _Scene:
     def __init__(self, config: SceneConfig, seed: int, future: int | None = None):
         self.config = config
@@ -1265,11 +1274,7 @@ class _Scene:
         a_all = np.zeros(x.shape, np.float32)
         b_all = np.zeros(x.shape, np.float32)
         # Group points by owner once (a stable sort) instead of one boolean mask per layer.
-        order = np.argsort(owner, kind="stable")
-        layer_ids, starts = np.unique(owner[order], return_index=True)
-        bounds = list(starts[1:]) + [owner.size]
-        for i, lo, hi in zip(layer_ids, starts, bounds, strict=True):
-            sel = order[lo:hi]
+        for i, sel in _groups(owner):
             tt = t[sel]
             a, b, depth = self.layers[i].surface(tt, x[sel], y[sel])
             rgb[sel], labels[sel] = self.layers[i].shade(a, b, depth, tt)
@@ -1298,15 +1303,18 @@ class _Scene:
         q_ok = np.zeros((T, h, w), bool)
         r_ok = np.zeros((T, h, w), bool)
         t_future = np.arange(1, T + 1)[:, None]
-        for i, layer in enumerate(self.layers):
-            sel = owner[1:] == i
-            if sel.any():
-                x0, y0, d0 = layer.project(0, a_all[1:][sel], b_all[1:][sel])
-                q[0][sel], q[1][sel], q_ok[sel] = x0, y0, d0 > NEAR_CLIP
-            sel0 = owner[0] == i
-            if sel0.any():
-                xt, yt, dt = layer.project(t_future, a_all[0][sel0][None], b_all[0][sel0][None])
-                r[0][:, sel0], r[1][:, sel0], r_ok[:, sel0] = xt, yt, dt > NEAR_CLIP
+        # Pixels grouped by owner with one stable sort (uint8 keys: a radix sort) instead of a
+        # boolean mask per layer; flat views of the outputs take the per-layer results.
+        a_t, b_t = a_all[1:].reshape(-1), b_all[1:].reshape(-1)
+        qx, qy, qok = q[0].reshape(-1), q[1].reshape(-1), q_ok.reshape(-1)
+        for i, sel in _groups(owner[1:].reshape(-1)):
+            x0, y0, d0 = self.layers[i].project(0, a_t[sel], b_t[sel])
+            qx[sel], qy[sel], qok[sel] = x0, y0, d0 > NEAR_CLIP
+        a_0, b_0 = a_all[0].reshape(-1), b_all[0].reshape(-1)
+        rx, ry, rok = r[0].reshape(T, -1), r[1].reshape(T, -1), r_ok.reshape(T, -1)
+        for i, sel in _groups(owner[0].reshape(-1)):
+            xt, yt, dt = self.layers[i].project(t_future, a_0[sel][None], b_0[sel][None])
+            rx[:, sel], ry[:, sel], rok[:, sel] = xt, yt, dt > NEAR_CLIP
 
         # Visible = still in front of the camera, inside the frame, and the nearest surface
         # there is the same layer (evaluated at the continuous position, no rounding).
