@@ -302,6 +302,7 @@ def _run_case(case: str, args: argparse.Namespace, settings: dict, folder: Path,
 
 def _environment(device: str) -> dict:
     import torch
+    import torch.distributed
 
     env = {"python": platform.python_version(), "torch": torch.__version__,
            "cuda_available": torch.cuda.is_available(), "cuda": torch.version.cuda,
