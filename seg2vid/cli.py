@@ -719,8 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--kl-warmup", type=int, default=None, help="linear KL warm-up steps (default: 0)")
     add("--seed", type=int, default=None, help="seed of the model, noise and data (default: 0)")
     add("--num-clips", type=int, default=None,
-        help="synthetic data: size of the pool of clips rendered once and reused; 0 = fresh clips every "
-        "step (default: 1000)")
+        help="synthetic data: size of the pool of clips, each rendered at its first use; 0 = fresh "
+        "clips every step (default: 1000)")
     add("--out", default=None, help="output folder (default: runs/CONFIG or runs/PRESET)")
     add("--resume", action="store_true", help="require a checkpoint in --out to continue from")
     add("--no-resume", action="store_true",
@@ -792,7 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="generator's Adam learning rate, and the discriminator's without --lr-d (default: 2e-4)")
     add("--lr-d", type=float, default=None, help="discriminator's learning rate, 0 = as --lr (default)")
     add("--seed", type=int, default=None, help="seed of the models, noise and data (default: 0)")
-    add("--num-clips", type=int, default=None, help="clips rendered once and reused (default: 2000)")
+    add("--num-clips", type=int, default=None,
+        help="pool of clips, each rendered at its first use (default: 2000)")
     add("--out", default=None, help="output folder (default: runs/CONFIG or runs/stage1_PRESET)")
     add("--data", choices=("synthetic", "cityscapes", "folder"), default=None,
         help="first frames + label maps to learn from (default: synthetic streets)")

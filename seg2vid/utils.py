@@ -3,6 +3,7 @@ parameter checks."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 from collections.abc import Iterable, Iterator
@@ -19,8 +20,11 @@ PROGRESS_ENV = "SEG2VID_PROGRESS"
 
 
 def progress_enabled() -> bool:
-    """Whether seg2vid shows progress bars (``SEG2VID_PROGRESS`` not set to 0/false/no/off)."""
-    return os.environ.get(PROGRESS_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+    """Whether seg2vid shows progress bars: ``SEG2VID_PROGRESS`` is not set to 0/false/no/off and
+    tqdm is installed (a bare torch + torchvision machine trains without it, bars off)."""
+    if os.environ.get(PROGRESS_ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    return importlib.util.find_spec("tqdm") is not None
 
 
 def progress(iterable: Iterable[T], **tqdm_kwargs) -> Iterator[T]:

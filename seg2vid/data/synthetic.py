@@ -363,7 +363,8 @@ class _Segments:
         """Segment index of street positions z (metres); non-finite z gives segment 0."""
         with np.errstate(invalid="ignore"):
             k = np.floor((z + np.float32(20.0)) * 4)
-            k = np.nan_to_num(np.clip(k, 0, len(self._table) - 1), nan=0.0)
+            # fmax / fmin clip like np.clip but map NaN to 0 (fmax ignores a NaN operand).
+            k = np.fmin(np.fmax(k, 0), len(self._table) - 1)
         return self._table[k.astype(np.int64)]
 
 
@@ -397,9 +398,7 @@ class _Facade:
             y_bottom = cam.horizon + CAMERA_HEIGHT * cam.f / depth
             y_top = cam.horizon + (CAMERA_HEIGHT - seg_h) * cam.f / depth
             cover = (y <= y_bottom) & (y > y_top)
-        out = np.full(cover.shape, np.inf, np.float32)
-        np.copyto(out, np.broadcast_to(depth, cover.shape), where=cover)
-        return out
+        return np.where(cover, depth, np.float32(np.inf))
 
     def project(self, t, a, b):
         cam = self.cam
@@ -1008,6 +1007,15 @@ def _people(cam, rng, mo, m: float, count: int, style: _PeopleStyle) -> list:
     return people
 
 
+def _groups(owner: np.ndarray):
+    """(layer index, flat positions owned by it) for each layer present in ``owner`` (1-D), in
+    increasing layer order, positions ascending."""
+    order = np.argsort(owner, kind="stable")
+    ids, starts = np.unique(owner[order], return_index=True)
+    bounds = [*starts[1:], owner.size]
+    return [(int(i), order[lo:hi]) for i, lo, hi in zip(ids, starts, bounds, strict=True)]
+
+
 class _Scene:
     def __init__(self, config: SceneConfig, seed: int, future: int | None = None):
         self.config = config
@@ -1023,6 +1031,11 @@ class _Scene:
             else np.ones(n, bool)
             for layer in self.layers
         ]
+        # Surfaces (sky, ground, facades) come first in the layer list, billboards after: the
+        # z-buffer tests the former on whole frames and the latter only near their screen boxes.
+        self.n_planes = next(i for i, layer in enumerate(self.layers) if isinstance(layer, _Billboard))
+        if any(not isinstance(layer, _Billboard) for layer in self.layers[self.n_planes:]):
+            raise AssertionError("planes must precede billboards in the layer list")
 
     def _classic_layers(self, c: SceneConfig, draws: _Draws) -> list:
         # The draw order here IS the classic dataset: change nothing (shipped checkpoints, tests).
@@ -1143,22 +1156,115 @@ class _Scene:
                           _RICH_PEOPLE)
         return layers
 
+    def _front_planes(self, t, x, y):
+        """Nearest plane layer (sky, ground, facades) at points (x, y) of frames t: (index (uint8),
+        distance), broadcast like :meth:`_front`."""
+        shape = np.broadcast_shapes(np.shape(t), np.shape(x), np.shape(y))
+        best = np.full(shape, SKY_DEPTH, np.float32)
+        index = np.zeros(shape, np.uint8)
+        for i in range(1, self.n_planes):
+            depth = self.layers[i].depth(t, x, y)
+            closer = np.broadcast_to(depth < best, shape)
+            best = np.minimum(best, depth)
+            np.copyto(index, np.uint8(i), where=closer)
+        return np.broadcast_to(index, shape).copy(), np.broadcast_to(best, shape).copy()
+
+    def _front_billboard(self, i, tt, xx, yy, flat, best, index):
+        """Z-buffer update of billboard ``i`` at candidate points (flat indices ``flat`` into the
+        flattened ``best`` / ``index``, frames ``tt``, coordinates ``xx``, ``yy``): where its exact
+        shape covers a point and is nearer than ``best``, it becomes the point's front layer."""
+        layer = self.layers[i]
+        box = ((xx >= layer.x_lo[tt]) & (xx <= layer.x_hi[tt])
+               & (yy >= layer.y_lo[tt]) & (yy <= layer.y_hi[tt]))
+        if not box.all():
+            tt, xx, yy, flat = tt[box], xx[box], yy[box], flat[box]
+        if flat.size == 0:
+            return
+        u, v, d = layer.surface(tt, xx, yy)
+        cover = layer.covers(u, v)
+        flat, d = flat[cover], d[cover]
+        closer = d < best[flat]
+        flat = flat[closer]
+        best[flat] = d[closer]
+        index[flat] = i
+
     def _front(self, t, x, y):
         """Index (uint8) of the nearest layer at points (x, y) of frames t, and its distance.
 
         t, x, y broadcast together: a grid pass uses t (N, 1, 1), x (1, 1, W), y (1, H, 1);
-        a point pass uses arrays of one shape (or t a single frame index).
+        a point pass uses arrays of one shape (or t a single frame index). Ties go to the lower
+        layer index (a layer replaces the front only when strictly nearer).
         """
         shape = np.broadcast_shapes(np.shape(t), np.shape(x), np.shape(y))
-        best = np.full(shape, SKY_DEPTH, np.float32)
-        index = np.zeros(shape, np.uint8)
-        for i in range(1, len(self.layers)):
-            if not self.active[i][t].any():
+        return self._front_at(t, x, y, np.ones(shape, bool))
+
+    def _front_grid(self, n: int):
+        """:meth:`_front` at every pixel centre of frames 0..n-1: (index, distance), (n, H, W).
+
+        Billboards are tested only on the pixels of their screen rectangle (rows x columns,
+        frame by frame), which is exactly the set the rectangle test accepts."""
+        h, w = self.config.height, self.config.width
+        xs = np.arange(w, dtype=np.float32)
+        ys = np.arange(h, dtype=np.float32)
+        index, best = self._front_planes(np.arange(n)[:, None, None], xs[None, None, :], ys[None, :, None])
+        best_f, index_f = best.reshape(-1), index.reshape(-1)
+        for i in range(self.n_planes, len(self.layers)):
+            layer = self.layers[i]
+            active = self.active[i][:n]
+            if not active.any():
                 continue
-            depth = self.layers[i].depth(t, x, y)
-            closer = depth < best
-            best = np.minimum(best, depth)
-            index[np.broadcast_to(closer, shape)] = i
+            with np.errstate(invalid="ignore"):
+                cols = (xs[None] >= layer.x_lo[:n, None]) & (xs[None] <= layer.x_hi[:n, None])  # (n, W)
+                rows = (ys[None] >= layer.y_lo[:n, None]) & (ys[None] <= layer.y_hi[:n, None])  # (n, H)
+            parts = []
+            for k in np.flatnonzero(active & cols.any(1) & rows.any(1)):
+                pixel_rows = (k * h + np.flatnonzero(rows[k]))[:, None] * w
+                parts.append((pixel_rows + np.flatnonzero(cols[k])[None]).ravel())
+            if not parts:
+                continue
+            flat = np.concatenate(parts)
+            pix = flat % (h * w)
+            self._front_billboard(i, flat // (h * w), xs[pix % w], ys[pix // w], flat, best_f, index_f)
+        return index, best
+
+    def _front_at(self, t, x, y, valid):
+        """:meth:`_front` at points, exact only where ``valid`` (elsewhere: the planes' front).
+
+        ``valid`` points must lie within half a pixel of the frame (-0.5 <= x <= W - 0.5, same
+        for y) -- the only points whose front layer the renderer uses. Billboards are tested
+        only on the valid points in their screen rectangle's rows: the points are bucketed by
+        (frame, row) once, and each billboard takes the buckets its rectangle spans.
+        """
+        shape = np.broadcast_shapes(np.shape(t), np.shape(x), np.shape(y))
+        index, best = self._front_planes(t, x, y)
+        best_f, index_f = best.reshape(-1), index.reshape(-1)
+        h = self.config.height
+        pts = np.flatnonzero(valid)
+        tf = np.broadcast_to(np.asarray(t), shape).reshape(-1)[pts]
+        xf = np.broadcast_to(x, shape).reshape(-1)[pts]
+        yf = np.broadcast_to(y, shape).reshape(-1)[pts]
+        # Bucket key (frame, row + 1): rows of valid points are -1..H-1.
+        key = tf * (h + 1) + (np.floor(yf).astype(np.int64) + 1)
+        if (len(self.cam.z) + 1) * (h + 1) < 2**15:
+            key = key.astype(np.int16)  # NumPy radix-sorts 16-bit keys
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        frames_present = np.bincount(tf, minlength=len(self.cam.z)) > 0
+        for i in range(self.n_planes, len(self.layers)):
+            layer = self.layers[i]
+            frames = np.flatnonzero(self.active[i] & frames_present)
+            if frames.size == 0:
+                continue
+            # The rows a point of the rectangle can be in: floor(y_lo) .. floor(y_hi).
+            lo = np.clip(np.floor(layer.y_lo[frames]) + 1, 0, h).astype(np.int64) + frames * (h + 1)
+            hi = np.clip(np.floor(layer.y_hi[frames]) + 1, -1, h).astype(np.int64) + frames * (h + 1)
+            starts = np.searchsorted(skey, lo, "left")
+            ends = np.searchsorted(skey, hi, "right")
+            keep = ends > starts
+            if not keep.any():
+                continue
+            sel = np.concatenate([order[a:b] for a, b in zip(starts[keep], ends[keep], strict=True)])
+            self._front_billboard(i, tf[sel], xf[sel], yf[sel], pts[sel], best_f, index_f)
         return index, best
 
     def _shade(self, owner, t, x, y):
@@ -1168,11 +1274,7 @@ class _Scene:
         a_all = np.zeros(x.shape, np.float32)
         b_all = np.zeros(x.shape, np.float32)
         # Group points by owner once (a stable sort) instead of one boolean mask per layer.
-        order = np.argsort(owner, kind="stable")
-        layer_ids, starts = np.unique(owner[order], return_index=True)
-        bounds = list(starts[1:]) + [owner.size]
-        for i, lo, hi in zip(layer_ids, starts, bounds, strict=True):
-            sel = order[lo:hi]
+        for i, sel in _groups(owner):
             tt = t[sel]
             a, b, depth = self.layers[i].surface(tt, x[sel], y[sel])
             rgb[sel], labels[sel] = self.layers[i].shade(a, b, depth, tt)
@@ -1184,7 +1286,7 @@ class _Scene:
         n, h, w, T = c.frames + 1, c.height, c.width, c.frames
         xs = np.arange(w, dtype=np.float32)[None, None, :]
         ys = np.arange(h, dtype=np.float32)[None, :, None]
-        owner, _ = self._front(np.arange(n)[:, None, None], xs, ys)  # (n, h, w)
+        owner, _ = self._front_grid(n)  # (n, h, w)
         X = np.broadcast_to(xs, (n, h, w))
         Y = np.broadcast_to(ys, (n, h, w))
         t_flat = np.repeat(np.arange(n), h * w)
@@ -1201,22 +1303,26 @@ class _Scene:
         q_ok = np.zeros((T, h, w), bool)
         r_ok = np.zeros((T, h, w), bool)
         t_future = np.arange(1, T + 1)[:, None]
-        for i, layer in enumerate(self.layers):
-            sel = owner[1:] == i
-            if sel.any():
-                x0, y0, d0 = layer.project(0, a_all[1:][sel], b_all[1:][sel])
-                q[0][sel], q[1][sel], q_ok[sel] = x0, y0, d0 > NEAR_CLIP
-            sel0 = owner[0] == i
-            if sel0.any():
-                xt, yt, dt = layer.project(t_future, a_all[0][sel0][None], b_all[0][sel0][None])
-                r[0][:, sel0], r[1][:, sel0], r_ok[:, sel0] = xt, yt, dt > NEAR_CLIP
+        # Pixels grouped by owner with one stable sort (uint8 keys: a radix sort) instead of a
+        # boolean mask per layer; flat views of the outputs take the per-layer results.
+        a_t, b_t = a_all[1:].reshape(-1), b_all[1:].reshape(-1)
+        qx, qy, qok = q[0].reshape(-1), q[1].reshape(-1), q_ok.reshape(-1)
+        for i, sel in _groups(owner[1:].reshape(-1)):
+            x0, y0, d0 = self.layers[i].project(0, a_t[sel], b_t[sel])
+            qx[sel], qy[sel], qok[sel] = x0, y0, d0 > NEAR_CLIP
+        a_0, b_0 = a_all[0].reshape(-1), b_all[0].reshape(-1)
+        rx, ry, rok = r[0].reshape(T, -1), r[1].reshape(T, -1), r_ok.reshape(T, -1)
+        for i, sel in _groups(owner[0].reshape(-1)):
+            xt, yt, dt = self.layers[i].project(t_future, a_0[sel][None], b_0[sel][None])
+            rx[:, sel], ry[:, sel], rok[:, sel] = xt, yt, dt > NEAR_CLIP
 
         # Visible = still in front of the camera, inside the frame, and the nearest surface
         # there is the same layer (evaluated at the continuous position, no rounding).
-        front_q = self._front(0, q[0], q[1])[0]
-        vis_fwd = q_ok & self._inside(q) & (front_q == owner[1:])
-        front_r = self._front(t_future[:, :, None], r[0], r[1])[0]
-        vis_bwd = r_ok & self._inside(r) & (front_r == owner[0][None])
+        # (The front layer matters only where the point is defined and inside the frame.)
+        ok_q = q_ok & self._inside(q)
+        vis_fwd = ok_q & (self._front_at(0, q[0], q[1], ok_q)[0] == owner[1:])
+        ok_r = r_ok & self._inside(r)
+        vis_bwd = ok_r & (self._front_at(t_future[:, :, None], r[0], r[1], ok_r)[0] == owner[0][None])
         # Where the correspondence is undefined (behind the camera) the flow is set to 0.
         grid = np.stack([X[1:], Y[1:]])
         flow_fwd = np.where(q_ok[None], grid - q, 0).astype(np.float32)
@@ -1252,7 +1358,7 @@ class _Scene:
         ts = np.repeat(tn, k)
         xs = (xn[:, None] + _AA_OFFSETS[None, :, 0]).ravel()
         ys = (yn[:, None] + _AA_OFFSETS[None, :, 1]).ravel()
-        sub_owner, _ = self._front(ts, xs, ys)
+        sub_owner, _ = self._front_at(ts, xs, ys, np.ones(ts.shape, bool))
         own_share = (sub_owner.reshape(-1, k) == owner[tn, yn, xn][:, None]).mean(1, dtype=np.float32)
         rgb_pad = np.pad(rgb, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
         shifts = ((0, 1), (2, 1), (1, 0), (1, 2))  # up, down, left, right in the padded array

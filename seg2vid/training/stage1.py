@@ -24,8 +24,8 @@ The generator's loss (weights in :class:`Stage1TrainConfig`)::
 * optional perceptual term, :class:`seg2vid.training.perceptual.VGGPerceptual` from a LOCAL weights file.
 
 Both networks use Adam. The batch of step s is a pure function of (seed, s) (a fixed pool of
-clips rendered once, visited in a permutation per epoch), the global RNGs are seeded from the
-config and saved in the checkpoint, so a resumed run continues the run it came from.
+clips, each rendered at its first use, visited in a permutation per epoch), the global RNGs are
+seeded from the config and saved in the checkpoint, so a resumed run continues the run it came from.
 
 Checkpoints are written atomically and hold only tensors and plain values
 (``torch.load(weights_only=True)``). :meth:`Stage1Trainer.export_generator` writes the
@@ -55,13 +55,14 @@ from seg2vid.checkpoints import (
 from seg2vid.config_base import FrozenConfig
 from seg2vid.data.first_frames import dataset_first_frames, render_first_frames, spread_indices
 from seg2vid.data.labels import CITYSCAPES
+from seg2vid.data.pool import ClipPool
 from seg2vid.data.splits import SAMPLE_OFFSET
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
 from seg2vid.training.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from seg2vid.training.loop import NonFiniteError, TrainLoop
 from seg2vid.training.perceptual import load_perceptual
-from seg2vid.utils import pick_device, progress, seed_everything
+from seg2vid.utils import pick_device, seed_everything
 from seg2vid.viz import grid_image, label_video_rgb, save_png, to_uint8_video, upscale
 
 __all__ = ["Stage1TrainConfig", "Stage1Trainer"]
@@ -87,7 +88,8 @@ class Stage1TrainConfig(FrozenConfig):
         weight_l1, weight_feature_matching, weight_adversarial, weight_perceptual: loss weights
             (the perceptual one only counts when VGG-19 weights are given).
         seed: seeds the initialisation, the noise draws and the data.
-        num_clips: size of the pool of clips rendered once and reused (about 8 ms per 64x64 clip).
+        num_clips: size of the pool of clips, each rendered at its first use and then reused
+            (about 8 ms per 64x64 clip).
         log_every: progress-bar refresh, and the window of the summary's "last losses".
         sample_every: write a sample PNG every N steps and at the end; 0 = never.
         checkpoint_every: write the checkpoint every N steps; it is always written at the end.
@@ -211,7 +213,7 @@ class Stage1Trainer(TrainLoop):
         self.step = 0
         self._started = False  # set by resume() or the first train(): guards existing runs
         self._epoch_order: tuple[int, Tensor] | None = None
-        self._pool: tuple[Tensor, Tensor] | None = None  # rendered at the first batch
+        self._pool: ClipPool | None = None  # made at the first batch; clips load at first use
         self._sample_batch: tuple[Tensor, Tensor] | None = None
         #: Columns of the CSV log.
         self.columns = ["step", "g_total", *self.active_terms, "d_loss", "d_real", "d_fake", "grad_norm_g",
@@ -225,19 +227,27 @@ class Stage1Trainer(TrainLoop):
 
     # ------------------------------------------------------------------ data
 
-    def _render_pool(self) -> tuple[Tensor, Tensor]:
+    def _make_pool(self) -> ClipPool:
+        """The pool of first frames and label maps (uint8): each loaded at its first use."""
         tc = self.config
         if self.dataset is not None:
             if len(self.dataset) == 0:
                 raise ValueError("the stage-1 dataset holds no clips")
-            indices = spread_indices(tc.num_clips, len(self.dataset))  # distinct clips spread over it
-            return dataset_first_frames(self.dataset, progress(indices, desc="loading the pool", leave=False),
-                                        tc.height, tc.width)
+            spread = spread_indices(tc.num_clips, len(self.dataset))  # distinct clips spread over it
+
+            def load(i: int) -> tuple[Tensor, Tensor]:
+                images, labels = dataset_first_frames(self.dataset, [spread[i]], tc.height, tc.width)
+                return images[0], labels[0]
+
+            return ClipPool(len(spread), load)
         scene = SceneConfig(height=tc.height, width=tc.width, frames=1)
         dataset = SyntheticStreets(tc.num_clips, scene, seed=tc.seed)
-        clips = [dataset[i] for i in progress(range(tc.num_clips), desc="rendering the pool", leave=False)]
-        images = torch.stack([(c["frames"][0] * 255).round().to(torch.uint8) for c in clips])
-        return images, torch.stack([c["labels"][0].to(torch.uint8) for c in clips])  # ids 0..18, 255
+
+        def render(i: int) -> tuple[Tensor, Tensor]:
+            clip = dataset[i]
+            return (clip["frames"][0] * 255).round().to(torch.uint8), clip["labels"][0].to(torch.uint8)
+
+        return ClipPool(tc.num_clips, render)
 
     def clip_indices(self, step: int) -> list[int]:
         """Pool indices of the images of (1-based) step ``step``: a pure function of (seed, step)."""
@@ -250,9 +260,9 @@ class Stage1Trainer(TrainLoop):
         """The CPU batch of (1-based) step ``step``: first frames (B, 3, H, W) in [0, 1] and their
         label maps (B, H, W) int64. Replace this method to train on other data."""
         if self._pool is None:
-            self._pool = self._render_pool()
-        indices = self.clip_indices(step)
-        return self._pool[0][indices].float() / 255, self._pool[1][indices].long()
+            self._pool = self._make_pool()
+        images, labels = self._pool.get(self.clip_indices(step))
+        return images.float() / 255, labels.long()
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -393,9 +403,9 @@ class Stage1Trainer(TrainLoop):
         return self._train_loop(until)
 
     def _before_loop(self, until: int) -> None:
-        """Render the pool before the clock starts (when there is a step to take)."""
+        """Set up the pool before the clock starts (its clips load at their first use)."""
         if self._pool is None and self.step < until:
-            self._pool = self._render_pool()
+            self._pool = self._make_pool()
 
     def _history_keys(self) -> list[str]:
         """The generator's total and active terms, and the discriminator's loss."""

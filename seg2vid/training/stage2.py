@@ -11,11 +11,13 @@
 Data. Clips come from :class:`~seg2vid.data.synthetic.SyntheticStreets` at the model's size and
 number of frames, rendered in the main process (no DataLoader workers: the reference machine has 2
 cores, and a worker would steal one from the convolutions), and stored as 8-bit frames, like
-real video. By DEFAULT (``num_clips=1000``) a fixed pool is rendered once and each epoch visits
-it in a permutation seeded by (seed, epoch). Why: rendering costs about 14 ms per 64x64 clip of
-1 + 4 frames and 65 ms at 128x256 (one core), i.e. 0.11 s per batch of 8 tiny clips, as much as a
-whole tiny-preset CPU training step, and far more than a GPU step; a pool pays it once (14 s and
-60 MB for 1000 tiny clips; 65 s and 0.5 GB at 128x256). A few thousand clips is also the paper's
+real video. By DEFAULT (``num_clips=1000``) a fixed pool (:class:`~seg2vid.data.pool.ClipPool`)
+is reused and each epoch visits it in a permutation seeded by (seed, epoch); each of its clips is
+rendered the first time a batch asks for it, so a short run renders only the clips it uses. Why
+a pool: rendering costs about 14 ms per 64x64 clip of 1 + 4 frames and 65 ms at 128x256 (one
+core), i.e. 0.11 s per batch of 8 tiny clips, as much as a whole tiny-preset CPU training step,
+and far more than a GPU step; a pool pays it once per clip, in the first epoch (14 s and 60 MB for
+1000 tiny clips; 65 s and 0.5 GB at 128x256). A few thousand clips is also the paper's
 regime (Cityscapes has 2975 training sequences). ``num_clips=None`` renders FRESH clips every step
 instead (the indices of step s are ``(s-1)*B .. s*B-1``): data that never repeat, at the
 rendering cost above. Either way the batch of step s is a pure function of (seed, s), so resuming
@@ -60,6 +62,7 @@ from seg2vid.checkpoints import (
 from seg2vid.config_base import FrozenConfig
 from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
+from seg2vid.data.pool import ClipPool
 from seg2vid.data.splits import SAMPLE_OFFSET
 from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
@@ -99,7 +102,8 @@ class TrainConfig(FrozenConfig):
         amp: ``"off"``, or mixed precision: ``"bf16"`` (autocast; CUDA on Ampere or newer, also
             allowed on the CPU, where CI tests the path) or ``"fp16"`` (autocast + GradScaler;
             CUDA only, e.g. a T4). The model's parameters and the losses stay float32.
-        num_clips: N = a fixed pool of N clips rendered once and reused (the default, 1000);
+        num_clips: N = a fixed pool of N clips, each rendered at its first use and then reused
+            (the default, 1000);
             ``None`` = fresh clips rendered at every step (see the module docstring).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``; ``None`` = the best available.
             Under ``torchrun`` on CUDA every process takes ``cuda:LOCAL_RANK``.
@@ -202,6 +206,13 @@ def _collate(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
     """Stack dataset items into a batch: frames (B, T+1, 3, H, W) float, labels (B, H, W) int64."""
     pairs = [frames_and_label_map(item) for item in items]
     return torch.stack([f.float() for f, _ in pairs]), torch.stack([lab for _, lab in pairs])
+
+
+def _as_uint8(item: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+    """A dataset item as 8-bit frames (T+1, 3, H, W) uint8 and first-frame labels (H, W) uint8
+    (train ids 0..18, void 255): how the pool and the batches of synthetic clips store them."""
+    frames, labels = frames_and_label_map(item)
+    return (frames * 255).round().to(torch.uint8), labels.to(torch.uint8)
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -318,7 +329,9 @@ class Trainer(TrainLoop):
         else:
             self.dataset = SyntheticStreets(tc.num_clips or _STREAM_LENGTH, scene, seed=tc.seed)
             if tc.num_clips is not None:
-                self._pool = self._render(range(tc.num_clips), "rendering the pool")
+                # Lazy: each clip is rendered when a batch first asks for it (short runs render
+                # only the clips they use; a resumed run re-renders the ones it meets).
+                self._pool = ClipPool(tc.num_clips, self._load_clip)
             self._held_out = held_out if held_out is not None else SyntheticStreets(
                 2, scene, seed=tc.seed + SAMPLE_OFFSET)
         self._sample_clips: tuple[Tensor, Tensor] | None = None  # rendered at the first sample
@@ -343,15 +356,18 @@ class Trainer(TrainLoop):
             from tqdm.auto import tqdm
 
             indices = tqdm(indices, desc=desc, leave=False)
-        clips = [frames_and_label_map(dataset[i]) for i in indices]
-        frames = torch.stack([(f * 255).round().to(torch.uint8) for f, _ in clips])
-        return frames, torch.stack([lab.to(torch.uint8) for _, lab in clips])  # ids 0..18, 255
+        clips = [_as_uint8(dataset[i]) for i in indices]
+        return torch.stack([f for f, _ in clips]), torch.stack([lab for _, lab in clips])
+
+    def _load_clip(self, index: int) -> tuple[Tensor, Tensor]:
+        """Training clip ``index`` as the pool stores it: (T+1, 3, H, W) and (H, W) uint8."""
+        return _as_uint8(self.dataset[index])
 
     @property
     def _num_source_clips(self) -> int | None:
         """Clips an epoch visits (None: the endless synthetic stream)."""
         if self._pool is not None:
-            return len(self._pool[0])
+            return len(self._pool)
         return None if isinstance(self.dataset, SyntheticStreets) else len(self.dataset)
 
     def clip_indices(self, step: int) -> list[int]:
@@ -370,7 +386,8 @@ class Trainer(TrainLoop):
         frames' label maps (B, H, W) int64. Replace this method to train on other data."""
         indices = self.clip_indices(step)
         if self._pool is not None:
-            return self._pool[0][indices].float() / 255, self._pool[1][indices].long()
+            frames, labels = self._pool.get(indices)
+            return frames.float() / 255, labels.long()
         if isinstance(self.dataset, SyntheticStreets):
             frames, labels = self._render(indices, None)
             return frames.float() / 255, labels.long()
