@@ -256,8 +256,8 @@ class SceneSpeeds(NamedTuple):
     sample_speeds: Tensor
     #: (K,) float64, pixels: each true future's speed.
     true_speeds: Tensor
-    #: the N samples (a :class:`~seg2vid.evaluation.evaluate.Prediction`, ``video`` (N, T+1, 3, H, W),
-    #: ``flow_fwd`` (N, T, 2, H, W) pixels, ...), on the device they were made on, e.g. to show them.
+    #: the N samples: the predictor's ``Prediction`` or the model's ``sample`` output, with ``video``
+    #: (N, T+1, 3, H, W) and ``flow_fwd`` (N, T, 2, H, W) pixels, on the device they were made on.
     samples: Any
 
 
@@ -286,7 +286,6 @@ def scene_speeds(
         :class:`SceneSpeeds`: ``sample_speeds`` (N,) and ``true_speeds`` (K,), float64 on the CPU,
         and the samples.
     """
-    from seg2vid.evaluation.evaluate import model_predictor
     from seg2vid.evaluation.motion_eval import speed
 
     if table is None:
@@ -299,8 +298,11 @@ def scene_speeds(
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if isinstance(predictor, torch.nn.Module):
-        predictor.eval()
-        predictor = model_predictor(predictor)
+        model = predictor.eval()
+
+        def predictor(first: Tensor, onehot: Tensor, n: int, generator: torch.Generator) -> Any:
+            # model.sample directly, not evaluate.model_predictor: evaluate imports this module
+            return model.sample(first, onehot, n_samples=n, generator=generator)
     if getattr(predictor, "uses_truth", False):
         raise ValueError("the predictor reads the truth: a prior sampler's speeds cannot come from it")
     generator = torch.Generator(device=device).manual_seed(seed)
