@@ -256,6 +256,34 @@ def rows_video(rows: Sequence[np.ndarray], gap: int = 2) -> np.ndarray:
     return np.concatenate([part for row in rows for part in (row, line)][:-1], axis=1)
 
 
+def video_grid(
+    rows: Sequence[Sequence[ArrayLike]], scale: int = 1, gap: int = 2, background: Color = PANEL_GAP_GREY
+) -> np.ndarray:
+    """Arrange videos in a grid that plays them together: ``rows[i][j]`` goes to row i, column j.
+
+    For example the K true futures of one first frame in one row and N samples of a model in the
+    next, to see at a glance how much they differ.
+
+    Args:
+        rows: a list of rows, each a list of videos accepted by :func:`to_uint8_video` (float
+            ``(T, 3, H, W)`` in [0, 1], uint8 ``(T, H, W, 3)``, ...). Sizes and lengths may differ:
+            cells are top-left aligned, shorter videos hold their last frame.
+        scale: integer nearest-neighbour upscaling of every video (gaps stay ``gap`` pixels).
+        gap: pixels of ``background`` between cells (horizontally and vertically).
+        background: grey level 0..255 or an RGB triple (default: the dark grey of :func:`clip_panel`,
+            so that white frames, e.g. zero flow, keep their edges).
+    Returns:
+        uint8 video ``(max T, sum of the rows' heights + gaps, widest row, 3)``.
+    """
+    if isinstance(rows, np.ndarray | torch.Tensor) or not rows or not all(
+        isinstance(r, Sequence) and len(r) > 0 for r in rows
+    ):
+        raise ValueError("rows must be a non-empty list of rows, each a non-empty list of videos")
+    lines = [hstack_videos([upscale(_as_video(v), scale) for v in row], gap=gap, background=background)
+             for row in rows]
+    return _concat(lines, axis=1, gap=gap, background=background)
+
+
 def grid_image(
     rows: Sequence[Sequence[ArrayLike]], gap: int = 2, background: Color = 255
 ) -> np.ndarray:
@@ -668,4 +696,70 @@ def plot_colorwheel(size: int = 128, max_magnitude: float = 1.0) -> Figure:
     ax.set_xlabel("x flow (pixels, + = right)")
     ax.set_ylabel("y flow (pixels, + = down)")
     ax.set_title(f"flow colours: hue = direction\nwhite = still, full colour = {m:g} px")
+    return fig
+
+
+def plot_speed_histogram(
+    sample_speeds: ArrayLike,
+    true_speeds: ArrayLike,
+    bins: int | Sequence[float] = 8,
+    title: str | None = None,
+    sample_label: str = "model samples",
+    true_label: str = "true futures",
+    figsize: tuple[float, float] = (6.4, 3.4),
+) -> Figure:
+    """Histogram of the speeds of a model's samples next to those of the true futures.
+
+    For ONE first frame: the speeds of N samples from the model's prior against the speeds of the
+    K exact futures of that frame (:func:`seg2vid.evaluation.multifuture.scene_speeds` gives both;
+    a speed is :func:`seg2vid.evaluation.motion_eval.speed`, the clip's mean forward-flow magnitude
+    over frames 1..T and all pixels). A sampler that knows how uncertain the future is spreads its
+    samples like the truth; one that always predicts a typical motion piles them into one bar.
+
+    Both histograms share the same bins; in each bin the samples' bar stands left of the truth's.
+
+    Args:
+        sample_speeds: (N,) speeds in pixels (tensor or array), N >= 1, finite.
+        true_speeds: (K,) speeds in pixels, K >= 1, finite.
+        bins: number of equal bins spanning both sets' range, or the bin edges (increasing, px).
+        title: axes title; default: none.
+        sample_label, true_label: legend names (the legend adds the count and the standard deviation).
+        figsize: inches.
+    Returns:
+        A :class:`matplotlib.figure.Figure` with one axes: two bar containers (``ax.containers[0]``
+        the samples, ``[1]`` the truth), one bar per bin, heights = counts.
+    Raises:
+        ValueError: for an empty, non-1-D or non-finite speed vector, naming it.
+    """
+    from matplotlib.figure import Figure
+
+    def vector(x: ArrayLike, name: str) -> np.ndarray:
+        arr = _to_numpy(x).astype(np.float64)
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D vector of speeds, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} holds non-finite values: {arr.tolist()}")
+        return arr
+
+    samples, truth = vector(sample_speeds, "sample_speeds"), vector(true_speeds, "true_speeds")
+    # shared edges over both sets, so that "the same bar" means "the same speed" for both
+    edges = np.histogram_bin_edges(np.concatenate([samples, truth]), bins=bins)
+    counts_s, _ = np.histogram(samples, edges)
+    counts_t, _ = np.histogram(truth, edges)
+    widths = np.diff(edges)
+    _enable_inline_figures()
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    for counts, offset, colour, label, values in [
+        (counts_s, 0.0, "tab:orange", sample_label, samples), (counts_t, 0.5, "tab:blue", true_label, truth)
+    ]:
+        ax.bar(edges[:-1] + offset * widths, counts, width=0.45 * widths, align="edge", color=colour,
+               label=f"{label} (n = {values.size}, std {values.std():.2f} px)")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_xlabel("speed: mean flow magnitude over frames and pixels (px)")
+    ax.set_ylabel("count")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
     return fig

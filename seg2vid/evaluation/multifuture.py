@@ -29,12 +29,16 @@ target (coverage and precision >= 0.7) asks for about the truth's own diversity.
 futures differ along ONE axis only (speed), one repeated future can match up to half of them
 (its neighbours within 1.5 spacings); the streets' futures differ in speed, turn and drift.
 :func:`independent_futures_reference` computes the perfect sampler's scores for any scene set.
+
+To SEE the diversity of one scene, :func:`scene_speeds` returns the speeds (mean flow magnitude,
+px) of N prior samples and of the K true futures; :func:`seg2vid.viz.plot_speed_histogram` draws
+them (lessons 04 and 06).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -49,6 +53,8 @@ __all__ = [
     "future_precision",
     "multi_future_scenes",
     "multi_future_scores",
+    "SceneSpeeds",
+    "scene_speeds",
 ]
 
 #: A sample matches a true future within this share of the scene's spread (see the module docstring).
@@ -241,3 +247,68 @@ def independent_futures_reference(scene: Any, num_scenes: int, k: int = 8, n: in
         coverage.append(future_coverage(flows[k:], flows[:k]))
         precision.append(future_precision(flows[k:], flows[:k]))
     return {"future_coverage": float(np.mean(coverage)), "future_precision": float(np.mean(precision))}
+
+
+class SceneSpeeds(NamedTuple):
+    """What :func:`scene_speeds` returns (a named tuple: ``samples_v, true_v, pred = ...`` works)."""
+
+    #: (N,) float64, pixels: each prior sample's speed (:func:`seg2vid.evaluation.motion_eval.speed`).
+    sample_speeds: Tensor
+    #: (K,) float64, pixels: each true future's speed.
+    true_speeds: Tensor
+    #: the N samples: the predictor's ``Prediction`` or the model's ``sample`` output, with ``video``
+    #: (N, T+1, 3, H, W) and ``flow_fwd`` (N, T, 2, H, W) pixels, on the device they were made on.
+    samples: Any
+
+
+@torch.no_grad()
+def scene_speeds(
+    predictor: Callable | torch.nn.Module, scene: dict[str, Tensor], table: Any = None,
+    n_samples: int = 8, seed: int = 0, device: str | torch.device = "cpu",
+) -> SceneSpeeds:
+    """Speeds of N prior samples of ONE first frame next to the speeds of its K true futures.
+
+    The speed of a future is :func:`seg2vid.evaluation.motion_eval.speed`: its mean forward-flow
+    magnitude over frames 1..T and all pixels (px), the one number per clip of ``speed_correlation``.
+    A sampler whose prior knows the futures' uncertainty spreads its samples' speeds like the truth's.
+
+    Args:
+        predictor: a :class:`~seg2vid.models.Seg2Vid` (sampled from its prior) or a predictor of
+            :func:`seg2vid.evaluation.evaluate.evaluate` (``(first, onehot, n, generator) -> Prediction``
+            with a ``flow_fwd``).
+        scene: one scene of :func:`multi_future_scenes` (or :func:`seg2vid.data.synthetic.render_futures`'s
+            output): ``frames`` (K, T+1, 3, H, W), ``label_map`` (H, W), ``flow_fwd`` (K, T, 2, H, W) px.
+        table: the label table of the one-hot channels (default: Cityscapes).
+        n_samples: N samples from the prior.
+        seed: seeds the samples (a generator on ``device``): the same seed gives the same samples.
+        device: where the predictor runs.
+    Returns:
+        :class:`SceneSpeeds`: ``sample_speeds`` (N,) and ``true_speeds`` (K,), float64 on the CPU,
+        and the samples.
+    """
+    from seg2vid.evaluation.motion_eval import speed
+
+    if table is None:
+        from seg2vid.data.labels import CITYSCAPES
+
+        table = CITYSCAPES
+    missing = [key for key in ("frames", "label_map", "flow_fwd") if key not in scene]
+    if missing:
+        raise ValueError(f"the scene has no {missing}: pass one of multi_future_scenes(...)")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    if isinstance(predictor, torch.nn.Module):
+        model = predictor.eval()
+
+        def predictor(first: Tensor, onehot: Tensor, n: int, generator: torch.Generator) -> Any:
+            # model.sample directly, not evaluate.model_predictor: evaluate imports this module
+            return model.sample(first, onehot, n_samples=n, generator=generator)
+    if getattr(predictor, "uses_truth", False):
+        raise ValueError("the predictor reads the truth: a prior sampler's speeds cannot come from it")
+    generator = torch.Generator(device=device).manual_seed(seed)
+    first = scene["frames"][:1, 0].to(device)
+    onehot = table.one_hot(scene["label_map"][None].to(device))
+    pred = predictor(first, onehot, n_samples, generator)
+    if pred.flow_fwd is None:
+        raise ValueError("the predictor gives no flow: a speed is a mean flow magnitude")
+    return SceneSpeeds(speed(pred.flow_fwd).cpu(), speed(scene["flow_fwd"]).cpu(), pred)
