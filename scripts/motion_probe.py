@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Probe the flow-magnitude problem of issue 11 (``data/results/motion_experiments.md``, 2026-12-01).
+
+Two parts, on the rich test streets (64x64, 1 + 4 frames, seed 7,000,000):
+
+* ``landscape`` (no model): the photometric warp terms along the exact flow scaled by a, and the
+  cosine between their negative gradient at a = 0.3 / 0.6 and the direction to the truth.
+* ``--checkpoint PT``: what a trained stage-2 model decodes -- the posterior (mean z) and prior
+  speeds of 8 clips next to the true ones, the latent's use (per-dimension spread of mu, KL) and, on
+  the fast clips (mean |flow| > 4 px), the true and predicted mean |flow| per frame.
+
+Usage, from the repository root (a few seconds each)::
+
+    python scripts/motion_probe.py landscape
+    python scripts/motion_probe.py --checkpoint runs2/C3_cum_warponly/checkpoints/last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from seg2vid.data.labels import CITYSCAPES  # noqa: E402
+from seg2vid.data.splits import TEST_SEED  # noqa: E402
+from seg2vid.data.synthetic import SceneConfig, SyntheticStreets  # noqa: E402
+from seg2vid.evaluation.motion_eval import speed  # noqa: E402
+from seg2vid.motion_losses import multiscale_warp_error  # noqa: E402
+
+
+def test_clips(n: int) -> dict[str, torch.Tensor]:
+    """The first ``n`` rich test clips, stacked: frames, flow_fwd, visible_fwd, label_map."""
+    data = SyntheticStreets(n, SceneConfig(height=64, width=64, frames=4, style="rich"), seed=TEST_SEED)
+    clips = [data[i] for i in range(n)]
+    out = {k: torch.stack([c[k] for c in clips]) for k in ("frames", "flow_fwd", "visible_fwd")}
+    out["label_map"] = torch.stack([c["labels"][0] for c in clips])
+    return out
+
+
+def landscape(n: int = 16) -> None:
+    """Print the warp terms along a * exact flow and their gradient's alignment with the truth."""
+    b = test_clips(n)
+    fast = speed(b["flow_fwd"]) > 4
+    flow, src, tgt = b["flow_fwd"][fast], b["frames"][fast, :1], b["frames"][fast, 1:]
+    vis = b["visible_fwd"][fast].float()
+    print(f"{int(fast.sum())} fast clips of {n}; loss at a = 0, 0.25, 0.5, 0.75, 1, 1.25:")
+    for kind in ("l1", "census", "l1+census"):
+        for scales in (1, 3, 5):
+            row = [float(multiscale_warp_error(src, a * flow, tgt, vis, scales=scales, kind=kind))
+                   for a in (0, 0.25, 0.5, 0.75, 1.0, 1.25)]
+            print(f"  {kind:9s} scales {scales}: " + " ".join(f"{v:.4f}" for v in row))
+    print("cosine(-grad at a * flow, flow - a * flow), per pixel, raw / after a 9x9 box smoothing:")
+    for a in (0.3, 0.6):
+        for kind in ("l1", "census"):
+            for scales in (1, 3, 5):
+                f = (a * flow).requires_grad_()
+                multiscale_warp_error(src, f, tgt, vis, scales=scales, kind=kind).backward()
+                g, d = -f.grad, (1 - a) * flow
+                cos = []
+                for k in (1, 9):
+                    gk = F.avg_pool2d(g.flatten(0, 1), k, 1, k // 2, count_include_pad=False).view_as(g)
+                    cos.append(float(((gk * d).sum(2) / (gk.norm(dim=2) * d.norm(dim=2) + 1e-12)).mean()))
+                print(f"  a {a} {kind:6s} scales {scales}: {cos[0]:.3f} / {cos[1]:.3f}")
+
+
+def probe_model(checkpoint: str, n: int = 32) -> None:
+    """Print the speeds a trained model decodes against the true ones, and its latent's use."""
+    from seg2vid.models.loading import load_model
+
+    model = load_model(checkpoint, "cpu").eval()
+    b = test_clips(n)
+    onehot = CITYSCAPES.one_hot(b["label_map"])
+    with torch.no_grad():
+        mu, logvar = model.posterior(b["frames"], onehot)
+        kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1).mean()
+        post = model.decode(b["frames"][:, 0], onehot, mu)
+        prior = model.sample(b["frames"][:8, 0], onehot[:8], 8, generator=torch.Generator().manual_seed(0))
+    spread = " ".join(f"{x:.2f}" for x in mu.std(0).tolist())
+    print(f"mu spread per dim: {spread} | KL {float(kl):.2f} nats")
+    print("true speeds      :", " ".join(f"{x:.2f}" for x in speed(b["flow_fwd"][:8]).tolist()))
+    print("posterior speeds :", " ".join(f"{x:.2f}" for x in speed(post.flow_fwd[:8]).tolist()))
+    prior_speeds = speed(prior.flow_fwd).view(8, 8)
+    means, sds = prior_speeds.mean(1).tolist(), prior_speeds.std(1).tolist()
+    print("prior speeds     :", " ".join(f"{m:.2f}+-{s:.2f}" for m, s in zip(means, sds, strict=True)))
+    fast = speed(b["flow_fwd"]) > 4
+    print("fast clips, mean |flow| per frame, true / posterior:")
+    for t in range(b["flow_fwd"].shape[1]):
+        true = float(b["flow_fwd"][fast, t].norm(dim=1).mean())
+        pred = float(post.flow_fwd[fast, t].norm(dim=1).mean())
+        print(f"  t = {t + 1}: {true:.2f} / {pred:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("part", nargs="?", choices=("landscape",), help="the model-free part")
+    parser.add_argument("--checkpoint", help="a stage-2 checkpoint to probe")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.part is None and args.checkpoint is None:
+        parser.error("give 'landscape' and/or --checkpoint PT")
+    if args.part == "landscape":
+        landscape()
+    if args.checkpoint:
+        probe_model(args.checkpoint)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
