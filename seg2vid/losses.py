@@ -110,13 +110,42 @@ def photometric_l1(
     return _reduce(loss_map, mask, reduction)
 
 
+def _box_sum_3x3(z: torch.Tensor) -> torch.Tensor:
+    """(..., H + 2, W + 2) -> (..., H, W): the sum over each 3x3 window, taken tap by tap in
+    avg_pool2d's order (row by row), so that ``/ 9`` gives its exact float result."""
+    h, w = z.shape[-2] - 2, z.shape[-1] - 2
+    total = z[..., 0:h, 0:w].clone()
+    for i in range(3):
+        for j in range(3):
+            if i or j:
+                total += z[..., i:i + h, j:j + w]
+    return total
+
+
+class _BoxMean3x3(torch.autograd.Function):
+    """3x3 mean over a padded map, stride 1, no padding of its own: (..., H+2, W+2) -> (..., H, W).
+
+    Forward: the same numbers as ``F.avg_pool2d(z, 3, stride=1)``. Backward: the adjoint, the
+    3x3 box mean of the zero-padded gradient, in one pass (autograd through nine slices would
+    allocate and scatter nine full-size gradients).
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:
+        return _box_sum_3x3(z) / 9
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _box_sum_3x3(F.pad(grad, (2, 2, 2, 2))) / 9
+
+
 def ssim_3x3(x: torch.Tensor, y: torch.Tensor, c1: float = SSIM_C1, c2: float = SSIM_C2) -> torch.Tensor:
     """Per-pixel structural similarity over 3x3 windows (the cheap SSIM of photometric losses).
 
     NOT the evaluation metric: :func:`seg2vid.metrics.ssim` is Wang et al.'s 11-tap Gaussian SSIM,
     one number per frame; this is a per-pixel map for a training loss.
 
-    Local means, variances and the covariance come from 3x3 average pooling (stride 1) of
+    Local means, variances and the covariance come from 3x3 box means (stride 1) of
     the reflection-padded images, instead of the 11x11 Gaussian of Wang et al. (2004): a
     small window keeps the loss local, which is what a flow needs. For each pixel and channel
 
@@ -134,13 +163,15 @@ def ssim_3x3(x: torch.Tensor, y: torch.Tensor, c1: float = SSIM_C1, c2: float = 
     x4 = x.expand(*lead, c, h, w).reshape(-1, c, h, w)
     y4 = y.expand(*lead, c, h, w).reshape(-1, c, h, w)
 
-    def local_mean(z: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(F.pad(z, (1, 1, 1, 1), mode="reflect"), kernel_size=3, stride=1)
-
-    mu_x, mu_y = local_mean(x4), local_mean(y4)
-    sigma_x = local_mean(x4 * x4) - mu_x * mu_x
-    sigma_y = local_mean(y4 * y4) - mu_y * mu_y
-    sigma_xy = local_mean(x4 * y4) - mu_x * mu_y
+    # The five local means in ONE pass: the maps stacked along the channels, reflection-padded
+    # once, then a 3x3 box mean (bit-identical to F.avg_pool2d(kernel_size=3, stride=1), whose CPU
+    # kernel was ~12% of a training step, issue 15; see _BoxMean3x3).
+    stacked = F.pad(torch.cat([x4, y4, x4 * x4, y4 * y4, x4 * y4], dim=1), (1, 1, 1, 1), mode="reflect")
+    means = _BoxMean3x3.apply(stacked)
+    mu_x, mu_y, mean_xx, mean_yy, mean_xy = means.split(c, dim=1)
+    sigma_x = mean_xx - mu_x * mu_x
+    sigma_y = mean_yy - mu_y * mu_y
+    sigma_xy = mean_xy - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)
     denominator = (mu_x * mu_x + mu_y * mu_y + c1) * (sigma_x + sigma_y + c2)
     return (numerator / denominator).reshape(*lead, c, h, w)

@@ -160,3 +160,21 @@ def test_every_variant_trains_and_samples(variant, one_thread):
 def test_unknown_variant_is_named():
     with pytest.raises(ValueError, match="no_flow.*choose one of"):
         Seg2VidConfig(variant="no_flow")
+
+
+@pytest.mark.parametrize("mask_head", ["half", "full"])
+def test_sampling_fast_paths_equal_the_training_graph(mask_head):
+    # sample() encodes each input once for its n samples and joins the decoder's skips without
+    # intermediates (inference only): the videos must be those of decode() on repeated inputs
+    # with autograd on (the training path)
+    config = Seg2VidConfig(height=32, width=48, frames=3, mask_head=mask_head, **SMALL)
+    model = Seg2Vid(config).eval()
+    torch.nn.init.normal_(model.decoder.head.weight, std=0.05)
+    torch.nn.init.normal_(model.refiner.out.weight, std=0.05)
+    frames, labels = batch(config, b=2)
+    out = model.sample(frames[:, 0], labels, n_samples=3, generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(6, model.latent_size, generator=g)
+    ref = model.decode(frames[:, 0].repeat_interleave(3, 0), labels.repeat_interleave(3, 0), z, generator=g)
+    for name in ("frames", "warped", "flow_fwd", "flow_bwd", "mask_fwd", "mask_bwd"):
+        torch.testing.assert_close(getattr(out, name), getattr(ref, name).detach(), rtol=1e-6, atol=1e-6)

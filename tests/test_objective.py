@@ -13,7 +13,13 @@ from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.synthetic import SceneConfig, render_clip
 from seg2vid.models import Seg2Vid, Seg2VidConfig, Seg2VidOutput
 from seg2vid.training.objective import TERMS, LossConfig, PerceptualOffWarning, seg2vid_loss
-from seg2vid.training.perceptual import DEFAULT_LAYERS, VGG19_LAYERS, VGGPerceptual, load_perceptual
+from seg2vid.training.perceptual import (
+    DEFAULT_LAYERS,
+    VGG19_LAYERS,
+    VGGPerceptual,
+    bf16_supported,
+    load_perceptual,
+)
 
 SMALL = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
 NO_VGG = LossConfig(perceptual=0)
@@ -337,3 +343,74 @@ def test_pixel_flow_weights_are_the_paper_weights_in_grid_units():
     assert ours.recon == paper.recon and ours.kl == paper.kl and ours.kl_warmup_steps == 7
     with pytest.raises(ValueError, match="width"):
         LossConfig.for_pixel_flows(1)
+
+
+# ----------------------------------------------------------------------------- perceptual speed switches
+
+
+def _extract_first_loss(vgg, pred, target):
+    # the pre-issue-15 forward: all target features first, then autograd's |p - t|.mean()
+    with torch.no_grad():
+        target_features = vgg.extract(target)
+    return sum((p - t).abs().mean() for p, t in zip(vgg.extract(pred), target_features, strict=True))
+
+
+def test_perceptual_lockstep_forward_is_bit_identical_to_extracting_first(tmp_path):
+    vgg = VGGPerceptual.from_file(random_vgg_file(tmp_path / "vgg.pth", "relu3_1"),
+                                  ("relu1_1", "relu1_2", "relu2_2", "relu3_1"))
+    g = torch.Generator().manual_seed(0)
+    pred0, target = torch.rand(2, 3, 24, 32, generator=g), torch.rand(2, 3, 24, 32, generator=g)
+    results = []
+    for loss_fn in (_extract_first_loss, lambda v, p, t: v(p, t)):
+        pred = pred0.clone().requires_grad_()
+        loss = loss_fn(vgg, pred, target)
+        loss.backward()
+        results.append((loss.detach(), pred.grad))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+def test_perceptual_switches_bf16_channels_last_and_downsample(tmp_path):
+    path = random_vgg_file(tmp_path / "vgg.pth", "relu2_2")
+    layers = ("relu1_2", "relu2_2")
+    vgg = VGGPerceptual.from_file(path, layers)
+    g = torch.Generator().manual_seed(1)
+    pred, target = torch.rand(2, 3, 16, 24, generator=g), torch.rand(2, 3, 16, 24, generator=g)
+    ref = vgg(pred, target)
+    assert vgg.extract(pred)[0].dtype == torch.float32
+    # channels-last: the same numbers up to float rounding, and the module keeps working in NCHW
+    torch.testing.assert_close(vgg(pred, target, channels_last=True), ref, rtol=1e-5, atol=0)
+    torch.testing.assert_close(vgg(pred, target), ref, rtol=1e-5, atol=0)
+    # bf16: features in bfloat16, the loss in fp32 and close to the fp32 one
+    bf16 = VGGPerceptual.from_file(path, layers, precision="bf16")
+    assert bf16.extract(pred)[0].dtype == torch.bfloat16
+    loss = bf16(pred, target)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, ref, rtol=2e-2, atol=0)
+    assert VGGPerceptual.from_file(path, layers, precision="auto").uses_bf16() == bf16_supported("cpu")
+    # downsample=k: exactly the full-resolution term of the k x k average-pooled images
+    pooled = vgg(torch.nn.functional.avg_pool2d(pred, 2), torch.nn.functional.avg_pool2d(target, 2))
+    assert torch.equal(vgg(pred, target, downsample=2), pooled)
+    with pytest.raises(ValueError, match="not divisible"):
+        vgg(pred, target, downsample=5)
+    with pytest.raises(ValueError, match="precision"):
+        VGGPerceptual.from_file(path, layers, precision="fp8")
+    with pytest.raises(ValueError, match="downsample"):
+        vgg(pred, target, downsample=0)
+
+
+def test_loss_config_perceptual_switches_reach_the_network(tmp_path):
+    vgg = VGGPerceptual.from_file(random_vgg_file(tmp_path / "vgg.pth", "relu2_1"), ("relu1_1", "relu2_1"))
+    frames, output = translating_clip(h=16, w=24)
+    output.warped = output.warped.flip(-1)
+    _, full = seg2vid_loss(output, frames, LossConfig(), perceptual=vgg)
+    _, half = seg2vid_loss(output, frames, LossConfig(perceptual_downsample=2), perceptual=vgg)
+    warped, future = output.warped.flatten(0, 1), frames[:, 1:].flatten(0, 1)
+    assert torch.equal(half["perceptual"], vgg(warped, future, downsample=2))
+    assert not torch.equal(half["perceptual"], full["perceptual"])
+    fast_config = LossConfig(perceptual_precision="bf16", perceptual_channels_last=True)
+    _, fast = seg2vid_loss(output, frames, fast_config, perceptual=vgg)
+    torch.testing.assert_close(fast["perceptual"], full["perceptual"], rtol=2e-2, atol=0)
+    with pytest.raises(ValueError, match="perceptual_precision"):
+        LossConfig(perceptual_precision="half")
+    with pytest.raises(ValueError, match="perceptual_downsample"):
+        LossConfig(perceptual_downsample=0)

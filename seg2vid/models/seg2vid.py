@@ -383,6 +383,19 @@ class FlowDecoder(nn.Module):
 
     def _up_and_join(self, x: Tensor, skip: Tensor) -> Tensor:
         # x: (B * T, C, h, w) per-frame codes; skip: (B, C_skip, 2h, 2w), the same for every frame
+        if not torch.is_grad_enabled():
+            # inference (generation): the same values written straight into the joined tensor,
+            # the 2x nearest upsampling as its four phases and the skip broadcast over the
+            # frames, instead of three full-size intermediates (upsampled, repeated, concatenated)
+            bt, cx, h, w = x.shape
+            b, cs = skip.shape[:2]
+            joined = x.new_empty(b, self.frames, cx + cs, 2 * h, 2 * w)
+            joined[:, :, cx:] = skip[:, None]
+            joined = joined.view(bt, cx + cs, 2 * h, 2 * w)
+            for i in range(2):
+                for j in range(2):
+                    joined[:, :cx, i::2, j::2] = x
+            return joined
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         return torch.cat([x, skip.repeat_interleave(self.frames, dim=0)], dim=1)
 
@@ -529,14 +542,19 @@ class Seg2Vid(nn.Module):
         return self.prior(torch.cat([first_frame, self._labels_seen(labels)], dim=1))
 
     def decode(self, first_frame: Tensor, labels: Tensor, z: Tensor,
-               generator: torch.Generator | None = None) -> Seg2VidOutput:
-        """Decode latent ``z`` (B, 2 * latent_dim) into flows, masks and refined frames."""
+               generator: torch.Generator | None = None, features: list[Tensor] | None = None
+               ) -> Seg2VidOutput:
+        """Decode latent ``z`` (B, 2 * latent_dim) into flows, masks and refined frames.
+
+        ``features``: the image encoder's output for (first_frame, labels) when the caller has it
+        already (:meth:`sample` encodes each input once for all its samples)."""
         if z.shape != (first_frame.shape[0], self.latent_size):
             raise ValueError(f"z must be (B, {self.latent_size}), got {tuple(z.shape)}")
         size = first_frame.shape[-2:]
         variant = self.config.variant
         labels = self._labels_seen(labels)
-        features = self.image_encoder(torch.cat([first_frame, labels], dim=1))
+        if features is None:
+            features = self.image_encoder(torch.cat([first_frame, labels], dim=1))
         if variant == "direct_pixels":
             # (B, T, 6, H, W): the first 3 channels are used
             raw = self.decoder.raw(features, z, size, first_frame)
@@ -617,4 +635,9 @@ class Seg2Vid(nn.Module):
         z = eps if prior is None else prior[0] + torch.exp(0.5 * prior[1]) * eps
         if self.config.variant == "deterministic":
             z = torch.zeros_like(z)
-        return self.decode(first, lab, z, generator=generator)
+        features = None
+        if n_samples > 1:
+            # the first frame and labels are the same for all samples of an input: encode them once
+            features = self.image_encoder(torch.cat([first_frame, self._labels_seen(labels)], dim=1))
+            features = [f.repeat_interleave(n_samples, dim=0) for f in features]
+        return self.decode(first, lab, z, generator=generator, features=features)

@@ -100,6 +100,12 @@ class LossConfig(FrozenConfig):
         ssim_alpha: share of the SSIM part in the ``ssim`` term (0.85, the authors').
         edge_scale: how strongly image edges switch the smoothness penalty off (per unit of
             intensity difference, images in [0, 1]; see :func:`seg2vid.losses.smoothness_loss`).
+        perceptual_precision, perceptual_channels_last, perceptual_downsample: how the VGG-19 of
+            the perceptual term runs (issue 15; see :class:`~seg2vid.training.perceptual.VGGPerceptual`):
+            ``"fp32"`` / ``"bf16"`` (autocast; ~2x faster convolutions where
+            :func:`~seg2vid.training.perceptual.bf16_supported`) / ``"auto"``; NHWC layout; and
+            ``downsample=k`` for the lower-resolution term on k x k average-pooled frames (another
+            loss, k^2 times cheaper). The defaults are the authors' full-resolution fp32 term.
     """
 
     recon: float = 2.0
@@ -123,6 +129,9 @@ class LossConfig(FrozenConfig):
     mask_fb: float = 0.0
     oracle_flow: float = 0.0
     oracle_visibility: float = 0.0
+    perceptual_precision: str = "fp32"
+    perceptual_channels_last: bool = False
+    perceptual_downsample: int = 1
 
     def __post_init__(self) -> None:
         negative = [name for name in ALL_TERMS if getattr(self, name) < 0]
@@ -142,6 +151,11 @@ class LossConfig(FrozenConfig):
             raise ValueError(f"mask_free_after must be >= 0, got {self.mask_free_after}")
         if self.mask_price not in ("constant", "relative"):
             raise ValueError(f"mask_price must be 'constant' or 'relative', got {self.mask_price!r}")
+        if self.perceptual_precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"perceptual_precision must be 'fp32', 'bf16' or 'auto', got "
+                             f"{self.perceptual_precision!r}")
+        if self.perceptual_downsample < 1:
+            raise ValueError(f"perceptual_downsample must be >= 1, got {self.perceptual_downsample}")
 
     @property
     def needs_truth(self) -> bool:
@@ -281,7 +295,10 @@ def seg2vid_loss(
         # On the WARPED frames, as the authors: it trains the flow through features with large
         # receptive fields (a gradient for displacements beyond the reach of a bilinear pixel
         # loss) and leaves the refiner to the pixel terms instead of pushing it to paint textures.
-        return perceptual(output.warped.flatten(0, 1), future.flatten(0, 1))
+        return perceptual(output.warped.flatten(0, 1), future.flatten(0, 1),
+                          precision=config.perceptual_precision,
+                          channels_last=config.perceptual_channels_last,
+                          downsample=config.perceptual_downsample)
 
     def consistency() -> Tensor:
         # f + warp(b, f) = 0 on frame t's grid where mask_fwd says visible, and the same with the
