@@ -109,7 +109,7 @@ MUTANTS: list[Mutant] = [
     M("ssim_constants_swapped", "losses",
       "SSIM_C1 = 0.01**2\nSSIM_C2 = 0.03**2", "SSIM_C1 = 0.03**2\nSSIM_C2 = 0.01**2"),
     M("ssim_covariance_without_means", "losses",
-      "sigma_xy = local_mean(x4 * y4) - mu_x * mu_y", "sigma_xy = local_mean(x4 * y4)"),
+      "sigma_xy = mean_xy - mu_x * mu_y", "sigma_xy = mean_xy"),
     M("smoothness_weight_y_inverted", "losses",
       "weight_y = torch.exp(-edge_scale *", "weight_y = 1 - torch.exp(-edge_scale *"),
     M("smoothness_weight_x_sign", "losses",
