@@ -282,6 +282,10 @@ def locate(mutant: Mutant, root: Path) -> tuple[str, Path | None, str]:
 # ----------------------------------------------------------------------------- running
 
 
+#: Test files that run notebooks (papermill, a browser): not part of the unit tests.
+NOT_UNIT_TESTS = ("test_notebooks.py", "test_browser.py")
+
+
 def copy_tree(dest: Path) -> Path:
     ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", ".pytest_cache", ".ipynb_checkpoints")
     shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
@@ -290,7 +294,7 @@ def copy_tree(dest: Path) -> Path:
 
 def unit_test_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in (root / "tests").glob("test_*.py")
-                  if p.name != "test_notebooks.py")
+                  if p.name not in NOT_UNIT_TESTS)
 
 
 def run_tests(root: Path, files: list[str], timeout: float) -> tuple[str, float, str]:
