@@ -562,6 +562,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         seed = split_seed("test" if data["split"] == "test" else "val")
         dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed,
                                                style=args.style), None
+        scene = dataset.config  # the multi-future scenes and the mean-flow baseline's training clips
     else:
         from torch.utils.data import Subset
 

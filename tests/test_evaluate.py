@@ -153,6 +153,12 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
             str(out),
             "--threads",
             "1",
+            "--future-scenes",
+            "2",
+            "--future-k",
+            "2",
+            "--future-samples",
+            "2",
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -160,6 +166,10 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
     assert "PSNR best-of-N" in printed and "protocol:" in printed
     saved = json.loads((out / "eval.json").read_text())
     assert saved["num_clips"] == 2 and saved["n_samples"] == 2 and "epe" in saved["metrics"]
+    # the synthetic defaults bring the multi-future scores and every baseline (issue 11)
+    assert {"future_coverage", "future_precision", "speed_correlation"} <= set(saved["metrics"])
+    assert set(saved["baselines"]) == {"copy_first_frame", "mean_flow", "exact_flow_warp"}
+    assert "future_coverage" in saved["baselines"]["mean_flow"]
     assert (out / "table.md").read_text().startswith("|")
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
     assert "no checkpoint" in capsys.readouterr().err
