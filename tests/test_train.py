@@ -1,6 +1,7 @@
 """Training stage 2 (seg2vid.training.stage2) and the ``seg2vid train`` command."""
 
 import csv
+import dataclasses
 import json
 import math
 import pickle
@@ -95,6 +96,26 @@ def test_resume_drops_log_rows_written_after_the_checkpoint(tmp_path):
         fh.write("3" + last[1:] + "\n")
     assert make_trainer(tmp_path, steps=4).resume() == 2
     assert [r["step"] for r in log_rows(tmp_path / "log.csv")] == ["1", "2"]
+
+
+def test_a_run_from_before_new_config_fields_resumes(tmp_path):
+    """Options added later (loss, train and model fields with defaults) must not block resuming a
+    run whose checkpoint predates them; a changed value still does."""
+    from seg2vid.checkpoints import atomic_write
+
+    make_trainer(tmp_path, steps=1).train()
+    path = tmp_path / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    for key, field in (("loss_config", "perceptual_precision"), ("loss_config", "mask_fb"),
+                       ("train_config", "log_every"), ("model_config", "flow_time")):
+        assert field in ckpt[key]
+        del ckpt[key][field]
+    atomic_write(path, lambda fh: torch.save(ckpt, fh))
+    assert make_trainer(tmp_path, steps=2).resume() == 1
+    other_loss = dataclasses.replace(NO_VGG, recon=7.0)
+    settings = dict(batch_size=2, sample_every=0, checkpoint_every=0, num_clips=None, device="cpu")
+    with pytest.raises(CheckpointMismatchError, match="loss recon: checkpoint"):
+        Trainer(MODEL, TrainConfig(steps=2, **settings), other_loss, out_dir=tmp_path).resume()
 
 
 def test_config_mismatch_names_the_fields(tmp_path):

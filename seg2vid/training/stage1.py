@@ -299,10 +299,12 @@ class Stage1Trainer(TrainLoop):
         return load_stage1_checkpoint(path)
 
     def _resume_configs(self, ckpt: dict[str, Any]) -> list[tuple[str, dict, dict, tuple[str, ...]]]:
-        """The model and train configs."""
+        """The model and train configs (through ``from_dict``: fields added since the checkpoint
+        was written take their defaults, so an older run resumes)."""
         return [
-            ("model", ckpt["model_config"], self.model_config.to_dict(), ()),
-            ("train", ckpt["train_config"], self.config.to_dict(), Stage1TrainConfig.RESUMABLE_CHANGES),
+            ("model", SpadeConfig.from_dict(ckpt["model_config"]).to_dict(), self.model_config.to_dict(), ()),
+            ("train", Stage1TrainConfig.from_dict(ckpt["train_config"]).to_dict(), self.config.to_dict(),
+             Stage1TrainConfig.RESUMABLE_CHANGES),
         ]
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:

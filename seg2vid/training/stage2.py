@@ -445,13 +445,14 @@ class Trainer(TrainLoop):
             )
 
     def _resume_configs(self, ckpt: dict[str, Any]) -> list[tuple[str, dict, dict, tuple[str, ...]]]:
-        """The model, loss and train configs (the model's through ``from_dict``: fields added
-        since the checkpoint was written take their defaults)."""
+        """The model, loss and train configs (through ``from_dict``: fields added since the
+        checkpoint was written take their defaults, so an older run resumes)."""
         return [
             ("model", Seg2VidConfig.from_dict(ckpt["model_config"]).to_dict(),
              self.model_config.to_dict(), ()),
-            ("loss", ckpt["loss_config"], self.loss_config.to_dict(), ()),
-            ("train", ckpt["train_config"], self.config.to_dict(), TrainConfig.RESUMABLE_CHANGES),
+            ("loss", LossConfig.from_dict(ckpt["loss_config"]).to_dict(), self.loss_config.to_dict(), ()),
+            ("train", TrainConfig.from_dict(ckpt["train_config"]).to_dict(), self.config.to_dict(),
+             TrainConfig.RESUMABLE_CHANGES),
         ]
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
