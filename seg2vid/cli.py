@@ -554,6 +554,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     path = find_checkpoint(args.checkpoint)
     if path is None:
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
+    _writable_folder(args.out)  # refused before the (minutes of) scoring, not when saving
     model = load_model(path, args.device)
     c = model.config
     scene = None

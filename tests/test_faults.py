@@ -93,7 +93,6 @@ def test_an_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, comm
     out.write_text("not a folder")
     argv = {"generate": ["generate", "--labels", str(label_png(tmp_path)), "--device", "cpu"],
             "train": [*TRAIN, "--steps", "1"], "train-stage1": [*TRAIN1, "--steps", "1"],
-            # (evaluate finds out when it saves: still one line, exit 2)
             "evaluate": ["evaluate", "--num-clips", "1", "--samples", "1", "--segmenter", "none",
                          "--device", "cpu"]}[command]
     assert cli.main([*argv, "--out", str(out)]) == 2
