@@ -87,9 +87,19 @@ def setup(device: str | None) -> tuple[torch.device, ProcessInfo]:
     return chosen, info
 
 
-def teardown() -> None:
-    """Leave the process group (a no-op when there is none)."""
+def teardown(wait: bool = True) -> None:
+    """Leave the process group (a no-op when there is none).
+
+    ``wait``: all ranks leave together (a barrier first). A rank that left while rank 0 was still
+    writing its last checkpoint and samples could abort at exit under gloo ("terminate called
+    without an active exception", seen in 3 of 4 runs of lesson 05's torchrun cell). Pass False
+    when this rank is failing: the others are then inside another collective and would wait."""
     if dist.is_available() and dist.is_initialized():
+        if wait:
+            try:
+                dist.barrier()
+            except RuntimeError:  # a peer is gone already (it failed): leave anyway
+                pass
         dist.destroy_process_group()
 
 

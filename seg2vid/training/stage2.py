@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -591,9 +592,11 @@ class Trainer(TrainLoop):
         return distributed.any_flag(stop, self.device)
 
     def close(self) -> None:
-        """Leave the process group of a ``torchrun`` job (a no-op for a one-process run)."""
+        """Leave the process group of a ``torchrun`` job (a no-op for a one-process run): with
+        the other ranks after a normal end, at once while an exception is on its way out (a
+        ``finally`` clause), since the other ranks are then not at the same point."""
         if self.process.distributed:
-            distributed.teardown()
+            distributed.teardown(wait=sys.exc_info()[0] is None)
 
     def _history_keys(self) -> list[str]:
         """The total and the active loss terms."""
