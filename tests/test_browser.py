@@ -261,13 +261,18 @@ def test_lesson_04_sliders_redraw_the_video(browser, lab):
         handle.scroll_into_view_if_needed()
         _press(page, handle, "ArrowRight", times=2)
         assert readout.inner_text() != start, f"{name}: the slider did not move ({start!r})"
-        page.wait_for_function(
-            "([el, old]) => el.innerHTML !== old", arg=[view.element_handle(), before],
-            timeout=WIDGET_REPLY_S * 1000,
-        )
+        _wait_until_changed(page, view, before)
     finally:
         page.close()
         _shutdown_kernels(lab)
+
+
+def _wait_until_changed(page, element, old_html: str) -> None:
+    """Wait (up to WIDGET_REPLY_S) until ``element``'s inner HTML differs from ``old_html``."""
+    page.wait_for_function(
+        "([el, old]) => el.innerHTML !== old", arg=[element.element_handle(), old_html],
+        timeout=WIDGET_REPLY_S * 1000,
+    )
 
 
 def test_lesson_03_editor_regenerates_only_on_an_edit(browser, lab):
@@ -301,10 +306,7 @@ def test_lesson_03_editor_regenerates_only_on_an_edit(browser, lab):
         _press(page, x_slider.locator(".noUi-handle").first, "ArrowLeft", times=4)
         page.evaluate(_WATCH_KERNEL)
         button.first.click()
-        page.wait_for_function(
-            "([el, old]) => el.innerHTML !== old", arg=[picture.element_handle(), first],
-            timeout=WIDGET_REPLY_S * 1000,
-        )
+        _wait_until_changed(page, picture, first)
     finally:
         page.close()
         _shutdown_kernels(lab)
