@@ -1016,6 +1016,27 @@ def _groups(owner: np.ndarray):
     return [(int(i), order[lo:hi]) for i, lo, hi in zip(ids, starts, bounds, strict=True)]
 
 
+def _scenery(cam: _Camera, rng: np.random.Generator, c: SceneConfig, segs: tuple[_Segments, _Segments],
+             back: tuple[_Segments, _Segments], rich: bool, poles: tuple[int, int],
+             pole_z: tuple[float, float], trees: tuple[int, int], tree_z: tuple[float, float]) -> list:
+    """The static layers of a street, in this draw order (both styles' datasets depend on it): sky,
+    ground, the facades and backdrops (left then right), then per side (left, right) street
+    poles on the kerb and trees in front of the facades. ``poles`` / ``trees``: the
+    ``rng.integers`` range of their count per side; ``pole_z`` / ``tree_z``: the range of their
+    distance (metres)."""
+    layers: list = [_Sky(cam, rng, c.width, c.height, rich=rich), _Ground(cam, rng, segs, rich=rich)]
+    for plane_x, pair in ((FACADE_X, segs), (BACKDROP_X, back)):
+        for side, seg in zip((-1, 1), pair, strict=True):
+            layers.append(_Facade(cam, rng, side, plane_x, seg, rich=rich))
+    kerb = ROAD_HALF_WIDTH + 0.5
+    for side in (-1, 1):
+        for _ in range(rng.integers(*poles)):
+            layers.append(_Pole(cam, rng, light=rng.random() < 0.4, x0=side * kerb, z0=rng.uniform(*pole_z)))
+        for _ in range(rng.integers(*trees)):
+            layers.append(_Tree(cam, rng, x0=side * (FACADE_X - 1.2), z0=rng.uniform(*tree_z), rich=rich))
+    return layers
+
+
 class _Scene:
     def __init__(self, config: SceneConfig, seed: int, future: int | None = None):
         self.config = config
@@ -1055,21 +1076,8 @@ class _Scene:
         )
         segs = (_Segments(rng), _Segments(rng))  # left (X < 0), right (X > 0)
         back = (_Segments(rng, backdrop=True), _Segments(rng, backdrop=True))
-        layers: list = [
-            _Sky(cam, rng, c.width, c.height),
-            _Ground(cam, rng, segs),
-            _Facade(cam, rng, -1, FACADE_X, segs[0]),
-            _Facade(cam, rng, +1, FACADE_X, segs[1]),
-            _Facade(cam, rng, -1, BACKDROP_X, back[0]),
-            _Facade(cam, rng, +1, BACKDROP_X, back[1]),
-        ]
-        kerb = ROAD_HALF_WIDTH + 0.5
-        for side in (-1, 1):
-            for _ in range(rng.integers(1, 3)):
-                layers.append(_Pole(cam, rng, light=rng.random() < 0.4,
-                                    x0=side * kerb, z0=rng.uniform(6, 45)))
-            for _ in range(rng.integers(0, 3)):
-                layers.append(_Tree(cam, rng, x0=side * (FACADE_X - 1.2), z0=rng.uniform(5, 50)))
+        layers = _scenery(cam, rng, c, segs, back, rich=False, poles=(1, 3), pole_z=(6, 45),
+                          trees=(0, 3), tree_z=(5, 50))
 
         for _ in range(rng.integers(1, c.max_cars + 1)):
             kind = rng.choice(["car", "truck", "bus"], p=[0.76, 0.12, 0.12])
@@ -1119,21 +1127,8 @@ class _Scene:
         mean_speed = v0 + 0.5 * acc * T
         segs = (_Segments(rng, rich=True), _Segments(rng, rich=True))
         back = (_Segments(rng, backdrop=True, rich=True), _Segments(rng, backdrop=True, rich=True))
-        layers: list = [
-            _Sky(cam, rng, c.width, c.height, rich=True),
-            _Ground(cam, rng, segs, rich=True),
-            _Facade(cam, rng, -1, FACADE_X, segs[0], rich=True),
-            _Facade(cam, rng, +1, FACADE_X, segs[1], rich=True),
-            _Facade(cam, rng, -1, BACKDROP_X, back[0], rich=True),
-            _Facade(cam, rng, +1, BACKDROP_X, back[1], rich=True),
-        ]
-        kerb = ROAD_HALF_WIDTH + 0.5
-        for side in (-1, 1):
-            for _ in range(rng.integers(1, 4)):
-                layers.append(_Pole(cam, rng, light=rng.random() < 0.4,
-                                    x0=side * kerb, z0=rng.uniform(4, 40)))
-            for _ in range(rng.integers(0, 4)):
-                layers.append(_Tree(cam, rng, x0=side * (FACADE_X - 1.2), z0=rng.uniform(4, 45), rich=True))
+        layers = _scenery(cam, rng, c, segs, back, rich=True, poles=(1, 4), pole_z=(4, 40),
+                          trees=(0, 4), tree_z=(4, 45))
 
         for _ in range(rng.integers(max(1, c.max_cars // 3), c.max_cars + 1)):
             kind = rng.choice(["car", "van", "truck", "bus"], p=[0.6, 0.16, 0.12, 0.12])
