@@ -29,14 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from seg2vid.data.labels import CITYSCAPES  # noqa: E402
 from seg2vid.data.splits import TEST_SEED  # noqa: E402
-from seg2vid.data.synthetic import SceneConfig, SyntheticStreets  # noqa: E402
+from seg2vid.evaluation.evaluate import synthetic_test_set  # noqa: E402
 from seg2vid.evaluation.motion_eval import speed  # noqa: E402
 from seg2vid.motion_losses import multiscale_warp_error  # noqa: E402
 
 
 def test_clips(n: int) -> dict[str, torch.Tensor]:
     """The first ``n`` rich test clips, stacked: frames, flow_fwd, visible_fwd, label_map."""
-    data = SyntheticStreets(n, SceneConfig(height=64, width=64, frames=4, style="rich"), seed=TEST_SEED)
+    data = synthetic_test_set(64, 64, 4, n, TEST_SEED, style="rich")
     clips = [data[i] for i in range(n)]
     out = {k: torch.stack([c[k] for c in clips]) for k in ("frames", "flow_fwd", "visible_fwd")}
     out["label_map"] = torch.stack([c["labels"][0] for c in clips])
