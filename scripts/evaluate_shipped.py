@@ -45,13 +45,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip install -e .`
 
+from seg2vid.checkpoints import load_checkpoint  # noqa: E402
 from seg2vid.cvae import kl_diagonal_gaussian  # noqa: E402
 from seg2vid.data.labels import CITYSCAPES  # noqa: E402
 from seg2vid.data.splits import VAL_SEED  # noqa: E402
-from seg2vid.data.synthetic import SceneConfig, SyntheticStreets  # noqa: E402
+from seg2vid.data.synthetic import DEFAULT_STYLE, SceneConfig, SyntheticStreets  # noqa: E402
 from seg2vid.flow import warp  # noqa: E402
 from seg2vid.metrics import PSNR_CAP_DB, end_point_error, mask_iou, psnr  # noqa: E402
-from seg2vid.models.loading import load_model  # noqa: E402
+from seg2vid.models.loading import load_model, trained_style  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "data" / "checkpoints" / "seg2vid_tiny_64.pt"
 EVAL_DATA_SEED = VAL_SEED  # the recorded evaluation of the shipped checkpoint
@@ -67,10 +68,12 @@ clip_psnr = functools.partial(psnr, reduce="clip", cap_db=PSNR_CAP_DB)
 
 @torch.no_grad()
 def evaluate(model, num_clips: int = NUM_CLIPS, num_samples: int = NUM_PRIOR_SAMPLES,
-             data_seed: int = EVAL_DATA_SEED, noise_seed: int = EVAL_NOISE_SEED) -> dict[str, float]:
-    """The scores of the module docstring for ``model`` (a :class:`seg2vid.models.Seg2Vid`, on the CPU)."""
+             data_seed: int = EVAL_DATA_SEED, noise_seed: int = EVAL_NOISE_SEED,
+             style: str = DEFAULT_STYLE) -> dict[str, float]:
+    """The scores of the module docstring for ``model`` (a :class:`seg2vid.models.Seg2Vid`, on the
+    CPU), on synthetic streets of ``style`` (the one the model was trained on: :func:`trained_style`)."""
     c = model.config
-    scene = SceneConfig(height=c.height, width=c.width, frames=c.frames)
+    scene = SceneConfig(height=c.height, width=c.width, frames=c.frames, style=style)
     dataset = SyntheticStreets(num_clips, scene, seed=data_seed)
     clips = [dataset[i] for i in range(num_clips)]
     frames = torch.stack([clip["frames"] for clip in clips])  # (B, T+1, 3, H, W)
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     model = load_model(args.checkpoint, device="cpu")
-    scores = evaluate(model)
+    style = trained_style(load_checkpoint(args.checkpoint)) or DEFAULT_STYLE
+    scores = evaluate(model, style=style)
     seconds = time.perf_counter() - start
     report = {
         "checkpoint": args.checkpoint.name,
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "bytes": args.checkpoint.stat().st_size,
         "command": "python scripts/evaluate_shipped.py --write",
         "clips": {"count": NUM_CLIPS, "dataset_seed": EVAL_DATA_SEED, "height": model.config.height,
-                  "width": model.config.width, "frames": model.config.frames},
+                  "width": model.config.width, "frames": model.config.frames, "style": style},
         "prior_samples_per_clip": NUM_PRIOR_SAMPLES,
         "noise_seed": EVAL_NOISE_SEED,
         "scores": scores,

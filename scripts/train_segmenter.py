@@ -50,7 +50,7 @@ import torch.nn.functional as F  # noqa: E402
 from seg2vid.checkpoints import SEGMENTER_FORMAT  # noqa: E402
 from seg2vid.cli import tcmalloc_environment  # noqa: E402
 from seg2vid.data.labels import CITYSCAPES  # noqa: E402
-from seg2vid.data.synthetic import SceneConfig, SyntheticStreets  # noqa: E402
+from seg2vid.data.synthetic import DEFAULT_STYLE, SceneConfig, SyntheticStreets  # noqa: E402
 from seg2vid.evaluation.segmentation import confusion_matrix, iou_from_confusion  # noqa: E402
 from seg2vid.models.segmenter import Segmenter, SegmenterConfig, load_segmenter, segment  # noqa: E402
 
@@ -186,7 +186,7 @@ def save(model: Segmenter, path: Path, settings: dict) -> None:
         "step": settings["steps"],
         "model": {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
         "model_config": model.config.to_dict(),
-        "train_config": dict(settings, data_seed=TRAIN_DATA_SEED,
+        "train_config": dict(settings, data_seed=TRAIN_DATA_SEED, style=DEFAULT_STYLE,
                              **{f"pool_{k}": v for k, v in POOL.items()}),
     }
     atomic_write(path, lambda fh: torch.save(ckpt, fh))
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "sha256": hashlib.sha256(args.out.read_bytes()).hexdigest(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "model_config": config.to_dict(),
-        "train": dict(settings, data_seed=TRAIN_DATA_SEED, pool_clips=POOL["clips"],
+        "train": dict(settings, data_seed=TRAIN_DATA_SEED, style=DEFAULT_STYLE, pool_clips=POOL["clips"],
                       pool_frames=len(frames), final_loss=round(rows[-1]["loss"], 5),
                       class_weights=[round(float(w), 4) for w in class_weights(labels, config.num_classes,
                                                                               config.ignore_id)]),

@@ -322,9 +322,15 @@ def find_checkpoint(path: str | Path | None) -> Path | None:
 def config_differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     """``"field: checkpoint X, now Y"`` for every key whose value differs between a checkpoint's
     config dict and the current one (a key missing on one side counts as ``None``), sorted;
-    keys in ``ignore`` are skipped."""
-    return [
-        f"{key}: checkpoint {saved.get(key)!r}, now {current.get(key)!r}"
-        for key in sorted(set(saved) | set(current))
-        if key not in ignore and saved.get(key) != current.get(key)
-    ]
+    keys in ``ignore`` are skipped. Nested dicts on both sides are compared field by field
+    (``"scene.style: checkpoint 'classic', now 'rich'"``)."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if key in ignore or old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += [f"{key}.{d}" for d in config_differences(old, new)]
+        else:
+            differences.append(f"{key}: checkpoint {old!r}, now {new!r}")
+    return differences

@@ -59,6 +59,11 @@ from pathlib import Path
 from seg2vid import __version__
 
 
+#: The synthetic streets' styles, for the ``--style`` options (``seg2vid.data.synthetic.STYLES``;
+#: spelled out so that ``seg2vid --help`` imports neither NumPy nor torch).
+STYLE_CHOICES = ("classic", "rich")
+
+
 def _size(text: str) -> tuple[int, int]:
     """Parse "64" (square) or "128x256" (HxW)."""
     try:
@@ -243,6 +248,7 @@ _TRAIN_OVERRIDES = {
     "workers": ("train", "num_workers"), "compile": ("train", "compile"),
     "kl_warmup": ("loss", "kl_warmup_steps"),
     "data": ("data", "kind"), "data_root": ("data", "root"), "split": ("data", "split"),
+    "style": ("data", "style"),
 }
 
 
@@ -348,7 +354,7 @@ _STAGE1_OVERRIDES = {
     "lr": ("train", "lr_generator"), "lr_d": ("train", "lr_discriminator"), "seed": ("train", "seed"),
     "num_clips": ("train", "num_clips"), "log_every": ("train", "log_every"),
     "sample_every": ("train", "sample_every"), "checkpoint_every": ("train", "checkpoint_every"),
-    "device": ("train", "device"),
+    "device": ("train", "device"), "style": ("train", "style"),
     "data": ("data", "kind"), "data_root": ("data", "root"), "split": ("data", "split"),
 }
 
@@ -389,8 +395,13 @@ def _train(args: argparse.Namespace) -> int:
     run = train_settings(args)
     model_config = run.model_config()
     data = {"kind": "synthetic", **run.data}
-    dataset = None
+    dataset = scene = None
     if data["kind"] == "synthetic":
+        from seg2vid.data.synthetic import SceneConfig
+
+        if data.get("style") is not None:  # the streets' style (default: DEFAULT_STYLE)
+            scene = SceneConfig(height=model_config.height, width=model_config.width,
+                                frames=model_config.frames, style=data.pop("style"))
         # One synthetic dataset whatever was spelled out: the trainer's own SyntheticStreets (seed
         # --seed, a pool of --num-clips or fresh clips), stored as {"kind": "synthetic"} so that
         # runs with and without --split train resume each other.
@@ -408,7 +419,7 @@ def _train(args: argparse.Namespace) -> int:
     if _is_main_process():
         _writable_folder(out)
     trainer = Trainer(model_config, train_config, loss_config, out, args.perceptual_weights,
-                      dataset=dataset, held_out=held_out, data_config=data)
+                      dataset=dataset, held_out=held_out, data_config=data, scene=scene)
     say = print if trainer.is_main else (lambda *a, **k: None)
     try:
         _resume_or_refuse(trainer, args, "train", say)
@@ -547,7 +558,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from seg2vid.checkpoints import atomic_write, find_checkpoint, load_checkpoint
     from seg2vid.data.splits import split_seed
     from seg2vid.evaluation import evaluate as ev
-    from seg2vid.models.loading import load_model
+    from seg2vid.models.loading import load_model, trained_style
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -558,11 +569,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(path, args.device)
     c = model.config
     scene = None
-    data = _evaluation_data(args, load_checkpoint(path).get("data_config"))
+    saved = load_checkpoint(path)
+    data = _evaluation_data(args, saved.get("data_config"))
     if data["kind"] == "synthetic":
         seed = split_seed("test" if data["split"] == "test" else "val")
         dataset, table = ev.synthetic_test_set(c.height, c.width, c.frames, args.num_clips, seed,
-                                               style=args.style), None
+                                               style=args.style or trained_style(saved)), None
         scene = dataset.config  # the multi-future scenes and the mean-flow baseline's training clips
     else:
         from torch.utils.data import Subset
@@ -714,6 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="training data (default: synthetic streets)")
     add("--data-root", default=None, metavar="PATH", help="folder of a real dataset (see data/README.md)")
     add("--split", default=None, help="dataset split (default: train)")
+    add("--style", choices=STYLE_CHOICES, default=None,
+        help="synthetic data: the streets' style (default: rich; classic = before seg2vid 0.2)")
     add("--steps", type=int, default=None, help="optimiser steps in total (default: 2000)")
     add("--batch-size", type=int, default=None, help="clips per step and process (default: 8)")
     add("--lr", type=float, default=None, help="Adam learning rate (default: 1e-3)")
@@ -768,7 +782,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     add("--baselines", action=argparse.BooleanOptionalAction, default=True,
         help="also score copy_first_frame, mean_flow and exact_flow_warp (default: on)")
-    add("--style", default=None, help="synthetic scene style of the test clips (default: SceneConfig's)")
+    add("--style", choices=STYLE_CHOICES, default=None,
+        help="synthetic scene style of the test clips (default: the checkpoint's training streets)")
     add("--future-scenes", type=int, default=16,
         help="first frames with K true futures for future_coverage/precision (0 = skip; default: 16)")
     add("--future-k", type=int, default=8, help="true futures per first frame, K (default: 8)")
@@ -796,6 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=None, help="seed of the models, noise and data (default: 0)")
     add("--num-clips", type=int, default=None,
         help="pool of clips, each rendered at its first use (default: 2000)")
+    add("--style", choices=STYLE_CHOICES, default=None,
+        help="synthetic data: the streets' style (default: rich; classic = before seg2vid 0.2)")
     add("--out", default=None, help="output folder (default: runs/CONFIG or runs/stage1_PRESET)")
     add("--data", choices=("synthetic", "cityscapes", "folder"), default=None,
         help="first frames + label maps to learn from (default: synthetic streets)")

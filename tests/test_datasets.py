@@ -619,16 +619,18 @@ def test_dataset_config_round_trip_and_errors(tmp_path):
 def test_synthetic_style_is_one_dataset_config_field():
     from seg2vid.data.synthetic import SceneConfig, render_clip
 
-    config = DatasetConfig(style="rich", num_clips=2, height=32, width=32, frames=2)
+    config = DatasetConfig(style="classic", num_clips=2, height=32, width=32, frames=2)
     assert DatasetConfig.from_dict(config.to_dict()) == config
     item = build_dataset(config)[0]
     seed = item["name"].split("=")[1].split(":")[0]
     assert seed == "0"
-    rich = render_clip(SceneConfig(height=32, width=32, frames=2, style="rich"),
-                       build_dataset(config).clip_seed(0))
-    assert torch.equal(item["frames"], rich["frames"])
-    assert DatasetConfig().style == "classic"
+    classic = render_clip(SceneConfig(height=32, width=32, frames=2, style="classic"),
+                          build_dataset(config).clip_seed(0))
+    assert torch.equal(item["frames"], classic["frames"])
+    assert DatasetConfig().style == "rich"  # the default since seg2vid 0.2
+    default = build_dataset(DatasetConfig(num_clips=2, height=32, width=32, frames=2))[0]
+    assert not torch.equal(default["frames"], item["frames"])
     with pytest.raises(ValueError, match="unknown synthetic style"):
         DatasetConfig(style="fancy")
     with pytest.raises(ValueError, match="synthetic dataset only"):
-        DatasetConfig(kind="kth", root="/nowhere", style="rich")
+        DatasetConfig(kind="kth", root="/nowhere", style="classic")

@@ -23,7 +23,8 @@ def constant_flow(h, w, dx, dy, lead=(1,)):
 
 @pytest.fixture(scope="module")
 def clips():
-    return [render_clip(SceneConfig(height=64, width=64, frames=4), seed=seed) for seed in range(8)]
+    return [render_clip(SceneConfig(height=64, width=64, frames=4, style="classic"), seed=seed)
+            for seed in range(8)]
 
 
 def test_in_frame_mask_of_a_shift_drops_the_columns_that_read_outside():

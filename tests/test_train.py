@@ -126,8 +126,29 @@ def test_config_mismatch_names_the_fields(tmp_path):
     message = str(err.value)
     assert "model height: checkpoint 32, now 48" in message and "train lr" in message
     assert "width" not in message
+    assert "data scene.height: checkpoint 32, now 48" in message  # the streets follow the model's size
     # the run length and the bookkeeping may change
     make_trainer(tmp_path, steps=5, log_every=3).resume()
+
+
+def test_a_run_from_before_the_rich_default_resumes_only_on_classic_streets(tmp_path):
+    from seg2vid.checkpoints import atomic_write
+    from seg2vid.data.synthetic import SceneConfig
+    from seg2vid.models.loading import trained_style
+
+    make_trainer(tmp_path, steps=1).train()
+    path = tmp_path / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["data_config"]["scene"]["style"] == "rich" and trained_style(ckpt) == "rich"
+    ckpt["data_config"] = {"kind": "synthetic"}  # what seg2vid 0.1 wrote: its streets were classic
+    atomic_write(path, lambda fh: torch.save(ckpt, fh))
+    assert trained_style(ckpt) == "classic"
+    with pytest.raises(CheckpointMismatchError, match="data scene.style: checkpoint 'classic', now 'rich'"):
+        make_trainer(tmp_path, steps=2).resume()
+    classic = SceneConfig(height=MODEL.height, width=MODEL.width, frames=MODEL.frames, style="classic")
+    settings = dict(batch_size=2, sample_every=0, checkpoint_every=0, num_clips=None, device="cpu")
+    trainer = Trainer(MODEL, TrainConfig(steps=2, **settings), NO_VGG, out_dir=tmp_path, scene=classic)
+    assert trainer.resume() == 1
 
 
 def test_a_fresh_run_refuses_to_overwrite_an_existing_one(tmp_path):

@@ -40,9 +40,9 @@ Index ``[t-1]`` of the flow and mask tensors belongs to ``frames[t]``, t = 1..T.
 
 Styles (``SceneConfig(style=...)``, :data:`STYLES`; the default is :data:`DEFAULT_STYLE`):
 
-* ``"classic"``: the original streets, on which the shipped checkpoints were trained. Its
-  output for a given config and seed never changes.
-* ``"rich"`` (``SceneConfig.rich()``): textures at every scale a pixel resolves (asphalt grain,
+* ``"classic"``: the original streets (the default, and what the shipped checkpoints were
+  trained on, before seg2vid 0.2). Its output for a given config and seed never changes.
+* ``"rich"`` (the default; ``SceneConfig.rich()``): textures at every scale a pixel resolves (asphalt grain,
   repair patches, seams and zebra crossings; tiled sidewalks and kerbs; brick or plaster
   facades with framed windows, storeys and shop fronts; striped clothes, car details), more
   and nearer moving objects (up to 8 vehicles incl. vans, up to 8 people, half of them
@@ -73,6 +73,7 @@ from seg2vid.data.labels import CITYSCAPES
 
 __all__ = [
     "DEFAULT_STYLE",
+    "LEGACY_STYLE",
     "STYLES",
     "SYNTHETIC_CLASSES",
     "SceneConfig",
@@ -110,9 +111,14 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 #: motions that vary per clip (stopped, slow to fast, accelerating, turning).
 STYLES: tuple[str, ...] = ("classic", "rich")
 
-#: The style a plain ``SceneConfig()`` (and every dataset built without naming one) renders.
-#: Flipping the project to the rich streets is this one line.
-DEFAULT_STYLE = "classic"
+#: The style a plain ``SceneConfig()`` (and every dataset built without naming one) renders: the
+#: rich streets since seg2vid 0.2 (the shipped checkpoints are trained on them). A saved config
+#: that names no style predates the switch and means "classic" (:data:`LEGACY_STYLE`).
+DEFAULT_STYLE = "rich"
+
+#: The style of a saved config (checkpoint, run folder) that names none: it was written before the
+#: rich default, when every synthetic clip was classic.
+LEGACY_STYLE = "classic"
 
 # Per style: (max_cars, max_people) when the config leaves them at None.
 _STYLE_COUNTS = {"classic": (4, 3), "rich": (8, 8)}
@@ -1147,8 +1153,8 @@ class _Scene:
                               vx=mo(lambda r: r.choice([-1, 1]) * r.uniform(0.25, 1.0)) * m)
             layers.append(_Car(cam, rng, kind, side_view=role == "crossing", rich=True, **motion))
 
-        layers += _people(cam, rng, mo, m, rng.integers(max(1, c.max_people // 3), c.max_people + 1),
-                          _RICH_PEOPLE)
+        fewest = min(max(1, c.max_people // 3), c.max_people)  # max_people=0: none (was a crash)
+        layers += _people(cam, rng, mo, m, rng.integers(fewest, c.max_people + 1), _RICH_PEOPLE)
         return layers
 
     def _front_planes(self, t, x, y):

@@ -10,6 +10,7 @@ checkpoint without optimiser and RNG states, for shipping). The file formats the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,11 +21,12 @@ from seg2vid.checkpoints import (
     load_checkpoint,
     read_checkpoint,
 )
+from seg2vid.data.synthetic import LEGACY_STYLE
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig
 from seg2vid.models.spade import SpadeConfig, SpadeGenerator
 from seg2vid.utils import pick_device
 
-__all__ = ["MODEL_ONLY_KEYS", "export_model", "load_model", "load_spade_generator"]
+__all__ = ["MODEL_ONLY_KEYS", "export_model", "load_model", "load_spade_generator", "trained_style"]
 
 
 def load_model(path: str | Path, device: str | torch.device | None = None) -> Seg2Vid:
@@ -65,6 +67,19 @@ def export_model(checkpoint_path: str | Path, out_path: str | Path) -> Path:
     out_path = Path(out_path)
     atomic_write(out_path, lambda fh: torch.save(exported, fh))
     return out_path
+
+
+def trained_style(ckpt: dict[str, Any]) -> str | None:
+    """The synthetic streets' style a stage-2 checkpoint (or export) was trained on.
+
+    Read from its ``data_config``: the recorded scene's ``style``; a synthetic run that recorded
+    no style was trained before seg2vid 0.2, on :data:`~seg2vid.data.synthetic.LEGACY_STYLE`
+    ("classic") streets. None when it was trained on another dataset.
+    """
+    data = ckpt.get("data_config") or {"kind": "synthetic"}
+    if data.get("kind") != "synthetic":
+        return None
+    return (data.get("scene") or {}).get("style", LEGACY_STYLE)
 
 
 def load_spade_generator(path: str | Path, device: str | torch.device | None = None) -> SpadeGenerator:

@@ -337,6 +337,11 @@ class TrainLoop:
         :meth:`resume` compares, in the order the differences are reported."""
         raise NotImplementedError
 
+    def _saved_data_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        """The checkpoint's ``data_config`` as :meth:`resume` compares it with ``self.data_config``
+        (checkpoints from before ``data_config`` existed were all trained on synthetic streets)."""
+        return ckpt.get("data_config", {"kind": "synthetic"})
+
     def _load_state(self, ckpt: dict[str, Any]) -> None:
         """Load the networks' and optimisers' states of a checked checkpoint."""
         raise NotImplementedError
@@ -363,9 +368,7 @@ class TrainLoop:
         self._check_resumable(path, ckpt)
         problems = [f"{name} {d}" for name, saved, current, ignore in self._resume_configs(ckpt)
                     for d in config_differences(saved, current, ignore)]
-        # (checkpoints from before data_config existed were all trained on synthetic streets)
-        problems += [f"data {d}" for d in config_differences(
-            ckpt.get("data_config", {"kind": "synthetic"}), self.data_config)]
+        problems += [f"data {d}" for d in config_differences(self._saved_data_config(ckpt), self.data_config)]
         if ckpt["perceptual"] != (self.perceptual is not None):
             on = {True: "on", False: "off"}
             problems.append(

@@ -57,7 +57,7 @@ from seg2vid.data.first_frames import dataset_first_frames, render_first_frames,
 from seg2vid.data.labels import CITYSCAPES
 from seg2vid.data.pool import ClipPool
 from seg2vid.data.splits import SAMPLE_OFFSET
-from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.data.synthetic import DEFAULT_STYLE, LEGACY_STYLE, STYLES, SceneConfig, SyntheticStreets
 from seg2vid.models.spade import MultiScaleDiscriminator, SpadeConfig, SpadeGenerator
 from seg2vid.training.adversarial import feature_matching_loss, hinge_discriminator_loss, hinge_generator_loss
 from seg2vid.training.loop import NonFiniteError, TrainLoop
@@ -90,6 +90,9 @@ class Stage1TrainConfig(FrozenConfig):
         seed: seeds the initialisation, the noise draws and the data.
         num_clips: size of the pool of clips, each rendered at its first use and then reused
             (about 8 ms per 64x64 clip).
+        style: the synthetic streets' style (:data:`seg2vid.data.synthetic.STYLES`; default
+            :data:`~seg2vid.data.synthetic.DEFAULT_STYLE`); ignored when a dataset is given. A
+            checkpoint whose train config names no style was trained on "classic" streets.
         log_every: progress-bar refresh, and the window of the summary's "last losses".
         sample_every: write a sample PNG every N steps and at the end; 0 = never.
         checkpoint_every: write the checkpoint every N steps; it is always written at the end.
@@ -109,6 +112,7 @@ class Stage1TrainConfig(FrozenConfig):
     weight_perceptual: float = 10.0
     seed: int = 0
     num_clips: int = 2000
+    style: str = DEFAULT_STYLE
     log_every: int = 10
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -129,6 +133,8 @@ class Stage1TrainConfig(FrozenConfig):
             raise ValueError(f"loss weights must be >= 0, got {weights}")
         if self.log_every < 1 or self.sample_every < 0 or self.checkpoint_every < 0:
             raise ValueError("need log_every >= 1, sample_every >= 0 and checkpoint_every >= 0")
+        if self.style not in STYLES:
+            raise ValueError(f"unknown synthetic style {self.style!r}; known: {', '.join(STYLES)}")
 
     def weight(self, term: str) -> float:
         """The weight of loss term ``term`` (one of l1, feature_matching, adversarial, perceptual)."""
@@ -240,7 +246,7 @@ class Stage1Trainer(TrainLoop):
                 return images[0], labels[0]
 
             return ClipPool(len(spread), load)
-        scene = SceneConfig(height=tc.height, width=tc.width, frames=1)
+        scene = SceneConfig(height=tc.height, width=tc.width, frames=1, style=tc.style)
         dataset = SyntheticStreets(tc.num_clips, scene, seed=tc.seed)
 
         def render(i: int) -> tuple[Tensor, Tensor]:
@@ -303,8 +309,9 @@ class Stage1Trainer(TrainLoop):
         was written take their defaults, so an older run resumes)."""
         return [
             ("model", SpadeConfig.from_dict(ckpt["model_config"]).to_dict(), self.model_config.to_dict(), ()),
-            ("train", Stage1TrainConfig.from_dict(ckpt["train_config"]).to_dict(), self.config.to_dict(),
-             Stage1TrainConfig.RESUMABLE_CHANGES),
+            # a train config without a style predates the rich default: it was trained on classic
+            ("train", Stage1TrainConfig.from_dict({"style": LEGACY_STYLE, **ckpt["train_config"]}).to_dict(),
+             self.config.to_dict(), Stage1TrainConfig.RESUMABLE_CHANGES),
         ]
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:

@@ -65,7 +65,7 @@ from seg2vid.data.build import frames_and_label_map
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.pool import ClipPool
 from seg2vid.data.splits import SAMPLE_OFFSET
-from seg2vid.data.synthetic import SceneConfig, SyntheticStreets
+from seg2vid.data.synthetic import LEGACY_STYLE, SceneConfig, SyntheticStreets
 from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
 from seg2vid.training import distributed
 from seg2vid.training.loop import NonFiniteError, TrainLoop
@@ -279,9 +279,6 @@ class Trainer(TrainLoop):
             )
         self.data_config = data_config if data_config is not None else (
             {"kind": "synthetic"} if dataset is None else {"kind": type(dataset).__name__})
-        # resuming on other streets is refused
-        if data_config is None and dataset is None and scene is not None:
-            self.data_config = {"kind": "synthetic", "scene": dataclasses.asdict(scene)}
         if tc.amp == "fp16" and (wanted := pick_device(tc.device)).type != "cuda":
             raise ValueError(f"amp='fp16' needs a CUDA device (its GradScaler), and this run is on {wanted}; "
                              "bf16 also runs on the CPU")
@@ -319,6 +316,8 @@ class Trainer(TrainLoop):
                              f"{model_config.height}x{model_config.width}, 1 + {model_config.frames}")
         scene = scene or SceneConfig(
             height=model_config.height, width=model_config.width, frames=model_config.frames)
+        if dataset is None:  # the run's own streets, recorded in full: resuming on other streets is refused
+            self.data_config = {**self.data_config, "scene": dataclasses.asdict(scene)}
         self._pool = None
         if dataset is not None:
             #: The training clips (synthetic streets by default).
@@ -455,6 +454,16 @@ class Trainer(TrainLoop):
             ("train", TrainConfig.from_dict(ckpt["train_config"]).to_dict(), self.config.to_dict(),
              TrainConfig.RESUMABLE_CHANGES),
         ]
+
+    def _saved_data_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
+        """A synthetic run saved without its scene (before seg2vid 0.2) trained on the default
+        streets of its time: :data:`~seg2vid.data.synthetic.LEGACY_STYLE`, at the model's size."""
+        saved = dict(super()._saved_data_config(ckpt))
+        if saved.get("kind") == "synthetic" and "scene" in self.data_config:
+            c = Seg2VidConfig.from_dict(ckpt["model_config"])
+            scene = saved.get("scene") or {"height": c.height, "width": c.width, "frames": c.frames}
+            saved["scene"] = dataclasses.asdict(SceneConfig(**{"style": LEGACY_STYLE, **scene}))
+        return saved
 
     def _load_state(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
