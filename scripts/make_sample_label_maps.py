@@ -3,8 +3,8 @@
 
 Each map is the first-frame label map of a synthetic street scene (the default, rich streets) that
 no shipped model was trained or evaluated on, saved twice: as train ids (8-bit grey PNG, 255 =
-void) and in the
-Cityscapes colour palette. Both encodings are read by ``seg2vid.generation.pipeline.read_label_png``.
+void) and in the Cityscapes colour palette. Both encodings are read by
+``seg2vid.generation.pipeline.read_label_png``.
 
     python scripts/make_sample_label_maps.py
 """

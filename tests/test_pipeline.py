@@ -131,6 +131,10 @@ def test_cli_generate_writes_gif_mp4_and_sheet(unseen_labels, tmp_path, capsys):
     names = ["sample_0.gif", "sample_0.mp4", "sample_1.gif", "sample_1.mp4", "samples.png"]
     for name in names:
         assert (out / name).is_file() and str(out / name) in printed
+    # one number per sample: how far it moves the scene (two samples, two different numbers)
+    line = next(row for row in printed.splitlines() if "how far each future moves" in row)
+    changes = [float(v) for v in line.split(":")[-1].split(",")]
+    assert len(changes) == 2 and all(0 < c < 1 for c in changes) and changes[0] != changes[1]
     sheet = np.asarray(Image.open(out / "samples.png"))
     assert sheet.shape[0] >= 2 * 64 and sheet.shape[1] >= 6 * 64  # label map + 1 + T frames per row
 
