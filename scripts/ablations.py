@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python scripts/ablations.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     markdown = (
-        f"Ablations on synthetic streets ({settings.height}x{settings.width}, 1 + {settings.frames} frames, "
+        f"Ablations on synthetic streets ({settings.style} style, {settings.height}x{settings.width}, "
+        f"1 + {settings.frames} frames, "
         f"preset {settings.preset}, {settings.steps} steps x batch {settings.batch_size} per run, "
         f"{len(settings.seeds)} seeds; {settings.test_clips} held-out clips, N = {settings.n_samples} "
         f"samples): mean ± std over seeds.\n\n" + format_table(table) + "\n\n" + format_claims(claims) + "\n"

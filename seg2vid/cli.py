@@ -58,7 +58,6 @@ from pathlib import Path
 
 from seg2vid import __version__
 
-
 #: The synthetic streets' styles, for the ``--style`` options (``seg2vid.data.synthetic.STYLES``;
 #: spelled out so that ``seg2vid --help`` imports neither NumPy nor torch).
 STYLE_CHOICES = ("classic", "rich")
@@ -633,7 +632,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         result["baselines_protocol"] = (
             f"mean_flow: the average flow of training clips 0..{MEAN_FLOW_CLIPS - 1} "
             "(SyntheticStreets seed 0, the trainer's pool) warps the first frame, all visible; "
-            "exact_flow_warp: the exact flow and visibility; copy_first_frame: zero flow")
+            "exact_flow_warp: the exact flow and visibility; copy_first_frame: zero flow; "
+            "true_futures (synthetic clips): a perfect sampler, N further exact futures of the same "
+            "first frame (render_futures, futures 1000..), posterior = the clip itself")
         rows.update(result["baselines"])
     markdown = ev.format_table(rows)
     out = Path(args.out)

@@ -168,7 +168,7 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
     assert saved["num_clips"] == 2 and saved["n_samples"] == 2 and "epe" in saved["metrics"]
     # the synthetic defaults bring the multi-future scores and every baseline (issue 11)
     assert {"future_coverage", "future_precision", "speed_correlation"} <= set(saved["metrics"])
-    assert set(saved["baselines"]) == {"copy_first_frame", "mean_flow", "exact_flow_warp"}
+    assert set(saved["baselines"]) == {"copy_first_frame", "mean_flow", "exact_flow_warp", "true_futures"}
     assert "future_coverage" in saved["baselines"]["mean_flow"]
     assert (out / "table.md").read_text().startswith("|")
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(out)]) == 2

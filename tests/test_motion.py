@@ -283,9 +283,12 @@ def test_baselines_have_the_metric_keys_and_the_truth_has_speed_correlation_one(
     result = evaluate(model, data, **kwargs)["metrics"]
     mean = training_mean_flow(scene, num_clips=4)
     baselines = evaluate_baselines(data, scene, 2, mean_flow=mean, **kwargs)
-    assert set(baselines) == {"copy_first_frame", "mean_flow", "exact_flow_warp"}
+    assert set(baselines) == {"copy_first_frame", "mean_flow", "exact_flow_warp", "true_futures"}
     for name, values in baselines.items():
         assert set(values) == set(result), name
+    perfect = baselines["true_futures"]  # other exact futures: spread out, its posterior exact
+    assert perfect["epe_posterior"]["mean"] == 0 and perfect["diversity"]["mean"] > 0
+    assert perfect["epe"]["mean"] > 0 and perfect["future_precision"]["mean"] > 0
     for key in ("speed_correlation", "epe_textured", "occlusion_iou_fwd", "occlusion_iou_bwd",
                 "future_coverage", "future_precision", "epe_posterior", "occlusion_iou_fwd_fbcheck"):
         assert key in result
@@ -293,6 +296,30 @@ def test_baselines_have_the_metric_keys_and_the_truth_has_speed_correlation_one(
     assert exact["speed_correlation"]["mean"] == pytest.approx(1.0)
     assert exact["epe"]["mean"] == 0 and exact["occlusion_iou_fwd"]["mean"] == 1.0
     assert baselines["mean_flow"]["future_precision"]["mean"] <= 1.0
+
+
+def test_the_perfect_sampler_draws_exact_futures_of_the_same_first_frame():
+    from seg2vid.data.synthetic import render_futures
+    from seg2vid.evaluation import baselines as bl
+
+    scene = SceneConfig(height=32, width=32, frames=2)
+    data = SyntheticStreets(2, scene, seed=5)
+    first = torch.stack([data[i]["frames"][0] for i in range(2)])
+    onehot = CITYSCAPES.one_hot(torch.stack([data[i]["labels"][0] for i in range(2)]))
+    seeds = torch.tensor([data.clip_seed(i) for i in range(2)])
+    sampler = bl.TrueFutures(scene)
+    pred = sampler(first, onehot, 3, torch.Generator(), truth={"seed": seeds})
+    assert pred.video.shape == (6, 3, 3, 32, 32)
+    assert torch.equal(pred.video[:, 0], first.repeat_interleave(3, dim=0))  # the same frame 0
+    future = render_futures(scene, data.clip_seed(1), k=1, first=bl.SAMPLE_FUTURES_FROM + 2)
+    assert torch.equal(pred.video[5], future["frames"][0])
+    assert torch.equal(pred.flow_fwd[5], future["flow_fwd"][0])
+    assert not torch.equal(pred.flow_fwd[3], pred.flow_fwd[4])  # independent motions
+    assert not torch.equal(pred.video[3], data[1]["frames"])  # never the clip's own future
+    with pytest.raises(ValueError, match="seed"):
+        sampler(first, onehot, 3, torch.Generator())
+    with pytest.raises(ValueError, match="do not render these first frames"):
+        sampler(first, onehot, 1, torch.Generator(), truth={"seed": seeds + 1})
 
 
 def test_speed_correlation_and_texture_definitions():

@@ -1395,7 +1395,8 @@ def render_clip(config: SceneConfig | None = None, seed: int = 0) -> dict[str, t
     return {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
-def render_futures(config: SceneConfig | None = None, seed: int = 0, k: int = 8) -> dict[str, torch.Tensor]:
+def render_futures(config: SceneConfig | None = None, seed: int = 0, k: int = 8,
+                   first: int = 0) -> dict[str, torch.Tensor]:
     """Render ONE first frame with ``k`` different exact futures (multi-future ground truth).
 
     Every future shares the scene's layout -- the same frame-0 pixels and label map -- and
@@ -1407,6 +1408,8 @@ def render_futures(config: SceneConfig | None = None, seed: int = 0, k: int = 8)
         config: scene settings (either style).
         seed: the scene.
         k: number of futures (>= 1).
+        first: the index of the first future rendered: futures ``first .. first + k - 1``
+            (e.g. futures no evaluation uses as truths, for a perfect sampler).
     Returns:
         dict of tensors with a leading K axis: ``frames`` (K, T+1, 3, H, W), ``labels``
         (K, T+1, H, W), ``flow_fwd``/``flow_bwd`` (K, T, 2, H, W) pixels,
@@ -1416,7 +1419,9 @@ def render_futures(config: SceneConfig | None = None, seed: int = 0, k: int = 8)
     config = config or SceneConfig()
     if k < 1:
         raise ValueError(f"k (the number of futures) must be >= 1, got {k}")
-    futures = [_Scene(config, seed, future=None if j == 0 else j).render() for j in range(k)]
+    if first < 0:
+        raise ValueError(f"first (the first future's index) must be >= 0, got {first}")
+    futures = [_Scene(config, seed, future=None if j == 0 else j).render() for j in range(first, first + k)]
     out = {key: torch.from_numpy(np.stack([f[key] for f in futures])) for key in futures[0]}
     out["label_map"] = out["labels"][0, 0].clone()
     return out

@@ -14,6 +14,13 @@ Each is a predictor of :func:`seg2vid.evaluation.evaluate.evaluate` (same call, 
 * :class:`ExactFlowWarp` -- the first frame warped with the clip's EXACT forward flow, the exact
   visibility as masks (an upper bound of the warping part, no refinement). It reads the truth
   (``uses_truth``), so it is a reference, not a model.
+* :class:`TrueFutures` -- a PERFECT sampler: its N samples of a synthetic clip are N further exact
+  futures of the same first frame (:func:`seg2vid.data.synthetic.render_futures`: same frame 0
+  and label map, independently drawn motions; true frames, flows and visibility). No model can
+  be better calibrated, so its prior-sample scores (mean-of-N and best-of-N EPE and PSNR,
+  coverage) are what a model that is honest about the uncertainty of the future can reach; its
+  posterior is the clip's own future (exact). Synthetic clips only: it re-renders each clip
+  from its seed.
 
 and the forward-backward check (:func:`seg2vid.evaluation.motion_eval.fb_check_visibility`):
 visibility from the consistency of a pair of flows (Sundaram et al. 2010), run by the evaluation on
@@ -35,14 +42,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MEAN_FLOW_CLIPS",
+    "SAMPLE_FUTURES_FROM",
     "ExactFlowWarp",
     "MeanFlowWarp",
+    "TrueFutures",
     "evaluate_baselines",
     "training_mean_flow",
 ]
 
 #: Training clips averaged by :func:`training_mean_flow` (clips 0 .. N-1 of the trainer's pool).
 MEAN_FLOW_CLIPS = 256
+#: :class:`TrueFutures` draws futures ``SAMPLE_FUTURES_FROM ..`` of a scene: never the clip's own
+#: future (0) nor one of the K true futures of a multi-future scene (0 .. K-1).
+SAMPLE_FUTURES_FROM = 1000
 
 
 def training_mean_flow(
@@ -138,6 +150,51 @@ class ExactFlowWarp:
         return self(frames[:, 0], onehot, 1, generator, truth)
 
 
+class TrueFutures:
+    """Reference: a perfect sampler -- N further exact futures of each clip's first frame.
+
+    Called with the batch's truth (``uses_truth``), which must hold ``"seed"`` (B,) int64: the
+    render seed of each clip (:meth:`seg2vid.data.synthetic.SyntheticStreets.clip_seed`; the
+    evaluation adds it for synthetic clips). Sample i of a clip is future
+    ``SAMPLE_FUTURES_FROM + i`` of its scene: the true frames (disocclusions and all), the exact
+    flows and visibility. Its posterior is the clip itself (future 0), exact.
+
+    Args:
+        scene: the clips' :class:`~seg2vid.data.synthetic.SceneConfig`.
+    """
+
+    deterministic = False  # N different futures per input
+    uses_truth = True
+
+    def __init__(self, scene: SceneConfig):
+        self.scene = scene
+
+    def _futures(self, seeds: Tensor, n: int, first: int) -> dict[str, Tensor]:
+        from seg2vid.data.synthetic import render_futures
+
+        per_clip = [render_futures(self.scene, int(seed), k=n, first=first) for seed in seeds.tolist()]
+        return {key: torch.cat([f[key] for f in per_clip])  # (B * n, ...), clip-major like a model's
+                for key in ("frames", "flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd")}
+
+    def __call__(self, first: Tensor, onehot: Tensor, n: int, generator: torch.Generator,
+                 truth: dict[str, Tensor] | None = None) -> Prediction:
+        if truth is None or "seed" not in truth:
+            raise ValueError("TrueFutures needs the clips' render seeds (truth['seed']): "
+                             "synthetic clips only")
+        f = self._futures(truth["seed"], n, SAMPLE_FUTURES_FROM)
+        if not torch.equal(f["frames"][:, 0].to(first), first.repeat_interleave(n, dim=0)):
+            raise ValueError("TrueFutures: the seeds do not render these first frames "
+                             "(another scene config?)")
+        return _prediction(*(f[k].to(first) for k in ("frames", "flow_fwd", "flow_bwd", "visible_fwd",
+                                                         "visible_bwd")))
+
+    def posterior(self, frames: Tensor, onehot: Tensor, truth: dict[str, Tensor],
+                  generator: torch.Generator) -> Prediction:
+        """The clip's own future: its frames, exact flows and visibility."""
+        keys = ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd")
+        return _prediction(frames, *(truth[k] for k in keys))
+
+
 def evaluate_baselines(
     dataset: Any, train_scene: SceneConfig | None, frames: int, mean_flow: dict[str, Tensor] | None = None,
     **evaluate_kwargs: Any,
@@ -154,8 +211,9 @@ def evaluate_baselines(
         evaluate_kwargs: passed to every :func:`seg2vid.evaluation.evaluate.evaluate` call (n_samples, seed,
             segmenter, table, device, multi_future, ...), so the keys are the model's.
     Returns:
-        ``{"copy_first_frame": metrics, "mean_flow": metrics, "exact_flow_warp": metrics}`` (the
-        last only when the clips hold exact flows), each ``evaluate(...)["metrics"]``.
+        ``{"copy_first_frame": metrics, "mean_flow": metrics, "exact_flow_warp": metrics,
+        "true_futures": metrics}`` (``exact_flow_warp`` only when the clips hold exact flows,
+        ``true_futures`` only for synthetic clips), each ``evaluate(...)["metrics"]``.
     """
     from seg2vid.evaluation.evaluate import CopyFirstFrame, evaluate
 
@@ -167,4 +225,6 @@ def evaluate_baselines(
                                     **evaluate_kwargs)["metrics"]
     if len(dataset) and {"flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd"} <= set(dataset[0]):
         out["exact_flow_warp"] = evaluate(ExactFlowWarp(), dataset, **evaluate_kwargs)["metrics"]
+    if hasattr(dataset, "clip_seed") and hasattr(dataset, "config"):  # synthetic: re-rendered futures
+        out["true_futures"] = evaluate(TrueFutures(dataset.config), dataset, **evaluate_kwargs)["metrics"]
     return out

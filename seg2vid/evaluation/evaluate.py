@@ -230,7 +230,11 @@ def evaluate(
         onehot = table.one_hot(batch["label_map"].to(device))
         truth = {k: batch[k].to(device)
                  for k in ("flow_fwd", "flow_bwd", "visible_fwd", "visible_bwd") if k in batch}
+        exact = len(truth) == 4  # exact flows and visibility both ways: the motion metrics below
         if getattr(predict, "uses_truth", False):
+            if hasattr(dataset, "clip_seed"):  # synthetic clips: their render seeds (TrueFutures)
+                truth["seed"] = torch.tensor([dataset.clip_seed(i) for i in
+                                              range(first_index, first_index + b)], dtype=torch.int64)
             pred = predict(frames[:, 0], onehot, n, generator, truth=truth)
         else:
             pred = predict(frames[:, 0], onehot, n, generator)
@@ -271,7 +275,7 @@ def evaluate(
                         [metrics.frame_mask_iou(1 - masks[i], 1 - visible) for i in range(n)]
                     ).nanmean(0),
                 )
-        if len(truth) == 4:  # exact flows and visibility: the motion metrics (seg2vid.evaluation.motion_eval)
+        if exact:  # exact flows and visibility: the motion metrics (seg2vid.evaluation.motion_eval)
             truth["frames"] = frames
             if pred.flow_fwd is not None:
                 flows = pred.flow_fwd.view(b, n, *pred.flow_fwd.shape[1:]).transpose(0, 1)

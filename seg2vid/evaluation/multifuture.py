@@ -152,7 +152,8 @@ def multi_future_scenes(
         seed: seed of the scenes (not a training or test seed).
     Returns:
         a list of dicts: ``frames`` (K, T+1, 3, H, W), ``label_map`` (H, W) int64 (frame 0's train
-        ids), ``flow_fwd`` (K, T, 2, H, W), ``kind`` ("exact multi-future" or "speed-scaled stand-in").
+        ids), ``flow_fwd`` (K, T, 2, H, W), ``kind`` ("exact multi-future" or "speed-scaled stand-in")
+        and, for exact scenes, ``seed`` (the render seed of :func:`~seg2vid.data.synthetic.render_futures`).
     """
     import dataclasses
 
@@ -167,7 +168,7 @@ def multi_future_scenes(
         if render is not None:
             futures = render(scene, clip_seed, k)
             out.append({"frames": futures["frames"], "label_map": futures["label_map"],
-                        "flow_fwd": futures["flow_fwd"], "kind": "exact multi-future"})
+                        "flow_fwd": futures["flow_fwd"], "kind": "exact multi-future", "seed": clip_seed})
             continue
         if k > len(STAND_IN_MOTIONS):
             raise ValueError(f"the stand-in has {len(STAND_IN_MOTIONS)} futures, asked for {k}")
@@ -213,6 +214,8 @@ def multi_future_scores(
             truth["flow_bwd"] = truth["flow_fwd"]  # unused by the flow score
             ones = truth["flow_fwd"].new_ones(1, truth["flow_fwd"].shape[1], 1, *truth["flow_fwd"].shape[-2:])
             truth["visible_fwd"] = truth["visible_bwd"] = ones
+            if "seed" in scene:  # the scene's render seed (a perfect sampler re-renders it)
+                truth["seed"] = torch.tensor([scene["seed"]], dtype=torch.int64)
             pred = predict(first, onehot, n_samples, generator, truth=truth)
         else:
             pred = predict(first, onehot, n_samples, generator)
