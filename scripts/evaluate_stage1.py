@@ -23,6 +23,13 @@ Scores (see :func:`seg2vid.evaluation.first_frames.evaluate_first_frames`):
 * ``baseline_class_mean_painter``: the same scores for painting every pixel with the TRUE mean
   colour of its class over these 16 images (no texture, exact class colours): a generator
   must beat its L1/PSNR by adding texture and shading, while its colour error is 0 by construction.
+* ``segmenter_agreement``: does the picture show the map? The shipped segmenter reads the
+  generated images and its reading is scored against the input maps (mIoU, pixel accuracy,
+  :func:`seg2vid.evaluation.first_frames.segmenter_agreement`), on the 16 renderer maps above
+  (``renderer_maps``; ``true_frames``: the same for the true first frames, the ceiling) and on
+  16 maps drawn with boxes as with the label-map editor (``box_maps``:
+  :func:`seg2vid.generation.editor.box_street_map`, seeds :data:`BOX_MAP_SEED` + i), which the
+  generator never saw anything like.
 """
 
 from __future__ import annotations
@@ -48,6 +55,30 @@ from seg2vid.models.stage1 import ImageFirstFrame  # noqa: E402
 
 DEFAULT_CHECKPOINT = ROOT / "data" / "checkpoints" / "spade_tiny_64.pt"
 NUM_IMAGES = 16
+#: Seeds of the box-drawn maps (box_street_map(BOX_MAP_SEED + i)).
+BOX_MAP_SEED = 0
+
+
+def agreement_scores(model, height: int, width: int, num_images: int = NUM_IMAGES) -> dict:
+    """``segmenter_agreement`` of the module docstring (the shipped segmenter)."""
+    from seg2vid.evaluation.first_frames import segmenter_agreement
+    from seg2vid.generation.editor import box_street_map
+    from seg2vid.models.segmenter import load_segmenter
+
+    segmenter = load_segmenter(None, device="cpu")
+    images, labels = render_first_frames(num_images, height, width, FIRST_FRAME_SEED)
+    boxes = torch.stack([torch.from_numpy(box_street_map(BOX_MAP_SEED + i, height, width))
+                         for i in range(num_images)])
+
+    def paint(maps: torch.Tensor) -> torch.Tensor:
+        return model.generate(CITYSCAPES.one_hot(maps), generator=torch.Generator().manual_seed(0))
+
+    return {
+        "renderer_maps": segmenter_agreement(paint(labels), labels, segmenter),
+        "true_frames": segmenter_agreement(images, labels, segmenter),
+        "box_maps": segmenter_agreement(paint(boxes), boxes, segmenter),
+        "box_map_seeds": [BOX_MAP_SEED, BOX_MAP_SEED + num_images - 1],
+    }
 
 
 def class_mean_painter(height: int, width: int, num_images: int = NUM_IMAGES) -> ImageFirstFrame:
@@ -77,6 +108,7 @@ def evaluate_checkpoint(path: Path, num_images: int = NUM_IMAGES) -> dict:
         "step": ckpt["step"],
         **scores,
         "baseline_class_mean_painter": {k: baseline[k] for k in ("l1", "psnr_db", "mean_class_color_error")},
+        "segmenter_agreement": agreement_scores(model, height, width, num_images),
         "seconds": round(seconds, 2),
         "torch": torch.__version__,
     }

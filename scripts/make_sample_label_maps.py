@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Write the sample label maps in ``data/label_maps/`` (for ``seg2vid generate --labels ...``).
 
-Each map is the first-frame label map of a synthetic street scene that no shipped model was
-trained or evaluated on, saved twice: as train ids (8-bit grey PNG, 255 = void) and in the
+Each map is the first-frame label map of a synthetic street scene (the default, rich streets) that
+no shipped model was trained or evaluated on, saved twice: as train ids (8-bit grey PNG, 255 =
+void) and in the
 Cityscapes colour palette. Both encodings are read by ``seg2vid.generation.pipeline.read_label_png``.
 
     python scripts/make_sample_label_maps.py

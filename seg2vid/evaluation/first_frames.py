@@ -21,7 +21,7 @@ from seg2vid.metrics import psnr
 from seg2vid.models.stage1 import FirstFrameGenerator
 from seg2vid.utils import pick_device
 
-__all__ = ["class_mean_colors", "evaluate_first_frames"]
+__all__ = ["class_mean_colors", "evaluate_first_frames", "segmenter_agreement"]
 
 
 def class_mean_colors(
@@ -100,4 +100,33 @@ def evaluate_first_frames(
         "class_color_error": per_class,
         "settings": {"num_images": num_images, "height": height, "width": width, "dataset_seed": seed,
                      "noise_seed": 0, "table": "cityscapes"},
+    }
+
+
+@torch.no_grad()
+def segmenter_agreement(images: Tensor, label_maps: Tensor, segmenter: Any) -> dict[str, Any]:
+    """Does a picture show the map it was painted from? The segmenter's reading vs the map.
+
+    Args:
+        images: (B, 3, H, W) in [0, 1]: generated first frames (or true ones: the ceiling).
+        label_maps: (B, H, W) int64 Cityscapes train ids the images were made from.
+        segmenter: a :class:`~seg2vid.models.segmenter.Segmenter` (e.g. ``load_segmenter()``).
+    Returns:
+        ``{"miou", "pixel_accuracy", "per_class_iou": {name: IoU}}``: pooled over every pixel,
+        classes absent from both the map and the reading left out.
+    """
+    from seg2vid.evaluation.segmentation import mean_iou
+    from seg2vid.models.segmenter import segment
+
+    if images.dim() != 4 or label_maps.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(f"images (B, 3, H, W) and label maps (B, H, W) expected, got "
+                         f"{tuple(images.shape)} and {tuple(label_maps.shape)}")
+    read = segment(segmenter, images.float().cpu())
+    miou, per_class = mean_iou(read, label_maps.cpu())
+    names = CITYSCAPES.names
+    return {
+        "miou": round(miou, 4),
+        "pixel_accuracy": round(float((read == label_maps.cpu()).float().mean()), 4),
+        "per_class_iou": {names[i]: round(float(v), 4) for i, v in enumerate(per_class)
+                          if not torch.isnan(v)},
     }

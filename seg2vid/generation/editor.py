@@ -31,6 +31,7 @@ __all__ = [
     "EDITOR_CLASSES",
     "OBJECT_ASPECT",
     "LabelMapEditor",
+    "box_street_map",
     "label_map_editor",
     "place_object",
     "road_fraction",
@@ -95,6 +96,56 @@ def place_object(
     left, right = max(left, 0), min(right, w)
     if top < bottom and left < right:
         out[top:bottom, left:right] = class_id
+    return out
+
+
+def box_street_map(seed: int, height: int = 64, width: int = 64,
+                   table: LabelTable = CITYSCAPES) -> np.ndarray:
+    """A street drawn by hand, as a user of the editor would: boxes and one trapezoid.
+
+    Sky above a horizon; a facade (building) or a hedge (vegetation) box on each side; the ground
+    below the horizon sidewalk, with a road trapezoid that widens towards the camera
+    (:func:`set_road_width`); then one to four cars and up to two people placed with
+    :func:`place_object` (boxes of :data:`OBJECT_ASPECT`), bigger the lower they stand. Nothing
+    here is the renderer's geometry (no perspective facades, windows, poles or car shapes): these
+    maps test whether a generator trained on rendered maps paints a map it was not shown.
+
+    Args:
+        seed: draws the horizon, the side boxes, the road width and the objects.
+        height, width: map size in pixels (>= 16).
+    Returns:
+        int64 (height, width) train ids of ``table``.
+    """
+    if height < 16 or width < 16:
+        raise ValueError(f"a box street needs at least 16x16 pixels, got {height}x{width}")
+    rng = np.random.default_rng(seed)
+    ids = {name: table.id_of(name) for name in ("road", "sidewalk", "building", "vegetation", "sky")}
+    out = np.full((height, width), ids["sky"], np.int64)
+    horizon = int(height * rng.uniform(0.3, 0.5))
+    out[horizon:] = ids["sidewalk"]
+    for side in (0, 1):  # a facade or a hedge on each side, reaching above the horizon
+        box_w = int(width * rng.uniform(0.15, 0.35))
+        top = int(horizon * rng.uniform(0.0, 0.8))
+        cols = slice(0, box_w) if side == 0 else slice(width - box_w, width)
+        out[top: horizon + int((height - horizon) * 0.3), cols] = ids["building" if rng.random() < 0.7
+                                                                      else "vegetation"]
+    cols = np.arange(width) + 0.5
+    near = rng.uniform(0.7, 1.1)  # road width at the bottom row, as a share of the frame
+    for row in range(horizon, height):
+        depth = (row + 1 - horizon) / (height - horizon)
+        half = width * (0.02 + near * depth) / 2
+        out[row, np.abs(cols - width / 2) < half] = ids["road"]
+    for _ in range(int(rng.integers(1, 5))):  # cars on the road
+        y = int(rng.integers(horizon + 2, height))
+        size = max(2, int((y - horizon) * 0.35))
+        out = place_object(out, "car", int(rng.integers(width // 4, 3 * width // 4)), y,
+                           max(2, int(size * OBJECT_ASPECT["car"])), size, table)
+    for _ in range(int(rng.integers(0, 3))):  # people on the sidewalks
+        y = int(rng.integers(horizon + 2, height))
+        size = max(3, int((y - horizon) * 0.5))
+        left = rng.random() < 0.5
+        x = int(rng.integers(0, width // 5) if left else rng.integers(4 * width // 5, width))
+        out = place_object(out, "person", x, y, max(1, int(size * OBJECT_ASPECT["person"])), size, table)
     return out
 
 
