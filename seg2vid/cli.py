@@ -624,23 +624,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = ev.evaluate(model, dataset, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
                          device=device, **kwargs, **features)
     result.update(checkpoint=str(path), data=data["kind"], split=data["split"], data_config=data)
-    if "multi_future" in kwargs:
-        from seg2vid.evaluation.multifuture import independent_futures_reference
-
+    if "multi_future" in kwargs:  # (a perfect sampler's coverage: the true_futures baseline)
         result.update(multi_future_protocol=FUTURE_PROTOCOL,
-                      multi_future_kind=kwargs["multi_future"][0]["kind"],
-                      multi_future_perfect_sampler=independent_futures_reference(
-                          scene, args.future_scenes, args.future_k, args.future_samples))
+                      multi_future_kind=kwargs["multi_future"][0]["kind"])
     rows = {path.stem: result["metrics"]}
     # the same protocol for each baseline (seg2vid.evaluation.baselines); the mean flow from TRAINING clips
     if args.baselines:
-        from seg2vid.evaluation.baselines import MEAN_FLOW_CLIPS, evaluate_baselines
+        from seg2vid.evaluation.baselines import evaluate_baselines, training_mean_flow
 
+        mean_flow = training_mean_flow(scene, args.mean_flow_clips) if scene is not None else None
         result["baselines"] = evaluate_baselines(
-            dataset, scene, c.frames, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
-            device=device, **kwargs)
+            dataset, scene, c.frames, mean_flow=mean_flow, n_samples=args.samples, seed=args.seed,
+            segmenter=segmenter, device=device, **kwargs)
         result["baselines_protocol"] = (
-            f"mean_flow: the average flow of training clips 0..{MEAN_FLOW_CLIPS - 1} "
+            f"mean_flow: the average flow of training clips 0..{args.mean_flow_clips - 1} "
             "(SyntheticStreets seed 0, the trainer's pool) warps the first frame, all visible; "
             "exact_flow_warp: the exact flow and visibility; copy_first_frame: zero flow; "
             "true_futures (synthetic clips): a perfect sampler, N further exact futures of the same "
@@ -792,7 +789,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--device", default=None, help="cpu, cuda, mps (default: the best available)")
     add("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     add("--baselines", action=argparse.BooleanOptionalAction, default=True,
-        help="also score copy_first_frame, mean_flow and exact_flow_warp (default: on)")
+        help="also score copy_first_frame, mean_flow, exact_flow_warp and (synthetic clips) "
+        "true_futures, a perfect sampler (default: on)")
+    add("--mean-flow-clips", type=_positive(int), default=256, metavar="N",
+        help="synthetic data: training clips the mean_flow baseline averages (default: 256)")
     add("--style", choices=STYLE_CHOICES, default=None,
         help="synthetic scene style of the test clips (default: the checkpoint's training streets)")
     add("--future-scenes", type=int, default=16,

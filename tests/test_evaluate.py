@@ -159,6 +159,8 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
             "2",
             "--future-samples",
             "2",
+            "--mean-flow-clips",
+            "8",
         ]
     )
     assert code == 0, capsys.readouterr().err
@@ -170,6 +172,7 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
     assert {"future_coverage", "future_precision", "speed_correlation"} <= set(saved["metrics"])
     assert set(saved["baselines"]) == {"copy_first_frame", "mean_flow", "exact_flow_warp", "true_futures"}
     assert "future_coverage" in saved["baselines"]["mean_flow"]
+    assert "training clips 0..7 " in saved["baselines_protocol"]  # --mean-flow-clips 8
     assert (out / "table.md").read_text().startswith("|")
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(out)]) == 2
     assert "no checkpoint" in capsys.readouterr().err

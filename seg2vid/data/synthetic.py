@@ -106,9 +106,10 @@ SYNTHETIC_CLASSES: tuple[str, ...] = (
 
 
 #: The scene styles. "classic": the original streets (seg2vid 0.1's checkpoints were trained on
-#: them); "rich" (the shipped checkpoints since 0.2): textured surfaces everywhere (asphalt grain and patches, zebra crossings, tiled
-#: sidewalks, brick and window facades), more, closer and wider moving objects, and camera
-#: motions that vary per clip (stopped, slow to fast, accelerating, turning).
+#: them); "rich" (the shipped checkpoints since 0.2): textured surfaces everywhere (asphalt grain
+#: and patches, zebra crossings, tiled sidewalks, brick and window facades), more, closer and wider
+#: moving objects, and camera motions that vary per clip (stopped, slow to fast, accelerating,
+#: turning).
 STYLES: tuple[str, ...] = ("classic", "rich")
 
 #: The style a plain ``SceneConfig()`` (and every dataset built without naming one) renders: the
