@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs"),
                         help="parent folder of the run (default: runs)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warm-start", type=Path, default=None, metavar="PT",
+                        help="start from this checkpoint's weights and step count (steps counts on from it)")
     args = parser.parse_args(argv)
 
     import torch
@@ -67,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     train = TrainConfig(steps=args.steps, seed=args.seed, sample_every=0, checkpoint_every=0, device="cpu")
     start = time.perf_counter()
     trainer = Trainer(model, train, loss, args.out / args.name, scene=scene)
+    if args.warm_start is not None:
+        trainer.warm_start(args.warm_start)
     trainer.train()
     seconds = time.perf_counter() - start
     (args.out / args.name / "recipe.json").write_text(json.dumps(
         {"model": model.to_dict(), "loss": loss.to_dict(), "scene": key_values(args.scene),
-         "steps": args.steps, "seconds": seconds, "argv": sys.argv}, indent=1))
+         "steps": args.steps, "seconds": seconds, "warm_start": str(args.warm_start), "argv": sys.argv},
+        indent=1))
     print(f"{args.name}: trained {args.steps} steps in {seconds:.0f} s")
     return 0
 

@@ -202,7 +202,7 @@ def flow_supervision(flow: Tensor, flow_true: Tensor) -> Tensor:
     return (flow - flow_true).abs().sum(dim=-3).mean()
 
 
-def visibility_supervision(mask: Tensor, visible: Tensor) -> Tensor:
+def visibility_supervision(mask: Tensor, visible: Tensor, balanced: bool = False) -> Tensor:
     """Binary cross-entropy of a predicted visibility mask against a 0/1 target (mean, nats).
 
     Used by the ORACLE (target: the exact visibility) and by the forward-backward option of
@@ -211,7 +211,18 @@ def visibility_supervision(mask: Tensor, visible: Tensor) -> Tensor:
     Args:
         mask: (..., 1, H, W) in (0, 1).
         visible: (..., 1, H, W) in [0, 1] (no gradient is taken through it).
+        balanced: weight the two classes equally: the mean cross-entropy over the occluded pixels
+            (target < 0.5) plus the mean over the visible ones, halved (a class with no pixel
+            counts 0). Occluded pixels are a few percent of a frame, so the plain mean lets a
+            mask that calls everything visible pay almost nothing.
     """
     if mask.shape != visible.shape:
         raise ValueError(f"mask {tuple(mask.shape)} and target {tuple(visible.shape)} differ in shape")
-    return F.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), visible.detach().to(mask.dtype))
+    target = visible.detach().to(mask.dtype)
+    per_pixel = F.binary_cross_entropy(mask.clamp(1e-6, 1 - 1e-6), target, reduction="none")
+    if not balanced:
+        return per_pixel.mean()
+    occluded = (target < 0.5).to(mask.dtype)
+    hidden = (per_pixel * occluded).sum() / occluded.sum().clamp(min=1)
+    seen = (per_pixel * (1 - occluded)).sum() / (1 - occluded).sum().clamp(min=1)
+    return 0.5 * (hidden + seen)

@@ -2,6 +2,8 @@
 the multi-future scores (seg2vid.motion_losses, seg2vid.evaluation.baselines, seg2vid.evaluation.multifuture,
 seg2vid.evaluation.motion_eval) -- analytic cases wherever there is one."""
 
+import math
+
 import pytest
 import torch
 
@@ -23,6 +25,7 @@ from seg2vid.motion_losses import (
     flow_supervision,
     multiscale_warp_error,
     second_order_smoothness,
+    visibility_supervision,
 )
 from seg2vid.training.objective import LossConfig, loss_preset, seg2vid_loss
 
@@ -87,6 +90,22 @@ def test_multiscale_warp_error_with_one_scale_is_the_authors_gated_l1():
     expected = ((warp(src, flow) - tgt).abs().mean(-3, keepdim=True) * mask).mean()
     torch.testing.assert_close(multiscale_warp_error(src, flow, tgt, mask, scales=1), expected)
     assert multiscale_warp_error(src, flow, tgt, mask, scales=3, kind="l1+census").item() > 0
+
+
+def test_balanced_visibility_cross_entropy_weights_the_rare_class_as_much_as_the_common_one():
+    visible = torch.ones(1, 1, 10, 10)
+    visible[..., :1, :5] = 0  # 5% occluded
+    all_visible = torch.full_like(visible, 0.99)  # the mask that calls every pixel visible
+    plain = visibility_supervision(all_visible, visible)
+    balanced = visibility_supervision(all_visible, visible, balanced=True)
+    hidden_ce, seen_ce = -math.log(0.01), -math.log(0.99)
+    assert plain.item() == pytest.approx(0.05 * hidden_ce + 0.95 * seen_ce, rel=1e-5)
+    assert balanced.item() == pytest.approx(0.5 * (hidden_ce + seen_ce), rel=1e-5)  # 10x the plain mean
+    exact = visible.clamp(0.01, 0.99)
+    assert visibility_supervision(exact, visible, True).item() == pytest.approx(seen_ce, rel=1e-5)
+    none_hidden = torch.ones_like(visible)  # a class without pixels counts 0
+    no_class = visibility_supervision(all_visible, none_hidden, True)
+    assert no_class.item() == pytest.approx(0.5 * seen_ce, rel=1e-5)
 
 
 def test_oracle_loss_is_zero_for_the_exact_flow_and_needs_the_truth():

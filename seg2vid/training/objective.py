@@ -100,6 +100,9 @@ class LossConfig(FrozenConfig):
         ssim_alpha: share of the SSIM part in the ``ssim`` term (0.85, the authors').
         edge_scale: how strongly image edges switch the smoothness penalty off (per unit of
             intensity difference, images in [0, 1]; see :func:`seg2vid.losses.smoothness_loss`).
+        visibility_balanced: the visibility cross-entropies (``mask_fb``, ``oracle_visibility``)
+            weight occluded and visible pixels equally
+            (:func:`seg2vid.motion_losses.visibility_supervision`); off = the plain mean.
         perceptual_precision, perceptual_channels_last, perceptual_downsample: how the VGG-19 of
             the perceptual term runs (issue 15; see :class:`~seg2vid.training.perceptual.VGGPerceptual`):
             ``"fp32"`` / ``"bf16"`` (autocast; ~2x faster convolutions where
@@ -129,6 +132,7 @@ class LossConfig(FrozenConfig):
     mask_fb: float = 0.0
     oracle_flow: float = 0.0
     oracle_visibility: float = 0.0
+    visibility_balanced: bool = False
     perceptual_precision: str = "fp32"
     perceptual_channels_last: bool = False
     perceptual_downsample: int = 1
@@ -337,7 +341,9 @@ def seg2vid_loss(
         with torch.no_grad():  # the check on the model's own flows is a target, not a path
             vis_f = forward_backward_occlusion(output.flow_fwd, output.flow_bwd)
             vis_b = forward_backward_occlusion(output.flow_bwd, output.flow_fwd)
-        return visibility_supervision(output.mask_fwd, vis_f) + visibility_supervision(output.mask_bwd, vis_b)
+        balanced = config.visibility_balanced
+        return (visibility_supervision(output.mask_fwd, vis_f, balanced)
+                + visibility_supervision(output.mask_bwd, vis_b, balanced))
 
     def need(key: str) -> Tensor:
         if truth is None or key not in truth:
@@ -350,8 +356,9 @@ def seg2vid_loss(
                 + flow_supervision(output.flow_bwd, need("flow_bwd")))
 
     def oracle_visibility() -> Tensor:
-        return (visibility_supervision(output.mask_fwd, need("visible_fwd"))
-                + visibility_supervision(output.mask_bwd, need("visible_bwd")))
+        balanced = config.visibility_balanced
+        return (visibility_supervision(output.mask_fwd, need("visible_fwd"), balanced)
+                + visibility_supervision(output.mask_bwd, need("visible_bwd"), balanced))
 
     compute = {
         "recon": recon, "recon_before": recon_before, "recon_back": recon_back, "ssim": ssim,
