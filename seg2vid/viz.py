@@ -284,6 +284,40 @@ def video_grid(
     return _concat(lines, axis=1, gap=gap, background=background)
 
 
+def futures_grid(
+    true_frames: torch.Tensor, true_flows: torch.Tensor, true_speeds: torch.Tensor,
+    sample_frames: torch.Tensor, sample_flows: torch.Tensor, sample_speeds: torch.Tensor,
+    scale: int = 1,
+) -> tuple[np.ndarray, float]:
+    """The K true futures of one first frame above N samples of a model, each row slow to fast.
+
+    Four rows: the true futures' frames, their flows, the samples' frames, their flows; in each
+    row the videos are sorted by speed. All flows share ONE colour scale (saturation = speed, the
+    wheel of :func:`flow_video_rgb`), and each flow video starts with a white frame (frame 0 has
+    no motion) so that it plays in step with the frames.
+
+    Args:
+        true_frames, sample_frames: (K or N, T+1, 3, H, W) in [0, 1].
+        true_flows, sample_flows: (K or N, T, 2, H, W) pixels.
+        true_speeds, sample_speeds: (K,) and (N,): the order (e.g. from
+            :func:`seg2vid.evaluation.multifuture.scene_speeds`).
+        scale: integer upscaling (see :func:`video_grid`).
+    Returns:
+        ``(video, max_magnitude)``: the uint8 grid video and the flow in pixels drawn at full saturation.
+    """
+    true_order = torch.as_tensor(true_speeds).argsort()
+    sample_order = torch.as_tensor(sample_speeds).argsort()
+    true_flows, sample_flows = true_flows[true_order].float(), sample_flows[sample_order].float()
+    max_magnitude = float(torch.cat([true_flows, sample_flows]).norm(dim=2).max())
+
+    def flow_rgb(flow: torch.Tensor) -> np.ndarray:
+        return flow_video_rgb(torch.cat([torch.zeros_like(flow[:1]), flow]), max_magnitude=max_magnitude)
+
+    rows = [list(true_frames[true_order]), [flow_rgb(f) for f in true_flows],
+            list(sample_frames[sample_order]), [flow_rgb(f) for f in sample_flows]]
+    return video_grid(rows, scale=scale), max_magnitude
+
+
 def grid_image(
     rows: Sequence[Sequence[ArrayLike]], gap: int = 2, background: Color = 255
 ) -> np.ndarray:

@@ -52,3 +52,11 @@ def test_zero_fps_and_scale_are_refused_before_generating(tmp_path, capsys, comm
 def test_module_entry_point_prints_help():
     result = subprocess.run([sys.executable, "-m", "seg2vid", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "demo" in result.stdout
+
+
+def test_the_style_choices_are_the_renderers_styles():
+    # spelled out in the CLI so that `seg2vid --help` imports no NumPy or torch; must not drift
+    from seg2vid.cli import STYLE_CHOICES
+    from seg2vid.data.synthetic import STYLES
+
+    assert STYLE_CHOICES == STYLES

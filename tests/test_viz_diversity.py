@@ -88,6 +88,27 @@ def test_video_grid_rejects_empty_rows():
         viz.video_grid([[np.zeros((1, 2, 2, 3), np.uint8)], []])
 
 
+def test_futures_grid_sorts_each_row_by_speed_on_one_flow_scale():
+    h = w = 4
+    frames = torch.rand(3, 3, 3, h, w)  # 3 videos of 1 + 2 frames
+    flows = torch.zeros(3, 2, 2, h, w)
+    flows[:, :, 0] = torch.tensor([2.0, 0.5, 1.0])[:, None, None, None]  # uniform x-flows
+    speeds = torch.tensor([2.0, 0.5, 1.0])
+    grid, top = viz.futures_grid(frames, flows, speeds, frames[:2], flows[:2] * 3, speeds[:2])
+    assert top == 6.0  # the fastest sample (2 px x 3) sets the ONE scale of both flow rows
+    assert grid.shape[0] == 3 and grid.shape[1] == 4 * h + 3 * 2  # 4 rows, 3 frames each
+
+    def cell(row, col, t):  # frame t of the video in row `row`, column `col` (gaps of 2 px)
+        return grid[t, row * (h + 2): row * (h + 2) + h, col * (w + 2): col * (w + 2) + w]
+
+    for col, clip in enumerate([1, 2, 0]):  # true futures, slowest first
+        np.testing.assert_array_equal(cell(0, col, 2), viz.to_uint8_video(frames[clip])[2])
+        np.testing.assert_array_equal(cell(1, col, 2), viz.flow_video_rgb(flows[clip], max_magnitude=6.0)[1])
+        assert (cell(1, col, 0) == 255).all()  # frame 0 of a flow video: no motion, white
+    np.testing.assert_array_equal(cell(2, 0, 1), viz.to_uint8_video(frames[1])[1])  # samples: 1.5 < 6 px
+    assert cell(3, 1, 2).mean() < cell(1, 2, 2).mean()  # the 6 px sample flow is the most saturated
+
+
 # ----------------------------------------------------------------------------- scene_speeds
 
 

@@ -24,11 +24,12 @@ true futures of the same scene (``render_futures`` j = 8..15) -- covered only 20
 other, and no model could reach the issue's 0.7. With the descriptor and 0.5 x spread the perfect
 sampler covers 0.73 / 0.73 with precision 0.81 / 0.81, while the ``mean_flow`` baseline (one
 future repeated N times) covers 0.18 / 0.22 and ``copy_first_frame`` 0.21 / 0.08 (16 scenes,
-64x64, 1 + 4 frames; ``/work/wt/lab`` reference script in the experiment log). So the issue's
+64x64, 1 + 4 frames; ``data/results/motion_experiments.md``). So the issue's
 target (coverage and precision >= 0.7) asks for about the truth's own diversity. Caveat: when
 futures differ along ONE axis only (speed), one repeated future can match up to half of them
 (its neighbours within 1.5 spacings); the streets' futures differ in speed, turn and drift.
-:func:`independent_futures_reference` computes the perfect sampler's scores for any scene set.
+The ``true_futures`` baseline of ``seg2vid evaluate``
+(:class:`seg2vid.evaluation.baselines.TrueFutures`) is that perfect sampler, scored on every run.
 
 To SEE the diversity of one scene, :func:`scene_speeds` returns the speeds (mean flow magnitude,
 px) of N prior samples and of the K true futures; :func:`seg2vid.viz.plot_speed_histogram` draws
@@ -48,7 +49,6 @@ __all__ = [
     "TOLERANCE",
     "future_coverage",
     "future_distances",
-    "independent_futures_reference",
     "motion_descriptor",
     "future_precision",
     "multi_future_scenes",
@@ -231,25 +231,6 @@ def multi_future_scores(
                 "n": len(values), "per_frame": []}
 
     return {"future_coverage": summary(coverage), "future_precision": summary(precision)}
-
-
-def independent_futures_reference(scene: Any, num_scenes: int, k: int = 8, n: int = 8,
-                                  seed: int = 7_500_000) -> dict[str, float] | None:
-    """Scores of a PERFECT sampler: ``n`` further independent true futures of each scene of
-    :func:`multi_future_scenes` (same seeds) scored against its ``k`` futures. None without
-    the data module's multi-future renderer."""
-    import numpy as np
-
-    render = _future_renderer()
-    if render is None:
-        return None
-    coverage, precision = [], []
-    for i in range(num_scenes):
-        clip_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-        flows = render(scene, clip_seed, k + n)["flow_fwd"]
-        coverage.append(future_coverage(flows[k:], flows[:k]))
-        precision.append(future_precision(flows[k:], flows[:k]))
-    return {"future_coverage": float(np.mean(coverage)), "future_precision": float(np.mean(precision))}
 
 
 class SceneSpeeds(NamedTuple):
