@@ -162,14 +162,16 @@ def test_unknown_variant_is_named():
         Seg2VidConfig(variant="no_flow")
 
 
-@pytest.mark.parametrize("mask_head", ["half", "full"])
-def test_sampling_fast_paths_equal_the_training_graph(mask_head):
+@pytest.mark.parametrize("mask_head, flow_head", [("half", "half"), ("full", "half"), ("full", "full")])
+def test_sampling_fast_paths_equal_the_training_graph(mask_head, flow_head):
     # sample() encodes each input once for its n samples and joins the decoder's skips without
     # intermediates (inference only): the videos must be those of decode() on repeated inputs
     # with autograd on (the training path)
-    config = Seg2VidConfig(height=32, width=48, frames=3, mask_head=mask_head, **SMALL)
+    config = Seg2VidConfig(height=32, width=48, frames=3, mask_head=mask_head, flow_head=flow_head, **SMALL)
     model = Seg2Vid(config).eval()
     torch.nn.init.normal_(model.decoder.head.weight, std=0.05)
+    if model.decoder.flow_full is not None:
+        torch.nn.init.normal_(model.decoder.flow_full[2].weight, std=0.05)
     torch.nn.init.normal_(model.refiner.out.weight, std=0.05)
     frames, labels = batch(config, b=2)
     out = model.sample(frames[:, 0], labels, n_samples=3, generator=torch.Generator().manual_seed(4))

@@ -189,6 +189,38 @@ def test_full_resolution_mask_head_predicts_per_pixel_masks():
     assert model.decoder.mask_full[2].weight.grad.abs().sum() > 0
 
 
+def test_full_resolution_flow_head_starts_as_the_half_one_and_then_moves_single_pixels():
+    """flow_head="full": the same weights give the same flows as the half-resolution model at
+    first (the correction starts at zero); a step later the correction is trained, and it can move
+    one pixel without its neighbours, which a bilinearly upsampled half-resolution flow cannot."""
+    config = Seg2VidConfig(height=32, width=32, frames=2, **SMALL)
+    torch.manual_seed(0)
+    half = Seg2Vid(config)
+    full = Seg2Vid(config.replace(flow_head="full"))
+    loaded = full.load_state_dict(half.state_dict(), strict=False)
+    assert loaded.missing_keys and all(k.startswith("decoder.flow_full") for k in loaded.missing_keys)
+    frames, onehot, _ = street_batch(config)
+    z = torch.zeros(frames.shape[0], half.latent_size)
+    torch.testing.assert_close(full.decode(frames[:, 0], onehot, z).flow_fwd,
+                               half.decode(frames[:, 0], onehot, z).flow_fwd)
+    out = full(frames, onehot)
+    seg2vid_loss(out, frames, LossConfig(perceptual=0))[0].backward()
+    assert full.decoder.flow_full[2].weight.grad.abs().sum() > 0
+    with torch.no_grad():  # a correction on one pixel only: bias 0, a centre-tap kernel on the image
+        last = full.decoder.flow_full
+        last[0].weight.zero_(); last[0].bias.zero_(); last[2].weight.zero_(); last[2].bias.zero_()
+        c_img = last[0].in_channels - 3
+        last[0].weight[0, c_img, 1, 1] = 1.0  # hidden unit 0 = the red channel of the first frame
+        last[2].weight[0, 0, 1, 1] = 1.0      # flow_fwd x += hidden unit 0
+        image = torch.zeros_like(frames[:, 0])
+        image[:, 0, 10, 20] = 1.0
+        flows = full.decode(image, onehot, z).flow_fwd - half.decode(image, onehot, z).flow_fwd
+    moved = flows[0, 0, 0].abs() > 1e-6
+    assert moved.sum() == 1 and moved[10, 20]
+    with pytest.raises(ValueError, match="flow_head"):
+        Seg2VidConfig(flow_head="quarter")
+
+
 def test_cumulative_flow_time_sums_the_per_frame_increments():
     """With the flow heads' output fixed at one increment per frame, absolute flows stay at that
     increment on every frame, cumulative ones grow as t times it (for both directions)."""
@@ -229,11 +261,11 @@ def test_extrapolated_flow_time_trains_each_frame_only_through_its_own_correctio
 
 def test_a_checkpoint_config_without_the_new_fields_loads_with_the_old_behaviour():
     old = {k: v for k, v in Seg2VidConfig().to_dict().items()
-           if k not in ("mask_head", "refiner_mask_grad", "mask_init_logit", "flow_time")}
+           if k not in ("mask_head", "refiner_mask_grad", "mask_init_logit", "flow_time", "flow_head")}
     config = Seg2VidConfig.from_dict(old)
     assert (config.mask_head, config.refiner_mask_grad, config.mask_init_logit) == ("half", True, 3.0)
-    assert config.flow_time == "absolute"
-    assert not any(k.startswith("decoder.mask_full") for k in Seg2Vid(config).state_dict())
+    assert config.flow_time == "absolute" and config.flow_head == "half"
+    assert not any(k.startswith(("decoder.mask_full", "decoder.flow_full")) for k in Seg2Vid(config).state_dict())
 
 
 # ----------------------------------------------------------------------------- multi-future scores

@@ -127,6 +127,12 @@ class Seg2VidConfig(FrozenConfig):
             frame t's head output. Each frame's terms then train only its own correction (the
             acceleration), a displacement of a pixel or two, while with ``"cumulative"`` the
             far frames' large, out-of-reach errors reach every earlier increment.
+        flow_head: ``"half"`` (the flows predicted at half resolution and upsampled
+            bilinearly: a motion boundary is smeared over two or more pixels, and a person a few
+            pixels wide cannot move apart from the road behind it) or ``"full"`` (a small extra
+            head at full resolution, like the ``mask_head="full"`` one, reads the upsampled
+            decoder features and the first frame and ADDS a correction to both flows; it starts
+            at zero, so the model starts as the half-resolution one).
     """
 
     height: int = 64
@@ -149,6 +155,7 @@ class Seg2VidConfig(FrozenConfig):
     refiner_mask_grad: bool = True
     mask_init_logit: float = 3.0
     flow_time: str = "absolute"
+    flow_head: str = "half"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -175,6 +182,8 @@ class Seg2VidConfig(FrozenConfig):
             )
         if self.mask_head not in ("half", "full"):
             raise ValueError(f"mask_head must be 'half' or 'full', got {self.mask_head!r}")
+        if self.flow_head not in ("half", "full"):
+            raise ValueError(f"flow_head must be 'half' or 'full', got {self.flow_head!r}")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"flow_time must be one of {FLOW_TIMES}, got {self.flow_time!r}")
         if self.align_corners != ALIGN_CORNERS:
@@ -380,6 +389,15 @@ class FlowDecoder(nn.Module):
             )
             nn.init.zeros_(self.mask_full[2].weight)  # start at the bias, as the half-res head
             nn.init.constant_(self.mask_full[2].bias, c.mask_init_logit)
+        #: Full-resolution flow correction (``flow_head="full"``), added to the upsampled flows.
+        self.flow_full: nn.Sequential | None = None
+        if c.flow_head == "full":
+            self.flow_full = nn.Sequential(
+                nn.Conv2d(w[0] + 3, 16, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(16, 4, 3, padding=1),
+            )
+            nn.init.zeros_(self.flow_full[2].weight)  # no correction at first
+            nn.init.zeros_(self.flow_full[2].bias)
 
     def _up_and_join(self, x: Tensor, skip: Tensor) -> Tensor:
         # x: (B * T, C, h, w) per-frame codes; skip: (B, C_skip, 2h, 2w), the same for every frame
@@ -403,7 +421,7 @@ class FlowDecoder(nn.Module):
                 image: Tensor | None = None) -> tuple[Tensor, ...]:
         """(flow_fwd, flow_bwd) (B, T, 2, H, W) in pixels, (mask_fwd, mask_bwd) (B, T, 1, H, W).
 
-        ``image``: the first frame (B, 3, H, W), read by the full-resolution mask head only."""
+        ``image``: the first frame (B, 3, H, W), read by the full-resolution heads only."""
         out = self.raw(features, z, size, image)
         flows = out[:, :, 0:4] * self.scale  # (B, T, 4, H, W): fwd 2, bwd 2
         if self.flow_time == "cumulative":  # frame t's output is the increment from t - 1 to t
@@ -416,7 +434,8 @@ class FlowDecoder(nn.Module):
     def raw(self, features: list[Tensor], z: Tensor, size: tuple[int, int],
             image: Tensor | None = None) -> Tensor:
         """The heads' raw output (B, T, 6, H, W), upsampled to ``size`` (with ``mask_head="full"``
-        channels 4:6 come from the full-resolution head, which needs ``image``)."""
+        channels 4:6 come from the full-resolution mask head, with ``flow_head="full"`` channels
+        0:4 get the full-resolution flow correction; both need ``image``)."""
         f2, f4, f8, f16 = features
         b, _, h16, w16 = f16.shape
         tiled = z[:, :, None, None].expand(-1, -1, h16, w16)
@@ -427,12 +446,14 @@ class FlowDecoder(nn.Module):
         x = self.up2(self._up_and_join(x, f2))
         out = self.head(x)  # (B * T, 6, H/2, W/2)
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
-        if self.mask_full is not None:
+        if self.mask_full is not None or self.flow_full is not None:
             if image is None:
-                raise ValueError("the full-resolution mask head needs the first frame (image=...)")
+                raise ValueError("the full-resolution heads need the first frame (image=...)")
             up = F.interpolate(x, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
-            masks = self.mask_full(torch.cat([up, image.repeat_interleave(self.frames, dim=0)], dim=1))
-            out = torch.cat([out[:, :4], masks], dim=1)
+            full_in = torch.cat([up, image.repeat_interleave(self.frames, dim=0)], dim=1)
+            flows = out[:, :4] if self.flow_full is None else out[:, :4] + self.flow_full(full_in)
+            masks = out[:, 4:] if self.mask_full is None else self.mask_full(full_in)
+            out = torch.cat([flows, masks], dim=1)
         return out.view(b, self.frames, 6, *size)
 
 
