@@ -14,7 +14,8 @@ Every figure of issue 15 that concerns the model, in one run, on the CPU at one 
   layers instead of 12, the half-resolution term); FLOPs counted with
   ``torch.utils.flop_counter.FlopCounterMode`` and the achieved fraction of the fp32 peak;
 * generation (``Seg2Vid.sample``) per clip at batch 1, batch 8 (eight different first frames) and
-  8 futures of one first frame (``n_samples=8``, what ``Pipeline.generate`` asks for);
+  8 futures of one first frame (``n_samples=8``, what ``Pipeline.generate`` asks for), in fp32
+  and under bfloat16 autocast (``precision="bf16"``), with the bf16 videos' difference from fp32;
 * the perceptual term's numerical effect: loss and input-gradient relative differences of each
   switch against fp32 on one fixed input;
 * peak resident memory (``resource.getrusage`` in a fresh subprocess) of a batch-4 training loop
@@ -84,6 +85,11 @@ STEP_LABELS = {
     "vgg_bf16_cl": "+ VGG-19, bf16 + channels-last",
     "vgg_bf16_cl_4layers": "+ VGG-19, bf16 + cl, 4 layers (not 12)",
     "vgg_bf16_cl_half_res": "+ VGG-19, bf16 + cl, half resolution",
+}
+#: Generation cases: key suffix -> label (bf16 = ``Seg2Vid.sample(precision="bf16")``).
+GENERATE_LABELS = {
+    1: "batch 1", 8: "batch 8 (8 first frames)", "n8": "8 futures of one frame",
+    "1_bf16": "bf16, batch 1", "8_bf16": "bf16, batch 8", "n8_bf16": "bf16, 8 futures of one frame",
 }
 #: Peak-memory variants of the batch-4 loop: name -> (LossConfig overrides, target branch first).
 RSS_VARIANTS: dict[str, tuple[dict, bool]] = {
@@ -222,12 +228,16 @@ def round_child(repeats: int, steps: int, clips: int, flops: bool) -> dict:
                  for name, (on, overrides, layers) in STEP_VARIANTS.items()}
     model.eval()
 
-    def generate(batch: int):
-        return lambda: model.sample(gen_frames[:batch, 0], gen_labels[:batch])
+    def generate(batch: int, precision: str = "fp32"):
+        return lambda: model.sample(gen_frames[:batch, 0], gen_labels[:batch], precision=precision)
 
     gens = {1: generate(1), 8: generate(8),
             # 8 futures of ONE first frame (Pipeline.generate's case): the image is encoded once
             "n8": lambda: model.sample(gen_frames[:1, 0], gen_labels[:1], n_samples=8)}
+    # the same under bfloat16 autocast (Seg2Vid.sample(precision="bf16"))
+    gens.update({"1_bf16": generate(1, "bf16"), "8_bf16": generate(8, "bf16"),
+                 "n8_bf16": lambda: model.sample(gen_frames[:1, 0], gen_labels[:1], n_samples=8,
+                                                 precision="bf16")})
     # warm-up: allocator, oneDNN primitive caches (each step function has its own optimiser)
     yard()
     for fn in steps_fns.values():
@@ -254,7 +264,7 @@ def round_child(repeats: int, steps: int, clips: int, flops: bool) -> dict:
         model.eval()
         for batch, fn in gens.items():
             # the same work per timing, 8 clips (8 calls at batch 1), so every min has as many tries
-            calls = 8 // (8 if batch == "n8" else batch)
+            calls = 1 if str(batch).startswith(("8", "n8")) else 8
             keep(f"generate_b{batch}", best_of(lambda fn=fn, calls=calls: [fn() for _ in range(calls)],
                                                max(1, clips // 8)) / 8)
     result = {"times": times, "yardstick_gflop": yard_gflop, "peak_gflops": peaks}
@@ -264,7 +274,37 @@ def round_child(repeats: int, steps: int, clips: int, flops: bool) -> dict:
         model.eval()
         result["gflop"]["generate_b1"] = count_flops(gens[1])
         result["perceptual_effect"] = perceptual_effect()
+        result["bf16_generation_effect"] = bf16_generation_effect(model, gen_frames, gen_labels)
     return result
+
+
+def bf16_generation_effect(model: Seg2Vid, frames: torch.Tensor, labels: torch.Tensor) -> dict:
+    """How far bf16 generation is from fp32: 8 first frames, the same seed, videos in [0, 1]
+    (random weights: the shipped 64x64 model's difference is in tests/test_pipeline.py)."""
+    videos = {p: model.sample(frames[:, 0], labels, generator=torch.Generator().manual_seed(0), precision=p).video
+              for p in ("fp32", "bf16")}
+    diff = (videos["bf16"] - videos["fp32"]).abs()
+    out = {"mean_abs_diff": float(diff.mean()), "max_abs_diff": float(diff.max())}
+    out["shipped"] = shipped_bf16_effect()
+    return out
+
+
+def shipped_bf16_effect(maps: int = 8, samples: int = 4) -> dict:
+    """The same for the SHIPPED 64x64 pipeline (trained weights): ``maps`` test label maps,
+    ``samples`` futures each, one seed per map; mean and max |bf16 - fp32| over every video."""
+    from seg2vid.data.splits import TEST_SEED
+    from seg2vid.generation.pipeline import Pipeline
+
+    pipe = Pipeline.from_shipped(device="cpu")
+    scene = SceneConfig(height=64, width=64, frames=1)
+    means, maxes = [], []
+    for i in range(maps):
+        labels = render_clip(scene, seed=TEST_SEED + i)["labels"][0]
+        a, b = (pipe.generate(labels, samples, generator=torch.Generator().manual_seed(i), precision=p)
+                for p in ("fp32", "bf16"))
+        means.append(float((a - b).abs().mean()))
+        maxes.append(float((a - b).abs().max()))
+    return {"mean_abs_diff": sum(means) / maps, "max_abs_diff": max(maxes), "maps": maps, "samples": samples}
 
 
 def rss_child(variant: str, steps: int) -> dict:
@@ -354,7 +394,8 @@ def run_all(rounds: int, repeats: int, steps: int, clips: int, rss_steps: int, t
     meta["load_after"] = _load()
     return {"meta": meta, "seconds": times, "peak_gflops": peak, "gflop": results[0]["gflop"],
             "yardstick_gflop": results[0]["yardstick_gflop"], "peak_rss_gib": rss,
-            "perceptual_effect": results[0]["perceptual_effect"], "derived": derive(times, peak, results[0])}
+            "perceptual_effect": results[0]["perceptual_effect"],
+            "bf16_generation_effect": results[0]["bf16_generation_effect"], "derived": derive(times, peak, results[0])}
 
 
 def derive(times: dict, peak: dict, first: dict) -> dict:
@@ -362,7 +403,7 @@ def derive(times: dict, peak: dict, first: dict) -> dict:
     unit = times["yardstick"]
     out = {"units": {k: v / unit for k, v in times.items() if k != "yardstick"}}
     out["vs_authors"] = {k: AUTHORS_STEP_UNITS / u for k, u in out["units"].items() if k.startswith("step_")}
-    for b in (1, 8, "n8"):
+    for b in GENERATE_LABELS:
         out["vs_authors"][f"generate_b{b}"] = AUTHORS_GENERATE_UNITS / out["units"][f"generate_b{b}"]
     gflop = first["gflop"]
     out["achieved_gflops"] = {k: gflop[k] / times[k] for k in gflop}
@@ -392,13 +433,22 @@ def report(res: dict) -> None:
         print(f"  {label}: {res['gflop'][key]:.1f} GFLOP/step, {d['achieved_gflops'][key]:.0f} GFLOP/s = "
               f"{100 * d['fraction_of_fp32_peak'][key]:.0f}% of the fp32 convolution peak")
     print(f"\ngeneration (Seg2Vid.sample), per clip; authors' clip = {AUTHORS_GENERATE_UNITS} units")
-    for b, label in ((1, "batch 1"), (8, "batch 8 (8 first frames)"), ("n8", "8 futures of one frame")):
+    for b, label in GENERATE_LABELS.items():
         key = f"generate_b{b}"
-        print(f"  {label:25s} {s[key]:.4f} s/clip, {u[key]:.3f} units, {vs[key]:.1f}x vs the reference")
-    print(f"  per clip vs batch 1: batch 8 {s['generate_b8'] / s['generate_b1']:.2f}, "
-          f"8 futures {s['generate_bn8'] / s['generate_b1']:.2f}; "
+        print(f"  {label:32s} {s[key]:.4f} s/clip, {u[key]:.3f} units, {vs[key]:.1f}x vs the reference")
+    for suffix, name in (("", "fp32"), ("_bf16", "bf16")):
+        b1 = s[f"generate_b1{suffix}"]
+        print(f"  {name} per clip vs its batch 1: batch 8 {s[f'generate_b8{suffix}'] / b1:.2f}, "
+              f"8 futures {s[f'generate_bn8{suffix}'] / b1:.2f}")
+    print(f"  bf16 vs fp32 at batch 1: {s['generate_b1'] / s['generate_b1_bf16']:.2f}x faster; "
           f"{res['gflop']['generate_b1']:.1f} GFLOP/clip, "
-          f"{100 * d['fraction_of_fp32_peak']['generate_b1']:.0f}% of the fp32 peak at batch 1")
+          f"{100 * d['fraction_of_fp32_peak']['generate_b1']:.0f}% of the fp32 peak at batch 1 (fp32)")
+    e = res["bf16_generation_effect"]
+    print(f"  bf16 videos vs fp32 (8 clips, same seed): mean |difference| {e['mean_abs_diff']:.1e} "
+          f"({255 * e['mean_abs_diff']:.2f} grey levels), max {e['max_abs_diff']:.3f}")
+    sh = e["shipped"]
+    print(f"  same, shipped 64x64 pipeline ({sh['maps']} test maps x {sh['samples']} futures): mean "
+          f"{sh['mean_abs_diff']:.1e} ({255 * sh['mean_abs_diff']:.2f} grey levels), max {sh['max_abs_diff']:.3f}")
     print("\nperceptual term, switch vs fp32 on one fixed input (8 images 128x256): relative difference")
     for name, e in res["perceptual_effect"].items():
         print(f"  {STEP_LABELS[name]:46s} loss {e['loss_rel_diff']:.1e}, "

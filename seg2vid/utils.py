@@ -139,3 +139,32 @@ def check_parameters(
     for name, (value, k) in (multiples or {}).items():
         if not (_is_int(value) and value >= k and value % k == 0):
             raise _parameter_error(name, value, f"a positive multiple of {k}")
+
+
+# ----------------------------------------------------------------------------- bfloat16
+
+#: ``precision`` values of the bf16 switches (the perceptual term, generation): ``"fp32"``,
+#: ``"bf16"`` (bfloat16 autocast) or ``"auto"`` (bf16 where :func:`bf16_supported`).
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "auto")
+
+
+def bf16_supported(device: torch.device | str = "cpu") -> bool:
+    """Whether bfloat16 convolutions run natively (fast) on ``device``.
+
+    CPU: oneDNN's check for AVX-512 BF16 / AMX (elsewhere bf16 is emulated and SLOWER than fp32);
+    CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere or newer).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
+
+
+def uses_bf16(precision: str, device: torch.device | str = "cpu") -> bool:
+    """Resolve a ``precision`` of :data:`PRECISIONS` for ``device``: True for ``"bf16"``, and for
+    ``"auto"`` where :func:`bf16_supported`. Raises ValueError naming the choices otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision == "bf16" or (precision == "auto" and bf16_supported(device))

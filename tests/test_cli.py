@@ -60,3 +60,10 @@ def test_the_style_choices_are_the_renderers_styles():
     from seg2vid.data.synthetic import STYLES
 
     assert STYLE_CHOICES == STYLES
+
+
+def test_the_precision_choices_are_the_librarys():
+    from seg2vid.cli import PRECISION_CHOICES
+    from seg2vid.utils import PRECISIONS
+
+    assert PRECISION_CHOICES == PRECISIONS

@@ -160,6 +160,7 @@ class Pipeline:
         first_frame: Tensor | np.ndarray | None = None,
         generator: torch.Generator | None = None,
         chunk_size: int = DEFAULT_CHUNK,
+        precision: str = "fp32",
     ) -> Tensor:
         """``n_samples`` videos for one label map, sampled ``chunk_size`` at a time.
 
@@ -177,6 +178,8 @@ class Pipeline:
                 reproducible for a fixed seed and chunk size; with ``n_samples <= chunk_size``
                 (one chunk) the result does not depend on it. Another chunk size gives other
                 (equally distributed) samples for ``n_samples > chunk_size``.
+            precision: stage 2's, ``"fp32"`` (default), ``"bf16"`` or ``"auto"``: see
+                :meth:`seg2vid.models.seg2vid.Seg2Vid.sample` (stage 1 always runs in fp32).
         Returns:
             float (n_samples, T+1, 3, H, W) in [0, 1] on the CPU; frame 0 is the first frame.
         """
@@ -199,7 +202,7 @@ class Pipeline:
         videos = []
         for start in range(0, n_samples, chunk_size):
             n = min(chunk_size, n_samples - start)
-            out = self.stage2.sample(first, onehot, n_samples=n, generator=generator)
+            out = self.stage2.sample(first, onehot, n_samples=n, generator=generator, precision=precision)
             videos.append(out.video.float().clamp(0, 1).cpu())  # only the chunk's videos stay
             del out
         return videos[0] if len(videos) == 1 else torch.cat(videos)

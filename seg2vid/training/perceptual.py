@@ -38,11 +38,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
+from seg2vid.utils import PRECISIONS, bf16_supported  # re-exported: the perceptual switches use them
+
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PRECISIONS", "VGG19_LAYERS", "VGGPerceptual", "bf16_supported",
            "load_perceptual"]
-
-#: ``precision`` values of :class:`VGGPerceptual`.
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "auto")
 
 #: ImageNet channel statistics of torchvision's VGG weights (RGB, images in [0, 1]).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -59,20 +58,6 @@ VGG19_LAYERS: dict[str, int] = {
 
 #: The authors' layers: every ReLU from relu1_1 to relu4_4.
 DEFAULT_LAYERS: tuple[str, ...] = tuple(name for name in VGG19_LAYERS if not name.startswith("relu5"))
-
-
-def bf16_supported(device: torch.device | str = "cpu") -> bool:
-    """Whether bfloat16 convolutions run natively (fast) on ``device``.
-
-    CPU: oneDNN's check for AVX-512 BF16 / AMX (elsewhere bf16 is emulated and SLOWER than fp32);
-    CUDA: ``torch.cuda.is_bf16_supported()`` (Ampere or newer).
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
 
 
 def _check_options(precision: str, downsample: int) -> None:
