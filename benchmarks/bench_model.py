@@ -72,6 +72,10 @@ STEP_VARIANTS: dict[str, tuple[bool, dict, tuple[str, ...]]] = {
     "vgg_fp32_cl": (True, {"perceptual_channels_last": True}, DEFAULT_LAYERS),
     "vgg_bf16": (True, {"perceptual_precision": "bf16"}, DEFAULT_LAYERS),
     "vgg_bf16_cl": (True, {"perceptual_precision": "bf16", "perceptual_channels_last": True}, DEFAULT_LAYERS),
+    # + the model's forward under bf16 autocast (TrainConfig.amp="bf16"); quality:
+    # scripts/perceptual_precision_study.py
+    "vgg_bf16_cl_amp": (True, {"perceptual_precision": "bf16", "perceptual_channels_last": True, "amp": True},
+                        DEFAULT_LAYERS),
     "vgg_bf16_cl_4layers": (True, {"perceptual_precision": "bf16", "perceptual_channels_last": True},
                             FOUR_LAYERS),
     "vgg_bf16_cl_half_res": (True, {"perceptual_precision": "bf16", "perceptual_channels_last": True,
@@ -83,6 +87,7 @@ STEP_LABELS = {
     "vgg_fp32_cl": "+ VGG-19, fp32, channels-last",
     "vgg_bf16": "+ VGG-19, bf16 autocast",
     "vgg_bf16_cl": "+ VGG-19, bf16 + channels-last",
+    "vgg_bf16_cl_amp": "+ VGG-19, bf16 + cl, model under bf16 autocast",
     "vgg_bf16_cl_4layers": "+ VGG-19, bf16 + cl, 4 layers (not 12)",
     "vgg_bf16_cl_half_res": "+ VGG-19, bf16 + cl, half resolution",
 }
@@ -169,10 +174,17 @@ def best_of(fn, repeats: int) -> float:
 def training_step(model, frames, labels, vgg, overrides: dict):
     """One training step (forward, loss, backward, Adam) as a function."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    overrides = dict(overrides)
+    amp = overrides.pop("amp", False)  # the whole forward under bf16 autocast, as TrainConfig.amp="bf16"
     config = LossConfig(perceptual=1.0 if vgg is not None else 0.0, **overrides)
 
     def step() -> None:
-        total, _ = seg2vid_loss(model(frames, labels), frames, config, perceptual=vgg)
+        # as Trainer with amp="bf16": the model's forward under autocast, the loss on float32 outputs
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            output = model(frames, labels)
+        if amp:
+            output = output.float32()
+        total, _ = seg2vid_loss(output, frames, config, perceptual=vgg)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
@@ -199,7 +211,8 @@ def perceptual_effect() -> dict:
     ref_loss, ref_grad = run(DEFAULT_LAYERS)
     out = {}
     for name, (on, overrides, layers) in STEP_VARIANTS.items():
-        if not on or name == "vgg_fp32" or layers != DEFAULT_LAYERS or overrides.get("perceptual_downsample"):
+        if (not on or name == "vgg_fp32" or layers != DEFAULT_LAYERS or overrides.get("perceptual_downsample")
+                or overrides.get("amp")):  # the term alone: amp changes the model, not the term
             continue
         options = {"precision": overrides.get("perceptual_precision"),
                    "channels_last": overrides.get("perceptual_channels_last")}
@@ -281,7 +294,8 @@ def round_child(repeats: int, steps: int, clips: int, flops: bool) -> dict:
 def bf16_generation_effect(model: Seg2Vid, frames: torch.Tensor, labels: torch.Tensor) -> dict:
     """How far bf16 generation is from fp32: 8 first frames, the same seed, videos in [0, 1]
     (random weights: the shipped 64x64 model's difference is in tests/test_pipeline.py)."""
-    videos = {p: model.sample(frames[:, 0], labels, generator=torch.Generator().manual_seed(0), precision=p).video
+    videos = {p: model.sample(frames[:, 0], labels, generator=torch.Generator().manual_seed(0),
+                              precision=p).video
               for p in ("fp32", "bf16")}
     diff = (videos["bf16"] - videos["fp32"]).abs()
     out = {"mean_abs_diff": float(diff.mean()), "max_abs_diff": float(diff.max())}
@@ -395,7 +409,8 @@ def run_all(rounds: int, repeats: int, steps: int, clips: int, rss_steps: int, t
     return {"meta": meta, "seconds": times, "peak_gflops": peak, "gflop": results[0]["gflop"],
             "yardstick_gflop": results[0]["yardstick_gflop"], "peak_rss_gib": rss,
             "perceptual_effect": results[0]["perceptual_effect"],
-            "bf16_generation_effect": results[0]["bf16_generation_effect"], "derived": derive(times, peak, results[0])}
+            "bf16_generation_effect": results[0]["bf16_generation_effect"],
+            "derived": derive(times, peak, results[0])}
 
 
 def derive(times: dict, peak: dict, first: dict) -> dict:
@@ -448,7 +463,8 @@ def report(res: dict) -> None:
           f"({255 * e['mean_abs_diff']:.2f} grey levels), max {e['max_abs_diff']:.3f}")
     sh = e["shipped"]
     print(f"  same, shipped 64x64 pipeline ({sh['maps']} test maps x {sh['samples']} futures): mean "
-          f"{sh['mean_abs_diff']:.1e} ({255 * sh['mean_abs_diff']:.2f} grey levels), max {sh['max_abs_diff']:.3f}")
+          f"{sh['mean_abs_diff']:.1e} ({255 * sh['mean_abs_diff']:.2f} grey levels), "
+          f"max {sh['max_abs_diff']:.3f}")
     print("\nperceptual term, switch vs fp32 on one fixed input (8 images 128x256): relative difference")
     for name, e in res["perceptual_effect"].items():
         print(f"  {STEP_LABELS[name]:46s} loss {e['loss_rel_diff']:.1e}, "

@@ -208,7 +208,9 @@ def test_full_resolution_flow_head_starts_as_the_half_one_and_then_moves_single_
     assert full.decoder.flow_full[2].weight.grad.abs().sum() > 0
     with torch.no_grad():  # a correction on one pixel only: bias 0, a centre-tap kernel on the image
         last = full.decoder.flow_full
-        last[0].weight.zero_(); last[0].bias.zero_(); last[2].weight.zero_(); last[2].bias.zero_()
+        for layer in (last[0], last[2]):
+            layer.weight.zero_()
+            layer.bias.zero_()
         c_img = last[0].in_channels - 3
         last[0].weight[0, c_img, 1, 1] = 1.0  # hidden unit 0 = the red channel of the first frame
         last[2].weight[0, 0, 1, 1] = 1.0      # flow_fwd x += hidden unit 0
@@ -265,7 +267,8 @@ def test_a_checkpoint_config_without_the_new_fields_loads_with_the_old_behaviour
     config = Seg2VidConfig.from_dict(old)
     assert (config.mask_head, config.refiner_mask_grad, config.mask_init_logit) == ("half", True, 3.0)
     assert config.flow_time == "absolute" and config.flow_head == "half"
-    assert not any(k.startswith(("decoder.mask_full", "decoder.flow_full")) for k in Seg2Vid(config).state_dict())
+    new_heads = ("decoder.mask_full", "decoder.flow_full")
+    assert not any(k.startswith(new_heads) for k in Seg2Vid(config).state_dict())
 
 
 # ----------------------------------------------------------------------------- multi-future scores

@@ -260,6 +260,15 @@ class Seg2VidOutput:
         """(B, T+1, 3, H, W): the first frame followed by the generated frames."""
         return torch.cat([self.first_frame.unsqueeze(1), self.frames], dim=1)
 
+    def float32(self) -> Seg2VidOutput:
+        """This output with every floating tensor as a contiguous float32 one (after autocast:
+        losses and callers never see bfloat16 or channels-last tensors)."""
+        return dataclasses.replace(self, **{
+            f.name: value.float().contiguous()
+            for f in dataclasses.fields(self)
+            if isinstance(value := getattr(self, f.name), Tensor) and value.is_floating_point()
+        })
+
 
 def warp_and_fill(
     first_frame: Tensor, flow_fwd: Tensor, mask_fwd: Tensor, noise: Tensor
@@ -674,8 +683,4 @@ class Seg2Vid(nn.Module):
                 features = self.image_encoder(torch.cat([first_frame, self._labels_seen(labels)], dim=1))
                 features = [f.repeat_interleave(n_samples, dim=0) for f in features]
             out = self.decode(first, lab, z.float(), generator=generator, features=features)
-        if not bf16:
-            return out
-        return dataclasses.replace(out, **{f.name: getattr(out, f.name).float().contiguous()
-                                           for f in dataclasses.fields(out)
-                                           if isinstance(getattr(out, f.name), Tensor)})
+        return out.float32() if bf16 else out

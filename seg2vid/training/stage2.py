@@ -66,7 +66,7 @@ from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.pool import ClipPool
 from seg2vid.data.splits import SAMPLE_OFFSET
 from seg2vid.data.synthetic import LEGACY_STYLE, SceneConfig, SyntheticStreets
-from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig, Seg2VidOutput
+from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig
 from seg2vid.training import distributed
 from seg2vid.training.loop import NonFiniteError, TrainLoop
 from seg2vid.training.objective import ALL_TERMS, LossConfig, seg2vid_loss
@@ -192,15 +192,6 @@ def check_batch(
         table.check(labels)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from None
-
-
-def _float32(output: Seg2VidOutput) -> Seg2VidOutput:
-    """The output with every floating tensor in float32 (losses are not computed in half)."""
-    return dataclasses.replace(output, **{
-        f.name: value.float()
-        for f in dataclasses.fields(output)
-        if isinstance(value := getattr(output, f.name), Tensor) and value.is_floating_point()
-    })
 
 
 def _collate(items: list[dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -553,7 +544,7 @@ class Trainer(TrainLoop):
         with torch.autocast(self.device.type, dtype=_AMP_DTYPES.get(tc.amp), enabled=tc.amp != "off"):
             output = self.step_model(frames, onehot)
         if tc.amp != "off":
-            output = _float32(output)
+            output = output.float32()  # losses are not computed in half
         total, terms = seg2vid_loss(output, frames, self.loss_config, self.step, self.perceptual, truth)
         values = dict(zip(["total", *terms], torch.stack([total.detach(), *terms.values()]).tolist(),
                           strict=True))

@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""Does training in bf16 lose quality? The perceptual term in fp32 vs bf16 (issue 15, goal 1).
+
+Issue 15 asks for the fast training step "with no loss of quality on the synthetic benchmark (same
+PSNR/EPE within seed noise after the same number of steps)". This script trains the shipped
+recipe's model (``tiny_motion`` preset, ``motion`` loss preset, rich streets, 64x64, 1 + 4) WITH
+the perceptual term, in two variants, for the same steps and seeds:
+
+* ``fp32``: the authors' term in fp32, no autocast (the default of every option);
+* ``bf16``: the fastest switches of ``benchmarks/bench_model.py``: the perceptual term in bf16 on
+  channels-last tensors (``LossConfig.perceptual_precision="bf16"``, ``perceptual_channels_last``)
+  and the model's forward under bf16 autocast (``TrainConfig.amp="bf16"``).
+
+No ImageNet VGG-19 weights exist on this machine, so both variants use the SAME random-init VGG-19
+(torchvision's initialisation, seed 0, written once to ``OUT/vgg19_random_seed0.pt``): its features
+are not ImageNet's, but its arithmetic -- what bf16 could spoil -- is the same network's. Each run
+is then scored on the 64 rich test clips (``seg2vid.evaluation.evaluate``, N = 5, seed 0).
+
+Usage, from the repository root (one run per core; ``report`` prints the table)::
+
+    python scripts/perceptual_precision_study.py run fp32 0 &
+    python scripts/perceptual_precision_study.py run fp32 1; wait
+    python scripts/perceptual_precision_study.py run bf16 0 &
+    python scripts/perceptual_precision_study.py run bf16 1; wait
+    python scripts/perceptual_precision_study.py report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: variant -> (TrainConfig.amp, LossConfig.perceptual_precision, LossConfig.perceptual_channels_last)
+VARIANTS = {"fp32": ("off", "fp32", False), "bf16": ("bf16", "bf16", True)}
+#: The scores of the table (``evaluate``'s metric names).
+SCORES = ("psnr_best_of_n", "psnr_mean_of_n", "epe_best_of_n", "epe_posterior", "speed_correlation")
+
+
+def random_vgg_file(out: Path) -> Path:
+    """The random-init VGG-19 state dict both variants use (written once)."""
+    import torch
+    import torchvision
+
+    path = out / "vgg19_random_seed0.pt"
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(0)
+        state = torchvision.models.vgg19(weights=None).state_dict()
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+    return path
+
+
+def run(variant: str, seed: int, steps: int, batch_size: int, out: Path) -> dict:
+    """Train one variant and seed, score it, write ``OUT/VARIANT_sSEED/result.json``."""
+    import torch
+
+    from seg2vid.data.splits import TEST_SEED
+    from seg2vid.data.synthetic import SceneConfig
+    from seg2vid.evaluation.evaluate import evaluate, synthetic_test_set
+    from seg2vid.models import PRESETS
+    from seg2vid.training.objective import loss_preset
+    from seg2vid.training.stage2 import TrainConfig, Trainer
+
+    torch.set_num_threads(1)
+    amp, precision, channels_last = VARIANTS[variant]
+    model_config = PRESETS["tiny_motion"]
+    loss = loss_preset("motion", model_config.width, kl_warmup_steps=500, perceptual_precision=precision,
+                       perceptual_channels_last=channels_last)
+    scene = SceneConfig(height=model_config.height, width=model_config.width, frames=model_config.frames,
+                        style="rich")
+    train = TrainConfig(steps=steps, seed=seed, batch_size=batch_size, sample_every=0, checkpoint_every=0,
+                        device="cpu", amp=amp)
+    folder = out / f"{variant}_s{seed}"
+    start = time.perf_counter()
+    trainer = Trainer(model_config, train, loss, folder, scene=scene, perceptual_weights=random_vgg_file(out))
+    trainer.train()
+    seconds = time.perf_counter() - start
+    data = synthetic_test_set(64, 64, 4, 64, TEST_SEED, style="rich")
+    scores = evaluate(trainer.model, data, n_samples=5, seed=0)["metrics"]
+    result = {"variant": variant, "seed": seed, "steps": steps, "batch_size": batch_size,
+              "train_seconds": round(seconds, 1),
+              "scores": {k: scores[k]["mean"] for k in SCORES if k in scores}}
+    (folder / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+    return result
+
+
+def report(out: Path) -> None:
+    """The table of every finished run, and the per-variant mean and seed spread."""
+    results = [json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))]
+    if not results:
+        sys.exit(f"no finished runs under {out}")
+    print(f"| variant | seed | steps | train s | {' | '.join(SCORES)} |")
+    print("|---" * (4 + len(SCORES)) + "|")
+    for r in results:
+        cells = " | ".join(f"{r['scores'].get(k, float('nan')):.3f}" for k in SCORES)
+        print(f"| {r['variant']} | {r['seed']} | {r['steps']} | {r['train_seconds']:.0f} | {cells} |")
+    for variant in VARIANTS:
+        rows = [r for r in results if r["variant"] == variant]
+        if rows:
+            means = " | ".join(
+                f"{sum(r['scores'][k] for r in rows) / len(rows):.3f} "
+                f"(spread {max(r['scores'][k] for r in rows) - min(r['scores'][k] for r in rows):.3f})"
+                for k in SCORES)
+            print(f"| {variant}: mean of {len(rows)} | | | | {means} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train and score one variant and seed")
+    r.add_argument("variant", choices=sorted(VARIANTS))
+    r.add_argument("seed", type=int)
+    r.add_argument("--steps", type=int, default=600)
+    r.add_argument("--batch-size", type=int, default=4)
+    for p in (r, sub.add_parser("report", help="print the table of the finished runs")):
+        p.add_argument("--out", type=Path, default=Path("runs/perceptual_precision"))
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args.variant, args.seed, args.steps, args.batch_size, args.out)
+    else:
+        report(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
