@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def random_vgg_file(out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(0)
         state = torchvision.models.vgg19(weights=None).state_dict()
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two runs started together each write their own
         torch.save(state, tmp)
         tmp.replace(path)
     return path
@@ -81,8 +82,12 @@ def run(variant: str, seed: int, steps: int, batch_size: int, out: Path) -> dict
     folder = out / f"{variant}_s{seed}"
     start = time.perf_counter()
     trainer = Trainer(model_config, train, loss, folder, scene=scene, perceptual_weights=random_vgg_file(out))
+    if trainer.checkpoint_path.exists():  # an interrupted run of this command: go on from its checkpoint
+        trainer.resume()
     trainer.train()
     seconds = time.perf_counter() - start
+    if trainer.step < steps:  # stopped early (SIGTERM): the checkpoint is saved, nothing is scored
+        sys.exit(f"{folder}: stopped at step {trainer.step} of {steps}; run the same command again to resume")
     data = synthetic_test_set(64, 64, 4, 64, TEST_SEED, style="rich")
     scores = evaluate(trainer.model, data, n_samples=5, seed=0)["metrics"]
     result = {"variant": variant, "seed": seed, "steps": steps, "batch_size": batch_size,
