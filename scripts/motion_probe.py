@@ -16,6 +16,10 @@ Usage, from the repository root (a few seconds each)::
 
     python scripts/motion_probe.py landscape
     python scripts/motion_probe.py --checkpoint runs2/C3_cum_warponly/checkpoints/last.pt
+    python scripts/motion_probe.py --checkpoint data/checkpoints/seg2vid_tiny_64.pt --geometry
+
+``--geometry`` (2026-12-01, second session): could forward masks come from the label map and the
+flows? See :func:`geometry`.
 """
 
 from __future__ import annotations
@@ -118,18 +122,108 @@ def forward_mask_thresholds(model, n: int = 64) -> None:
               f"pooled IoU {mask_iou(marked, occluded):.3f}")
 
 
+def _posterior_flows(model, clips: list[dict]) -> dict[str, torch.Tensor]:
+    """The posterior (mean z) flows and forward masks of ``clips``, frame-major: (B*T, C, H, W)."""
+    frames = torch.stack([c["frames"] for c in clips])
+    labels = torch.stack([c["labels"] for c in clips])  # (B, T+1, H, W): every frame's map
+    onehot = CITYSCAPES.one_hot(labels[:, 0])
+    with torch.no_grad():
+        mu, _ = model.posterior(frames, onehot)
+        out = model.decode(frames[:, 0], onehot, mu, generator=torch.Generator().manual_seed(0))
+    t = out.flow_fwd.shape[1]
+    fg = torch.isin(labels, torch.tensor(CITYSCAPES.foreground_ids)).float()[:, :, None]
+    return {"flow_fwd": out.flow_fwd.flatten(0, 1), "flow_bwd": out.flow_bwd.flatten(0, 1),
+            "mask_fwd": out.mask_fwd.flatten(0, 1), "first": frames[:, 0].repeat_interleave(t, 0),
+            "fg0": fg[:, 0].repeat_interleave(t, 0), "fg_t": fg[:, 1:].flatten(0, 1),
+            "exact_fwd": torch.stack([c["flow_fwd"] for c in clips]).flatten(0, 1),
+            "occluded": 1 - torch.stack([c["visible_fwd"] for c in clips]).flatten(0, 1)}
+
+
+def geometry(checkpoint: str, n: int = 64, train_clips: int = 200) -> None:
+    """Could the forward masks come from geometry? Disocclusions from the label map and flows.
+
+    A pixel p of frame t is disoccluded when its source in frame 0, p - flow_fwd(p), lies on a
+    FOREGROUND object (car, person, ...) of the first label map while p itself is not on one at
+    t, or when the source is out of view. Scored with the exact flow or the model's posterior
+    flow, and with the TRUE foreground map of frame t (known to the renderer, not to a model) or
+    without it. Then the supervised upper bound of a learned head on such cues: a 3-layer CNN at
+    full resolution reading (foreground at the source, first-frame foreground, out of view, the
+    forward-backward residual, the model's mask, its flow) from the model's flows, trained on the
+    EXACT visibility of ``train_clips`` training clips, scored on the test clips.
+    """
+    from seg2vid.data.synthetic import SceneConfig, render_clip
+    from seg2vid.flow import in_frame_mask, warp
+    from seg2vid.metrics import frame_mask_iou
+    from seg2vid.models.loading import load_model
+
+    model = load_model(checkpoint, "cpu").eval()
+    data = synthetic_test_set(64, 64, 4, n, TEST_SEED, style="rich")
+    test = _posterior_flows(model, [data[i] for i in range(n)])
+
+    def say(name: str, occluded: torch.Tensor, truth: torch.Tensor) -> None:
+        iou = float(torch.nanmean(frame_mask_iou(occluded, truth)))
+        print(f"  {name:58s} IoU {iou:.3f} (mean over frames), {100 * float(occluded.mean()):.1f}% marked")
+
+    def from_geometry(d: dict, flow: torch.Tensor, fg_t: torch.Tensor | None) -> torch.Tensor:
+        source_fg = warp(d["fg0"], flow) > 0.5
+        hidden = source_fg if fg_t is None else source_fg & (fg_t < 0.5)
+        return (hidden | (in_frame_mask(flow) < 0.5)).float()
+
+    share = 100 * float(test["occluded"].mean())
+    print(f"forward occlusion from geometry, {n} test clips ({share:.1f}% occluded):")
+    say("the model's forward masks (< 0.5)", (test["mask_fwd"] < 0.5).float(), test["occluded"])
+    for flow_name, flow in (("exact", test["exact_fwd"]), ("posterior", test["flow_fwd"])):
+        say(f"{flow_name} flow, source on foreground, true foreground at t",
+            from_geometry(test, flow, test["fg_t"]), test["occluded"])
+        say(f"{flow_name} flow, source on foreground (no map of frame t)", from_geometry(test, flow, None),
+            test["occluded"])
+
+    def cues(d: dict) -> torch.Tensor:
+        flow = d["flow_fwd"]
+        residual = (flow + warp(d["flow_bwd"], flow)).norm(dim=1, keepdim=True)
+        return torch.cat([warp(d["fg0"], flow), d["fg0"], 1 - in_frame_mask(flow), torch.tanh(residual / 2),
+                          d["mask_fwd"], torch.tanh(flow / 4)], dim=1)
+
+    scene = SceneConfig(height=64, width=64, frames=4, style="rich")
+    train = _posterior_flows(model, [render_clip(scene, seed) for seed in range(train_clips)])
+    x_train, y_train, x_test = cues(train), train["occluded"], cues(test)
+    torch.manual_seed(0)
+    head = torch.nn.Sequential(
+        torch.nn.Conv2d(x_train.shape[1], 16, 3, padding=1), torch.nn.LeakyReLU(0.2),
+        torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(16, 1, 3, padding=1))
+    optimizer = torch.optim.Adam(head.parameters(), 3e-3)
+    weight = ((1 - y_train.mean()) / y_train.mean()).sqrt()  # occluded pixels are rare
+    for _ in range(600):
+        idx = torch.randint(0, x_train.shape[0], (64,))
+        loss = F.binary_cross_entropy_with_logits(head(x_train[idx]), y_train[idx], pos_weight=weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        p = torch.sigmoid(head(x_test))
+    for threshold in (0.3, 0.5, 0.7):
+        say(f"supervised cue head (upper bound), p > {threshold}", (p > threshold).float(), test["occluded"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", nargs="?", choices=("landscape",), help="the model-free part")
     parser.add_argument("--checkpoint", help="a stage-2 checkpoint to probe")
+    parser.add_argument("--geometry", action="store_true",
+                        help="with --checkpoint: forward occlusion from the label map and the flows, and the "
+                        "supervised upper bound of a head on such cues (about 2 minutes)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.part is None and args.checkpoint is None:
         parser.error("give 'landscape' and/or --checkpoint PT")
     if args.part == "landscape":
         landscape()
+    if args.geometry and not args.checkpoint:
+        parser.error("--geometry needs --checkpoint PT")
     if args.checkpoint:
         probe_model(args.checkpoint)
+    if args.geometry:
+        geometry(args.checkpoint)
     return 0
 
 
