@@ -71,7 +71,7 @@ def scoreboard(synthetic: dict, model: dict) -> list[dict]:
     for key, label in (("step_vgg_fp32", "fp32 term (default)"), ("step_vgg_bf16_cl", "bf16 + channels-last"),
                        ("step_vgg_bf16_cl_amp", "bf16 + cl + model autocast")):
         row(f"1. training step with VGG-19, {label}", f">= {t:g}x the authors'",
-            f"{vs[key]:.1f}x ({s[key]:.3f} s, {d['units'][key]:.2f} units)", vs[key] >= t)
+            f"{vs[key]:.2f}x ({s[key]:.3f} s, {d['units'][key]:.2f} units)", vs[key] >= t)
     t = TARGETS["no_vgg_fraction_of_peak"]
     row("2. step without VGG, share of the fp32 conv peak", f">= {100 * t:.0f}%",
         f"{100 * frac['step_no_vgg']:.0f}% ({d['achieved_gflops']['step_no_vgg']:.0f} of "
@@ -79,7 +79,7 @@ def scoreboard(synthetic: dict, model: dict) -> list[dict]:
     t = TARGETS["generate_vs_authors"]
     for key, label in (("generate_b1", "fp32"), ("generate_b1_bf16", "bf16")):
         row(f"3. generation per clip, batch 1, {label}", f">= {t:g}x the authors'",
-            f"{vs[key]:.1f}x ({s[key]:.4f} s/clip)", vs[key] >= t)
+            f"{vs[key]:.2f}x ({s[key]:.4f} s/clip)", vs[key] >= t)
     for suffix, label in (("", "fp32"), ("_bf16", "bf16")):
         ratio = s[f"generate_b8{suffix}"] / s[f"generate_b1{suffix}"]
         row(f"3. batch-8 generation per clip vs batch 1, {label}", "< 1", f"{ratio:.2f}", ratio < 1)

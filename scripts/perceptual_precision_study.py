@@ -9,7 +9,8 @@ the perceptual term, in two variants, for the same steps and seeds:
 * ``fp32``: the authors' term in fp32, no autocast (the default of every option);
 * ``bf16``: the fastest switches of ``benchmarks/bench_model.py``: the perceptual term in bf16 on
   channels-last tensors (``LossConfig.perceptual_precision="bf16"``, ``perceptual_channels_last``)
-  and the model's forward under bf16 autocast (``TrainConfig.amp="bf16"``).
+  and the model's forward under bf16 autocast (``TrainConfig.amp="bf16"``);
+* ``bf16_term``: only the perceptual term in bf16 + channels-last, the model in fp32.
 
 No ImageNet VGG-19 weights exist on this machine, so both variants use the SAME random-init VGG-19
 (torchvision's initialisation, seed 0, written once to ``OUT/vgg19_random_seed0.pt``): its features
@@ -22,6 +23,8 @@ Usage, from the repository root (one run per core; ``report`` prints the table):
     python scripts/perceptual_precision_study.py run fp32 1; wait
     python scripts/perceptual_precision_study.py run bf16 0 &
     python scripts/perceptual_precision_study.py run bf16 1; wait
+    python scripts/perceptual_precision_study.py run bf16_term 0 &
+    python scripts/perceptual_precision_study.py run bf16_term 1; wait
     python scripts/perceptual_precision_study.py report
 """
 
@@ -38,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: variant -> (TrainConfig.amp, LossConfig.perceptual_precision, LossConfig.perceptual_channels_last)
-VARIANTS = {"fp32": ("off", "fp32", False), "bf16": ("bf16", "bf16", True)}
+VARIANTS = {"fp32": ("off", "fp32", False), "bf16": ("bf16", "bf16", True),
+            "bf16_term": ("off", "bf16", True)}
 #: The scores of the table (``evaluate``'s metric names).
 SCORES = ("psnr_best_of_n", "psnr_mean_of_n", "epe_best_of_n", "epe_posterior", "speed_correlation")
 
