@@ -4,8 +4,10 @@
 The run is :class:`seg2vid.training.stage2.Trainer` with the options of a recipe (:data:`RECIPES`):
 
 * ``motion`` (the default, shipped since seg2vid 0.2): the ``tiny_motion`` model preset and the
-  ``motion`` loss preset on the rich synthetic streets (the default data), 5000 steps; see
-  ``data/results/motion_experiments.md`` for how each option was chosen.
+  ``motion`` loss preset on the rich synthetic streets (the default data), 5000 steps; then the
+  export's sampling prior is fitted to 800 training clips (``scripts/fit_latent_prior.py``,
+  ``Seg2VidConfig.latent_prior="fitted"``); see ``data/results/motion_experiments.md`` for how
+  each option was chosen.
 * ``classic``: the seg2vid 0.1 checkpoint's recipe: the ``tiny`` preset with
   :meth:`LossConfig.for_pixel_flows` (the authors' weights, consistency and smoothness converted
   for flows in pixels) on the classic streets. It never replaces the shipped file unless
@@ -47,8 +49,12 @@ KL_WARMUP_STEPS = 500
 RECIPES = {
     # 5000 steps: 1336 + 731 + 851 s on one core (trained as 1500, then resumed to 3000 and 5000; the
     # loss was still falling, data/results/motion_experiments.md)
-    "motion": {"preset": "tiny_motion", "loss": "motion", "style": "rich", "steps": 5000},
-    "classic": {"preset": "tiny", "loss": "pixel_flows", "style": "classic", "steps": 5000},
+    # fit_prior: then scripts/fit_latent_prior.py on the export (the sampling prior fitted to 800
+    # training clips' posteriors; 2026-12-01, data/results/motion_experiments.md)
+    "motion": {"preset": "tiny_motion", "loss": "motion", "style": "rich", "steps": 5000,
+               "fit_prior": True},
+    "classic": {"preset": "tiny", "loss": "pixel_flows", "style": "classic", "steps": 5000,
+                "fit_prior": False},
 }
 TRAIN = {"batch_size": 8, "lr": 1e-3, "seed": 0, "num_clips": 1000, "sample_every": 1000,
          "checkpoint_every": 500, "device": "cpu"}
@@ -113,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
           f"({torch.get_num_threads()} threads, {os.environ.get('LD_PRELOAD') or 'system malloc'})")
     print(json.dumps(summary["last_losses"], indent=2))
     exported = export_model(trainer.checkpoint_path, args.export)
+    if recipe["fit_prior"]:
+        fit_prior = [sys.executable, str(ROOT / "scripts" / "fit_latent_prior.py"), "--checkpoint",
+                     str(exported), "--out", str(exported), "--threads", str(args.threads)]
+        subprocess.run(fit_prior, check=True, cwd=ROOT)
     exported.with_suffix(".log.csv").write_text(trimmed_log(trainer.log_path, args.log_stride))
     size = exported.stat().st_size / 2**20
     print(f"wrote {exported} ({size:.2f} MiB) and {exported.with_suffix('.log.csv')}")

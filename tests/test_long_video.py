@@ -30,6 +30,9 @@ class StubModel:
     def prior_params(self, first_frame, labels):
         return None
 
+    def latent_from_noise(self, eps, first_frame, labels):  # the standard prior: z = eps
+        return eps
+
     def decode(self, first_frame, labels, z, generator=None):
         b, t, (h, w) = first_frame.shape[0], self.config.frames, first_frame.shape[-2:]
         flow = torch.zeros(b, t, 2, h, w)

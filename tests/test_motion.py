@@ -223,6 +223,44 @@ def test_full_resolution_flow_head_starts_as_the_half_one_and_then_moves_single_
         Seg2VidConfig(flow_head="quarter")
 
 
+def test_a_fitted_latent_prior_recovers_the_mixture_moments_and_moves_the_samples():
+    """latent_prior="fitted": N(0, I) until fitted (the same videos as the standard model); the fit
+    is the mixture's exact mean and covariance; samples are m + S eps with the same eps."""
+    config = Seg2VidConfig(height=32, width=32, frames=2, **SMALL)
+    torch.manual_seed(0)
+    standard = Seg2Vid(config).eval()
+    fitted = Seg2Vid(config.replace(latent_prior="fitted")).eval()
+    loaded = fitted.load_state_dict(standard.state_dict(), strict=False)
+    assert set(loaded.missing_keys) == {"fitted_mean", "fitted_scale"}
+    frames, onehot, _ = street_batch(config)
+    with torch.no_grad():
+        a = standard.sample(frames[:, 0], onehot, 3, generator=torch.Generator().manual_seed(1))
+        b = fitted.sample(frames[:, 0], onehot, 3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.video, b.video, rtol=0, atol=0)
+    # two posteriors, D = latent_size: the mixture of N(mu_i, diag var_i) has mean (mu_1 + mu_2) / 2
+    # and covariance cov(mu) + diag(mean var)
+    d = fitted.latent_size
+    mu = torch.stack([torch.full((d,), 1.0), torch.full((d,), 3.0)])
+    var = torch.stack([torch.full((d,), 0.5), torch.full((d,), 1.5)])
+    fitted.fit_latent_prior(mu, var.log())
+    torch.testing.assert_close(fitted.fitted_mean, torch.full((d,), 2.0))
+    expected = torch.ones(d, d) + torch.eye(d)  # cov of the means: 1 everywhere; + mean variance 1
+    torch.testing.assert_close(fitted.fitted_scale @ fitted.fitted_scale.T, expected)
+    g = torch.Generator().manual_seed(1)
+    eps = torch.randn(6, d, generator=g)
+    with torch.no_grad():
+        out = fitted.sample(frames[:, 0], onehot, 3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out.z, fitted.fitted_mean + eps @ fitted.fitted_scale.T)
+    with pytest.raises(ValueError, match="latent_prior='fitted'"):
+        standard.fit_latent_prior(mu, var.log())
+    with pytest.raises(ValueError, match="N >= 2"):
+        fitted.fit_latent_prior(mu[:1], var[:1].log())
+    with pytest.raises(ValueError, match="latent_prior"):
+        Seg2VidConfig(latent_prior="uniform")
+    with pytest.raises(ValueError, match="learned_prior"):
+        Seg2VidConfig(latent_prior="fitted", learned_prior=True)
+
+
 def test_cumulative_flow_time_sums_the_per_frame_increments():
     """With the flow heads' output fixed at one increment per frame, absolute flows stay at that
     increment on every frame, cumulative ones grow as t times it (for both directions)."""
@@ -263,10 +301,11 @@ def test_extrapolated_flow_time_trains_each_frame_only_through_its_own_correctio
 
 def test_a_checkpoint_config_without_the_new_fields_loads_with_the_old_behaviour():
     old = {k: v for k, v in Seg2VidConfig().to_dict().items()
-           if k not in ("mask_head", "refiner_mask_grad", "mask_init_logit", "flow_time", "flow_head")}
+           if k not in ("mask_head", "refiner_mask_grad", "mask_init_logit", "flow_time", "flow_head",
+                         "latent_prior")}
     config = Seg2VidConfig.from_dict(old)
     assert (config.mask_head, config.refiner_mask_grad, config.mask_init_logit) == ("half", True, 3.0)
-    assert config.flow_time == "absolute" and config.flow_head == "half"
+    assert config.flow_time == "absolute" and config.flow_head == "half" and config.latent_prior == "standard"
     new_heads = ("decoder.mask_full", "decoder.flow_full")
     assert not any(k.startswith(new_heads) for k in Seg2Vid(config).state_dict())
 

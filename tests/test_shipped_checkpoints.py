@@ -127,3 +127,26 @@ def test_export_model_is_small_safe_and_not_resumable(tmp_path):
         assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="model-only export"):
         Trainer(config, train, LossConfig(perceptual=0), out_dir=tmp_path / "again").resume(out)
+
+
+def test_fit_latent_prior_script_writes_a_fitted_loadable_checkpoint(tmp_path, capsys):
+    """scripts/fit_latent_prior.py (how the shipped model's sampling prior was made): the written
+    file loads with latent_prior="fitted", the same weights, and a prior fitted to its clips."""
+    script = ROOT / "scripts" / "fit_latent_prior.py"
+    spec = importlib.util.spec_from_file_location("fit_latent_prior", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    small = dict(widths=(8, 8, 16, 16), motion_widths=(8, 8, 16, 16), refine_widths=(8, 8), latent_dim=4)
+    config = Seg2VidConfig(height=32, width=32, frames=2, **small)
+    train = TrainConfig(steps=1, batch_size=1, sample_every=0, num_clips=None, device="cpu")
+    trainer = Trainer(config, train, LossConfig(perceptual=0), out_dir=tmp_path / "run")
+    trainer.train()
+    exported = export_model(trainer.checkpoint_path, tmp_path / "model.pt")
+    stats = module.fit(exported, tmp_path / "fitted.pt", clips=6, batch=4)
+    assert "fitted the sampling prior to 6 training clips" in capsys.readouterr().out
+    model = load_model(tmp_path / "fitted.pt")
+    assert model.config.latent_prior == "fitted" and model.config.replace(latent_prior="standard") == config
+    assert not torch.equal(model.fitted_scale, torch.eye(model.latent_size))
+    torch.testing.assert_close(model.fitted_mean, torch.tensor(stats["mean"], dtype=torch.float32))
+    for name, weight in trainer.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], weight), name

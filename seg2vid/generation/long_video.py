@@ -134,8 +134,7 @@ def generate_long(
         if k == 0 or z_mode == "resample":
             eps = torch.randn(frame.shape[0], model.latent_size, generator=generator, device=frame.device,
                               dtype=frame.dtype)
-        prior = model.prior_params(frame, onehot)  # the learned prior sees THIS chunk's start
-        z = eps if prior is None else prior[0] + torch.exp(0.5 * prior[1]) * eps
+        z = model.latent_from_noise(eps, frame, onehot)  # a learned prior sees THIS chunk's start
         out = model.decode(frame, onehot, z, generator=generator)
         maps.append(labels)
         latents.append(out.z)

@@ -134,6 +134,14 @@ class Seg2VidConfig(FrozenConfig):
             head at full resolution, like the ``mask_head="full"`` one, reads the upsampled
             decoder features and the first frame and ADDS a correction to both flows; it starts
             at zero, so the model starts as the half-resolution one).
+        latent_prior: what :meth:`Seg2Vid.sample` draws z from. ``"standard"`` (the authors'):
+            N(0, I), the prior of the KL term. ``"fitted"``: N(m, S S^T), a Gaussian fitted AFTER
+            training to the posteriors of training clips (:meth:`Seg2Vid.fit_latent_prior`,
+            ``scripts/fit_latent_prior.py``): with the small KL weight of the method the
+            posteriors do not fill N(0, I) (in the shipped model the two dimensions that carry
+            the speed have variances 2.2 and 1.4, most others ~0.9), so standard-normal samples
+            spread the futures less than the training clips do. Training is unchanged (the KL
+            term is still against N(0, I)); m and S are buffers of the model (identity until fitted).
     """
 
     height: int = 64
@@ -157,6 +165,7 @@ class Seg2VidConfig(FrozenConfig):
     mask_init_logit: float = 3.0
     flow_time: str = "absolute"
     flow_head: str = "half"
+    latent_prior: str = "standard"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -185,6 +194,11 @@ class Seg2VidConfig(FrozenConfig):
             raise ValueError(f"mask_head must be 'half' or 'full', got {self.mask_head!r}")
         if self.flow_head not in ("half", "full"):
             raise ValueError(f"flow_head must be 'half' or 'full', got {self.flow_head!r}")
+        if self.latent_prior not in ("standard", "fitted"):
+            raise ValueError(f"latent_prior must be 'standard' or 'fitted', got {self.latent_prior!r}")
+        if self.latent_prior == "fitted" and self.learned_prior:
+            raise ValueError("latent_prior='fitted' replaces N(0, I) when sampling; it cannot be combined "
+                             "with learned_prior=True")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"flow_time must be one of {FLOW_TIMES}, got {self.flow_time!r}")
         if self.align_corners != ALIGN_CORNERS:
@@ -529,11 +543,53 @@ class Seg2Vid(nn.Module):
         self.refiner = RefineNet(c.refine_widths, c.norm)
         self.register_buffer("_bg", torch.tensor(c.background_channels, dtype=torch.long), persistent=False)
         self.register_buffer("_fg", torch.tensor(c.foreground_channels, dtype=torch.long), persistent=False)
+        if c.latent_prior == "fitted":  # the sampling prior N(m, S S^T); N(0, I) until fit_latent_prior()
+            self.register_buffer("fitted_mean", torch.zeros(2 * c.latent_dim))
+            self.register_buffer("fitted_scale", torch.eye(2 * c.latent_dim))
 
     @property
     def latent_size(self) -> int:
         """Numbers in z (both motion encoders together)."""
         return 2 * self.config.latent_dim
+
+    def latent_from_noise(self, eps: Tensor, first_frame: Tensor, labels: Tensor) -> Tensor:
+        """The prior sample z (B, latent_size) for standard-normal noise ``eps`` (B, latent_size).
+
+        ``latent_prior="fitted"``: ``m + S eps`` (in fp32, also under autocast); a learned prior:
+        ``mu + exp(logvar / 2) * eps`` with p(z | first_frame (B, 3, H, W), one-hot labels); else
+        ``eps`` (N(0, I)). The ``deterministic`` ablation always gets z = 0.
+        """
+        if self.config.variant == "deterministic":
+            return torch.zeros_like(eps)
+        if self.config.latent_prior == "fitted":
+            with torch.autocast(eps.device.type, enabled=False):
+                return self.fitted_mean + eps.float() @ self.fitted_scale.T
+        prior = self.prior_params(first_frame, labels)
+        return eps if prior is None else prior[0].float() + torch.exp(0.5 * prior[1].float()) * eps
+
+    @torch.no_grad()
+    def fit_latent_prior(self, mu: Tensor, logvar: Tensor) -> None:
+        """Fit the sampling prior (``latent_prior="fitted"``) to the posteriors of N training clips.
+
+        The aggregate posterior, the mixture of the N Gaussians q(z | clip_i) = N(mu_i, diag
+        exp(logvar_i)), has mean ``m = mean_i mu_i`` and covariance ``C = cov_i(mu_i) + diag(mean_i
+        exp(logvar_i))`` (population covariance); the prior becomes N(m, C), stored as ``m`` and
+        the Cholesky factor ``S`` of C, so a sample is ``m + S eps`` with eps ~ N(0, I).
+
+        Args:
+            mu, logvar: (N, latent_size) posteriors (:meth:`posterior`) of N >= 2 clips.
+        Raises:
+            ValueError: the model does not sample from a fitted prior, or the shapes are wrong.
+        """
+        if self.config.latent_prior != "fitted":
+            raise ValueError("fit_latent_prior() needs Seg2VidConfig(latent_prior='fitted')")
+        if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[1] != self.latent_size or mu.shape[0] < 2:
+            raise ValueError(f"mu and logvar must both be (N >= 2, {self.latent_size}), got "
+                             f"{tuple(mu.shape)} and {tuple(logvar.shape)}")
+        mu, logvar = mu.double(), logvar.double()
+        cov = torch.cov(mu.T, correction=0) + torch.diag(logvar.exp().mean(0))
+        self.fitted_mean.copy_(mu.mean(0))
+        self.fitted_scale.copy_(torch.linalg.cholesky(cov))
 
     # ------------------------------------------------------------------ input checks
 
@@ -646,7 +702,8 @@ class Seg2Vid(nn.Module):
     @torch.no_grad()
     def sample(self, first_frame: Tensor, labels: Tensor, n_samples: int = 1,
                generator: torch.Generator | None = None, precision: str = "fp32") -> Seg2VidOutput:
-        """Generate ``n_samples`` futures per input from the prior: NO future frames needed.
+        """Generate ``n_samples`` futures per input from the prior (N(0, I), or the fitted one of
+        ``latent_prior="fitted"``, or the learned p(z | first frame)): NO future frames needed.
 
         Args:
             first_frame: (B, 3, H, W) in [0, 1].
@@ -673,10 +730,7 @@ class Seg2Vid(nn.Module):
         eps = torch.randn(first.shape[0], self.latent_size, generator=generator,
                           device=first.device, dtype=first.dtype)
         with torch.autocast(first.device.type, dtype=torch.bfloat16, enabled=bf16):
-            prior = self.prior_params(first, lab)
-            z = eps if prior is None else prior[0] + torch.exp(0.5 * prior[1].float()) * eps
-            if self.config.variant == "deterministic":
-                z = torch.zeros_like(z)
+            z = self.latent_from_noise(eps, first, lab)
             features = None
             if n_samples > 1:
                 # the first frame and labels are the same for all samples of an input: encode them once
