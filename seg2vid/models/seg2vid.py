@@ -711,10 +711,10 @@ class Seg2Vid(nn.Module):
             n_samples: futures per input.
             generator: seeds z and the fill noise (same generator state, same videos).
             precision: ``"fp32"`` (default: the exact videos), ``"bf16"`` (the network under
-                bfloat16 autocast on channels-last tensors: about 2x faster on CPUs with AVX-512
-                BF16 or AMX and on CUDA since Ampere; the videos differ from fp32 by about a tenth
-                of an 8-bit grey level on average, ``benchmarks/bench_model.py`` prints by how
-                much) or ``"auto"`` (bf16 where :func:`seg2vid.utils.bf16_supported`). z and
+                bfloat16 autocast on channels-last tensors: 1.48x faster per clip on this
+                project's AVX-512 BF16 CPU, ``benchmarks/README.md``; native on CUDA since Ampere;
+                the videos differ from fp32 by about a tenth of an 8-bit grey level on average,
+                ``benchmarks/bench_model.py`` prints by how much) or ``"auto"`` (bf16 where :func:`seg2vid.utils.bf16_supported`). z and
                 the noise are drawn in fp32 either way, so the same seed gives the same futures.
         Returns:
             a :class:`Seg2VidOutput` with batch B * n_samples, the samples of input i at
@@ -736,5 +736,5 @@ class Seg2Vid(nn.Module):
                 # the first frame and labels are the same for all samples of an input: encode them once
                 features = self.image_encoder(torch.cat([first_frame, self._labels_seen(labels)], dim=1))
                 features = [f.repeat_interleave(n_samples, dim=0) for f in features]
-            out = self.decode(first, lab, z.float(), generator=generator, features=features)
+            out = self.decode(first, lab, z, generator=generator, features=features)
         return out.float32() if bf16 else out
