@@ -714,8 +714,9 @@ class Seg2Vid(nn.Module):
                 bfloat16 autocast on channels-last tensors: 1.48x faster per clip on this
                 project's AVX-512 BF16 CPU, ``benchmarks/README.md``; native on CUDA since Ampere;
                 the videos differ from fp32 by about a tenth of an 8-bit grey level on average,
-                ``benchmarks/bench_model.py`` prints by how much) or ``"auto"`` (bf16 where :func:`seg2vid.utils.bf16_supported`). z and
-                the noise are drawn in fp32 either way, so the same seed gives the same futures.
+                ``benchmarks/bench_model.py`` prints by how much) or ``"auto"`` (bf16 where
+                :func:`seg2vid.utils.bf16_supported`). z and the noise are drawn in fp32 either
+                way, so the same seed gives the same futures.
         Returns:
             a :class:`Seg2VidOutput` with batch B * n_samples, the samples of input i at
             rows i * n_samples ... (i + 1) * n_samples - 1; every tensor float32.
