@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--warm-start", type=Path, default=None, metavar="PT",
                         help="start from this checkpoint's weights and step count (steps counts on from it)")
+    parser.add_argument("--warm-start-differ", nargs="*", default=(), metavar="FIELD",
+                        help="model fields that may differ from the warm start's (options adding no weight)")
     args = parser.parse_args(argv)
 
     import torch
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     trainer = Trainer(model, train, loss, args.out / args.name, scene=scene)
     if args.warm_start is not None:
-        trainer.warm_start(args.warm_start)
+        trainer.warm_start(args.warm_start, differ=tuple(args.warm_start_differ))
     trainer.train()
     seconds = time.perf_counter() - start
     (args.out / args.name / "recipe.json").write_text(json.dumps(

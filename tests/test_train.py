@@ -61,6 +61,11 @@ def test_warm_start_takes_the_weights_and_the_step_count_only(tmp_path):
     assert make_trainer(tmp_path / "c").warm_start(export, keep_step=False) == 0
     with pytest.raises(CheckpointMismatchError, match="latent_dim: checkpoint 4, now 5"):
         make_trainer(tmp_path / "d", model=MODEL.replace(latent_dim=5)).warm_start(path)
+    # an option that adds no weight may differ when named (the same weights, another computation)
+    rigid = MODEL.replace(object_motion="rigid")
+    with pytest.raises(CheckpointMismatchError, match="object_motion"):
+        make_trainer(tmp_path / "e", model=rigid).warm_start(path)
+    assert make_trainer(tmp_path / "f", model=rigid).warm_start(path, differ=("object_motion",)) == 2
     resumed = make_trainer(tmp_path / "a", steps=3)
     resumed.resume()
     with pytest.raises(ValueError, match="before train"):

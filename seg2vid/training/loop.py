@@ -403,7 +403,7 @@ class TrainLoop:
         """Load the networks' weights (no optimiser state) of a checked checkpoint."""
         raise NotImplementedError
 
-    def warm_start(self, path: str | Path, keep_step: bool = True) -> int:
+    def warm_start(self, path: str | Path, keep_step: bool = True, differ: tuple[str, ...] = ()) -> int:
         """Start this new run from the network weights of another run's checkpoint or export
         (e.g. to train on top of a shipped model), before the first step; returns the step it
         starts from.
@@ -414,7 +414,9 @@ class TrainLoop:
         :class:`~seg2vid.checkpoints.CheckpointMismatchError` names every differing field. With
         ``keep_step`` the step count continues from the checkpoint's (so step-based schedules
         such as the KL warm-up continue, and ``train_config.steps`` counts from there);
-        otherwise it starts at 0.
+        otherwise it starts at 0. ``differ`` names model config fields that may differ from the
+        checkpoint's: options that add or change no weight (e.g. ``object_motion``), so the same
+        weights are trained under another computation; the weights must still fit exactly.
 
         Raises:
             ValueError: the run has already started or been resumed.
@@ -423,7 +425,8 @@ class TrainLoop:
             raise ValueError("warm_start() starts a new run: call it before train(), and not after resume()")
         path = Path(path)
         ckpt = self._read_weights(path)
-        problems = config_differences(self._warm_start_model_config(ckpt), self.model_config.to_dict())
+        problems = config_differences(self._warm_start_model_config(ckpt), self.model_config.to_dict(),
+                                      ignore=tuple(differ))
         if problems:
             raise CheckpointMismatchError(
                 f"{path} holds another model; differing model fields:\n  " + "\n  ".join(problems))

@@ -1,0 +1,98 @@
+"""Per-object motion (seg2vid.models.objects, Seg2VidConfig.object_motion="rigid"): analytic cases."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seg2vid.models import Seg2Vid, Seg2VidConfig
+from seg2vid.models.objects import compose_object_motion, label_segments, rigid_fit
+
+H = W = 32
+
+
+def boxes(*specs: tuple[int, int, int, int, int], classes: int = 3) -> torch.Tensor:
+    """(1, classes, H, W) one-hot foreground channels with boxes (channel, y0, y1, x0, x1)."""
+    fg = torch.zeros(1, classes, H, W)
+    for c, y0, y1, x0, x1 in specs:
+        fg[0, :, y0:y1, x0:x1] = 0
+        fg[0, c, y0:y1, x0:x1] = 1
+    return fg
+
+
+def test_segments_split_by_connectivity_and_class_largest_first():
+    # two cars apart, a person touching the first car, a 2-pixel speck
+    fg = boxes((0, 2, 10, 2, 12), (0, 20, 24, 20, 30), (1, 4, 10, 12, 15), (2, 30, 31, 0, 2))
+    masks = label_segments(fg, max_objects=8, min_pixels=4)
+    assert masks.shape == (1, 3, H, W)
+    areas = masks.sum((2, 3))[0].tolist()
+    assert areas == [80.0, 40.0, 18.0]  # largest first; the speck is left out
+    assert float(masks.sum(1).max()) == 1.0  # disjoint
+    assert torch.equal(masks[0, 0, 2:10, 2:12], torch.ones(8, 10))  # the first car, whole
+    assert label_segments(fg, max_objects=2).shape[1] == 2
+
+
+def test_segments_of_an_empty_map_is_one_empty_slot():
+    masks = label_segments(torch.zeros(2, 3, H, W))
+    assert masks.shape == (2, 1, H, W) and masks.sum() == 0
+
+
+def test_rigid_fit_recovers_a_known_displacement_and_scale():
+    masks = label_segments(boxes((0, 8, 20, 6, 22)))
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32),
+                            indexing="ij")
+    c = torch.tensor([13.5, 13.5])  # the box's centroid (x, y)
+    d, s = torch.tensor([2.5, -1.0]), 0.1
+    u = torch.stack([d[0] + s * (xs - c[0]), d[1] + s * (ys - c[1])])  # displacement of frame-0 pixels
+    flow_bwd = -u.view(1, 1, 2, H, W)
+    d_fit, s_fit, c_fit = rigid_fit(masks, flow_bwd, damping=0.0)
+    assert torch.allclose(c_fit[0, 0], c)
+    assert torch.allclose(d_fit[0, 0, 0], d, atol=1e-5)
+    assert float(s_fit[0, 0, 0]) == pytest.approx(s, abs=1e-5)
+
+
+def test_a_moved_object_carries_its_flow_and_reveals_what_it_covered():
+    fg = boxes((0, 10, 20, 8, 16))
+    masks = label_segments(fg)
+    flow_bwd = torch.zeros(1, 1, 2, H, W)
+    flow_bwd[0, 0, 0, 10:20, 8:16] = -4.0  # the object moves 4 px right, the background stays
+    flow_fwd = torch.zeros(1, 1, 2, H, W)
+    ones = torch.ones(1, 1, 1, H, W)
+    f_fwd, f_bwd, vis = compose_object_motion(masks, flow_fwd, flow_bwd, ones, fg.sum(1, keepdim=True))
+    assert torch.allclose(f_bwd, flow_bwd)  # a translation is fitted exactly
+    assert torch.allclose(f_fwd[0, 0, 0, 10:20, 12:20], torch.full((10, 8), 4.0))  # where it lands
+    assert float(f_fwd[0, 0, :, :, :11].abs().max()) == 0.0  # the background keeps its flow
+    occluded = vis[0, 0, 0] < 0.5
+    expected = torch.zeros(H, W, dtype=torch.bool)
+    expected[10:20, 8:12] = True  # the strip it uncovered: background now, under the car in frame 0
+    assert torch.equal(occluded, expected)
+
+
+def test_sources_outside_the_frame_are_occluded():
+    fg = torch.zeros(1, 1, H, W)
+    flow_fwd = torch.zeros(1, 1, 2, H, W)
+    flow_fwd[:, :, 0] = 3.0  # every pixel shows frame 0 three pixels to its left
+    _, _, vis = compose_object_motion(label_segments(fg), flow_fwd, torch.zeros_like(flow_fwd),
+                                      torch.ones(1, 1, 1, H, W), fg)
+    assert torch.equal(vis[0, 0, 0, :, :3] < 0.5, torch.ones(H, 3, dtype=torch.bool))
+    assert bool((vis[0, 0, 0, :, 3:] == 1).all())
+
+
+def test_the_rigid_model_trains_and_samples_without_new_weights():
+    torch.manual_seed(0)
+    config = Seg2VidConfig(height=32, width=32, frames=2, object_motion="rigid")
+    model = Seg2Vid(config)
+    assert sum(p.numel() for p in model.parameters()) == sum(
+        p.numel() for p in Seg2Vid(config.replace(object_motion="none")).parameters())
+    frames = torch.rand(2, 3, 3, 32, 32)
+    labels = torch.zeros(2, config.label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = config.foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    out = model(frames, labels)
+    (out.frames.mean() + out.flow_fwd.abs().mean() + out.flow_bwd.abs().mean()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    sample = model.sample(frames[:, 0], labels, n_samples=2)
+    assert sample.flow_fwd.shape == (4, 2, 2, 32, 32) and torch.isfinite(sample.frames).all()
+    with pytest.raises(ValueError, match="object_motion"):
+        Seg2VidConfig(object_motion="affine")
