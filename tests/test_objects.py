@@ -58,8 +58,9 @@ def test_a_moved_object_carries_its_flow_and_reveals_what_it_covered():
     flow_bwd[0, 0, 0, 10:20, 8:16] = -4.0  # the object moves 4 px right, the background stays
     flow_fwd = torch.zeros(1, 1, 2, H, W)
     ones = torch.ones(1, 1, 1, H, W)
-    f_fwd, f_bwd, vis = compose_object_motion(masks, flow_fwd, flow_bwd, ones, fg.sum(1, keepdim=True))
+    f_fwd, f_bwd, vis, shift = compose_object_motion(masks, flow_fwd, flow_bwd, ones, fg.sum(1, keepdim=True))
     assert torch.allclose(f_bwd, flow_bwd)  # a translation is fitted exactly
+    assert torch.allclose(shift[0, 0, 0], torch.tensor([4.0, 0.0]))
     assert torch.allclose(f_fwd[0, 0, 0, 10:20, 12:20], torch.full((10, 8), 4.0))  # where it lands
     assert float(f_fwd[0, 0, :, :, :11].abs().max()) == 0.0  # the background keeps its flow
     occluded = vis[0, 0, 0] < 0.5
@@ -72,7 +73,7 @@ def test_sources_outside_the_frame_are_occluded():
     fg = torch.zeros(1, 1, H, W)
     flow_fwd = torch.zeros(1, 1, 2, H, W)
     flow_fwd[:, :, 0] = 3.0  # every pixel shows frame 0 three pixels to its left
-    _, _, vis = compose_object_motion(label_segments(fg), flow_fwd, torch.zeros_like(flow_fwd),
+    _, _, vis, _ = compose_object_motion(label_segments(fg), flow_fwd, torch.zeros_like(flow_fwd),
                                       torch.ones(1, 1, 1, H, W), fg)
     assert torch.equal(vis[0, 0, 0, :, :3] < 0.5, torch.ones(H, 3, dtype=torch.bool))
     assert bool((vis[0, 0, 0, :, 3:] == 1).all())
@@ -96,3 +97,43 @@ def test_the_rigid_model_trains_and_samples_without_new_weights():
     assert sample.flow_fwd.shape == (4, 2, 2, 32, 32) and torch.isfinite(sample.frames).all()
     with pytest.raises(ValueError, match="object_motion"):
         Seg2VidConfig(object_motion="affine")
+
+
+def test_block_matching_finds_a_known_object_shift_and_distrusts_a_flat_one():
+    from seg2vid.motion_losses import match_objects, object_match_loss
+
+    torch.manual_seed(0)
+    h = w = 48
+    background = torch.rand(3, h, w) * 0.2
+    texture = torch.rand(3, 10, 12)
+    frames = background.repeat(3, 1, 1, 1)  # (T+1 = 3, 3, H, W)
+    frames[0, :, 10:20, 8:20] = texture
+    frames[1, :, 11:21, 13:25] = texture  # frame 1: (+5, +1)
+    frames[2, :, 12:22, 18:30] = texture  # frame 2: (+10, +2)
+    flat = torch.zeros(1, 2, h, w)
+    flat[0, 0, 10:20, 8:20] = 1
+    flat[0, 1, 30:40, 30:44] = 1  # a flat region: the same error for every horizontal shift
+    frames[:, :, 30:40, 20:48] = 0.5
+    shift, valid = match_objects(frames[None], flat)
+    assert valid[0, :, 0].all() and not valid[0, :, 1].any()
+    torch.testing.assert_close(shift[0, :, 0], torch.tensor([[5.0, 1.0], [10.0, 2.0]]), atol=0.05, rtol=0)
+    assert float(object_match_loss(shift, shift, valid)) == 0.0
+    assert float(object_match_loss(torch.zeros_like(shift), shift, valid)) > 1.0
+
+
+def test_the_object_match_term_trains_a_rigid_model():
+    from seg2vid.training.objective import LossConfig, seg2vid_loss
+
+    torch.manual_seed(0)
+    config = Seg2VidConfig(height=32, width=32, frames=2, object_motion="rigid")
+    model = Seg2Vid(config)
+    frames = torch.rand(2, 3, 3, 32, 32)
+    labels = torch.zeros(2, config.label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = config.foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    total, terms = seg2vid_loss(model(frames, labels), frames, LossConfig(object_match=1.0, perceptual=0))
+    assert "object_match" in terms and torch.isfinite(total)
+    with pytest.raises(ValueError, match="object_motion"):
+        seg2vid_loss(Seg2Vid(config.replace(object_motion="none"))(frames, labels), frames,
+                     LossConfig(object_match=1.0, perceptual=0))

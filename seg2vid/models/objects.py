@@ -130,7 +130,7 @@ def rigid_fit(masks: Tensor, flow_bwd: Tensor, damping: float = 1.0) -> tuple[Te
 
 
 def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mask_fwd: Tensor,
-                          foreground: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+                          foreground: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Move every object as a whole and mark what its motion reveals (see the module docstring).
 
     Args:
@@ -140,8 +140,10 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
         foreground: (B, 1, H, W) the first frame's whole foreground (1 = any foreground class,
             objects too small to be kept included).
     Returns:
-        ``(flow_fwd, flow_bwd, mask_fwd)`` of the same shapes: the rigid object flows composited
-        over the dense ones, and the forward mask times the geometric visibility (detached).
+        ``(flow_fwd, flow_bwd, mask_fwd, shift)``: the first three of the same shapes (the rigid
+        object flows composited over the dense ones, and the forward mask times the geometric
+        visibility, detached); ``shift`` (B, T, K, 2) pixels, each object's displacement ``d``
+        (frame 0 -> t, x then y; 0 in empty slots).
     """
     b, t, _, h, w = flow_fwd.shape
     k = masks.shape[1]
@@ -179,4 +181,4 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
         inside = ((src[:, :, 0:1] >= -0.5) & (src[:, :, 0:1] <= w - 0.5)
                   & (src[:, :, 1:2] >= -0.5) & (src[:, :, 1:2] <= h - 0.5)).to(flow_fwd.dtype)
         visible = covered + (1 - covered) * (1 - source_fg).clamp(0, 1) * inside
-    return flow_fwd, flow_bwd, mask_fwd * visible
+    return flow_fwd, flow_bwd, mask_fwd * visible, d

@@ -270,6 +270,8 @@ class Seg2VidOutput:
         z: (B, 2 * latent_dim) the latent the video was decoded from.
         mu, logvar: (B, 2 * latent_dim) the posterior q(z | clip); None when sampling.
         prior_mu, prior_logvar: the learned prior, or None for N(0, I).
+        objects: (B, K, H, W) the first frame's object masks (``object_motion="rigid"``; else None).
+        object_shift: (B, T, K, 2) pixels, each object's displacement frame 0 -> t (x, y), or None.
     """
 
     first_frame: Tensor
@@ -284,6 +286,8 @@ class Seg2VidOutput:
     logvar: Tensor | None = None
     prior_mu: Tensor | None = None
     prior_logvar: Tensor | None = None
+    objects: Tensor | None = None
+    object_shift: Tensor | None = None
 
     @property
     def video(self) -> Tensor:
@@ -672,7 +676,7 @@ class Seg2Vid(nn.Module):
         if self.config.object_motion == "rigid":
             foreground = labels[:, self._fg]  # (B, C_fg, H, W), all zero for the no_labels ablation
             objects = label_segments(foreground, self.config.max_objects)
-            flow_fwd, flow_bwd, mask_fwd = compose_object_motion(
+            flow_fwd, flow_bwd, mask_fwd, object_shift = compose_object_motion(
                 objects, flow_fwd, flow_bwd, mask_fwd, foreground.sum(1, keepdim=True).clamp(max=1))
         if variant == "zero_flow":
             flow_fwd, flow_bwd = torch.zeros_like(flow_fwd), torch.zeros_like(flow_bwd)
@@ -692,7 +696,10 @@ class Seg2Vid(nn.Module):
             refined = warped
         else:
             refined = self.refiner(filled.flatten(0, 1), seen.flatten(0, 1)).view(b, t, 3, *size)
-        return Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
+        out = Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
+        if self.config.object_motion == "rigid":
+            out.objects, out.object_shift = objects, object_shift
+        return out
 
     def _labels_seen(self, labels: Tensor) -> Tensor:
         """The label map as the networks see it (all zeros for the ``no_labels`` ablation)."""

@@ -46,7 +46,9 @@ from seg2vid.losses import (
 )
 from seg2vid.motion_losses import (
     flow_supervision,
+    match_objects,
     multiscale_warp_error,
+    object_match_loss,
     second_order_smoothness,
     visibility_supervision,
 )
@@ -66,7 +68,9 @@ TERMS: tuple[str, ...] = (
 #: ``mask_fb`` -- cross-entropy of the masks against the forward-backward check of the model's own
 #: (detached) flows; ``oracle_flow`` / ``oracle_visibility`` -- the ORACLE's supervision with the
 #: exact flow / visibility (an upper bound for tables, never a recipe; needs ``truth``).
-EXTRA_TERMS: tuple[str, ...] = ("mask_fb", "oracle_flow", "oracle_visibility")
+#: ``object_match`` -- the objects' rigid displacements (``Seg2VidConfig.object_motion="rigid"``) against
+#: block matching of the true frames (:func:`seg2vid.motion_losses.match_objects`; no flow label).
+EXTRA_TERMS: tuple[str, ...] = ("mask_fb", "object_match", "oracle_flow", "oracle_visibility")
 #: Every term, in log order.
 ALL_TERMS: tuple[str, ...] = TERMS + EXTRA_TERMS
 
@@ -130,6 +134,7 @@ class LossConfig(FrozenConfig):
     mask_free_after: int = 0
     mask_price: str = "constant"
     mask_fb: float = 0.0
+    object_match: float = 0.0
     oracle_flow: float = 0.0
     oracle_visibility: float = 0.0
     visibility_balanced: bool = False
@@ -345,6 +350,12 @@ def seg2vid_loss(
         return (visibility_supervision(output.mask_fwd, vis_f, balanced)
                 + visibility_supervision(output.mask_bwd, vis_b, balanced))
 
+    def object_match() -> Tensor:
+        if output.object_shift is None or output.objects is None:
+            raise ValueError("object_match needs a model with object_motion='rigid' (its output has no objects)")
+        target, trusted = match_objects(frames, output.objects)
+        return object_match_loss(output.object_shift, target, trusted)
+
     def need(key: str) -> Tensor:
         if truth is None or key not in truth:
             raise ValueError(
@@ -363,7 +374,7 @@ def seg2vid_loss(
     compute = {
         "recon": recon, "recon_before": recon_before, "recon_back": recon_back, "ssim": ssim,
         "perceptual": perceptual_term, "consistency": consistency, "smoothness": smoothness,
-        "kl": kl, "mask": mask, "mask_fb": mask_fb, "oracle_flow": oracle_flow,
+        "kl": kl, "mask": mask, "mask_fb": mask_fb, "object_match": object_match, "oracle_flow": oracle_flow,
         "oracle_visibility": oracle_visibility,
     }
     if perceptual is None and config.perceptual > 0:
