@@ -17,12 +17,12 @@ Stone et al. "SMURF", CVPR 2021; code written here):
   perspective flow of a road or a facade (close to affine) costs nothing, while flow is still
   propagated into flat regions from their textured borders.
 * :func:`match_objects` and :func:`object_match_loss` -- block matching of each object of the
-  label map (``Seg2VidConfig.object_motion="rigid"``): the integer displacement that best maps
-  the object's pixels of frame 0 onto frame t (squared error, exhaustive search by FFT over a
-  window that grows with t, sub-pixel by a parabola), a target for the object's rigid displacement far beyond the
-  reach of a photometric gradient (a car crossing the view moves 5-15 pixels per frame at 64 px).
-  The frames alone give it, no flow label: the classical matching that self-supervised flow
-  methods start from.
+  label map (``Seg2VidConfig.object_motion="rigid"``): the displacement that best maps the
+  object's pixels of frame 0 onto frame t (squared error, every shift at once by FFT, tracked
+  from frame to frame, sub-pixel by a parabola), a target for the object's rigid displacement
+  far beyond the reach of a photometric gradient (a car crossing the view moves 5-15 pixels
+  per frame at 64 px). The frames alone give it, no flow label: the classical matching that
+  self-supervised flow methods start from.
 * :func:`flow_supervision` and :func:`visibility_supervision` -- the ORACLE terms: L1 to the exact
   flow and a cross-entropy to the exact visibility. They exist to give the tables an upper bound
   and are never part of a default recipe.
@@ -245,6 +245,25 @@ def _correlate(template: Tensor, image: Tensor, size: tuple[int, int]) -> Tensor
     return torch.fft.irfft2(spectrum, s=size)
 
 
+def _subpixel(flat: Tensor, best: Tensor, by: Tensor, bx: Tensor, rows: int, cols: int,
+              along_x: bool) -> Tensor:
+    """The best match's position along one axis of a (rows x cols) window, refined by a parabola
+    through its error (``best``) and its two neighbours' (``flat``: (B, K, rows * cols) errors;
+    ``by``, ``bx``: the best row and column); no refinement at the window's edge."""
+    centre = bx if along_x else by
+    length = cols if along_x else rows
+    lo, hi = (centre - 1).clamp(min=0), (centre + 1).clamp(max=length - 1)
+
+    def at(i: Tensor) -> Tensor:
+        return flat.gather(2, (by * cols + i if along_x else i * cols + bx)[..., None])[..., 0]
+
+    e_lo, e_hi = at(lo), at(hi)
+    curvature = e_lo + e_hi - 2 * best
+    usable = (lo < centre) & (hi > centre) & torch.isfinite(curvature) & (curvature > 1e-9)
+    offset = torch.where(usable, 0.5 * (e_lo - e_hi) / curvature.clamp(min=1e-9), torch.zeros_like(best))
+    return centre.to(flat.dtype) + offset.clamp(-0.5, 0.5)
+
+
 #: Squared colour error per pixel below which two matches count as equally good (FFT round-off,
 #: and textures too faint to tell: 1e-3 is an RMS difference of ~0.02 per channel).
 _MATCH_TOLERANCE = 1e-3
@@ -336,21 +355,8 @@ def match_objects(frames: Tensor, objects: Tensor, first_reach: tuple[int, int] 
         runner_up = torch.where(far, flat, torch.full_like(flat, float("inf"))).min(2).values
         ok = torch.isfinite(best) & (area >= min_pixels) & (best < distinct * runner_up - _MATCH_TOLERANCE)
 
-        def refine(centre_index: Tensor, along_x: bool, length: int) -> Tensor:
-            # parabola through the best error and its two neighbours along one axis
-            lo, hi = (centre_index - 1).clamp(min=0), (centre_index + 1).clamp(max=length - 1)
-
-            def at(i: Tensor) -> Tensor:
-                flat_index = by * (2 * rx + 1) + i if along_x else i * (2 * rx + 1) + bx
-                return flat.gather(2, flat_index[..., None])[..., 0]
-
-            e_lo, e_hi = at(lo), at(hi)
-            curvature = e_lo + e_hi - 2 * best
-            usable = (lo < centre_index) & (hi > centre_index) & torch.isfinite(curvature) & (curvature > 1e-9)
-            offset = torch.where(usable, 0.5 * (e_lo - e_hi) / curvature.clamp(min=1e-9), torch.zeros_like(best))
-            return centre_index.to(frames.dtype) + offset.clamp(-0.5, 0.5)
-
-        found = torch.stack([refine(bx, True, 2 * rx + 1) - rx, refine(by, False, 2 * ry + 1) - ry], -1)
+        found = torch.stack([_subpixel(flat, best, by, bx, 2 * ry + 1, 2 * rx + 1, along_x=True) - rx,
+                             _subpixel(flat, best, by, bx, 2 * ry + 1, 2 * rx + 1, along_x=False) - ry], -1)
         found = found + centre.to(frames.dtype)
         shifts[:, t - 1], valid[:, t - 1] = found, ok
         # an untrusted match does not steer the track: keep extrapolating

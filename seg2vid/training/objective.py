@@ -352,7 +352,8 @@ def seg2vid_loss(
 
     def object_match() -> Tensor:
         if output.object_shift is None or output.objects is None:
-            raise ValueError("object_match needs a model with object_motion='rigid' (its output has no objects)")
+            raise ValueError("object_match needs a model with object_motion='rigid' "
+                             "(its output has no objects)")
         target, trusted = match_objects(frames, output.objects)
         return object_match_loss(output.object_shift, target, trusted)
 
