@@ -137,3 +137,32 @@ def test_the_object_match_term_trains_a_rigid_model():
     with pytest.raises(ValueError, match="object_motion"):
         seg2vid_loss(Seg2Vid(config.replace(object_motion="none"))(frames, labels), frames,
                      LossConfig(object_match=1.0, perceptual=0))
+
+
+def test_the_object_head_starts_at_no_correction_and_learns_a_shift():
+    torch.manual_seed(0)
+    config = Seg2VidConfig(height=32, width=32, frames=2, object_motion="rigid", object_head=True)
+    model = Seg2Vid(config)
+    plain = Seg2Vid(config.replace(object_head=False))
+    plain.load_state_dict(model.state_dict(), strict=False)
+    frames = torch.rand(1, 3, 3, 32, 32)
+    labels = torch.zeros(1, config.label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = config.foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    torch.manual_seed(1)
+    a = model(frames, labels)
+    torch.manual_seed(1)
+    b = plain(frames, labels)
+    torch.testing.assert_close(a.object_shift, b.object_shift)  # zero-initialised: no correction
+    optimizer = torch.optim.Adam(model.object_head.parameters(), 1e-2)
+    target = torch.tensor([3.0, -1.0])
+    for _ in range(150):
+        out = model(frames, labels)
+        loss = (out.object_shift[0, :, 0] - target).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < 0.3
+    with pytest.raises(ValueError, match="object_head"):
+        Seg2VidConfig(object_head=True)

@@ -33,12 +33,13 @@ frame t's grid (frame t's pixel p shows frame 0 at ``p - flow_fwd``), ``flow_bwd
 from __future__ import annotations
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from seg2vid.flow import ALIGN_CORNERS, warp
 
-__all__ = ["compose_object_motion", "label_segments", "rigid_fit"]
+__all__ = ["ObjectMotionHead", "compose_object_motion", "label_segments", "rigid_fit"]
 
 #: The scale change per frame is kept in [-0.5, 1.0] (an object at most halves or doubles).
 SCALE_RANGE = (-0.5, 1.0)
@@ -129,8 +130,53 @@ def rigid_fit(masks: Tensor, flow_bwd: Tensor, damping: float = 1.0) -> tuple[Te
     return d, s, c
 
 
+class ObjectMotionHead(nn.Module):
+    """A correction of each object's rigid motion, read from the decoder (``object_head=True``).
+
+    Per object and frame: the decoder's frame features averaged over the object's pixels, z, and
+    the object's place and size (centroid x, y in [-1, 1], sqrt of its area share) -> an MLP ->
+    (dx, dy) in pixels and a scale change, ADDED to the least-squares fit of :func:`rigid_fit`.
+    The last layer starts at zero (no correction). It gives each object's displacement a direct
+    path from z, which the dense decoder, smooth across objects, lacks.
+
+    Args:
+        channels: C, the decoder's feature channels; latent: the size of z; scale: pixels per unit
+            of output (the flow heads' ``pixels_per_unit``).
+    """
+
+    def __init__(self, channels: int, latent: int, scale: float, hidden: int = 64):
+        super().__init__()
+        self.scale = scale
+        self.net = nn.Sequential(
+            nn.Linear(channels + latent + 3, hidden), nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 3))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, features: Tensor, masks: Tensor, z: Tensor) -> Tensor:
+        """features (B * T, C, h, w), frame-major per clip; masks (B, K, H, W); z (B, Z) ->
+        (B, T, K, 3): (dx, dy) pixels and the scale change."""
+        b, k, h_full, w_full = masks.shape
+        bt, c, h, w = features.shape
+        t = bt // b
+        pooled = F.adaptive_avg_pool2d(masks, (h, w)).flatten(2)  # (B, K, h*w)
+        share = pooled.sum(2).clamp(min=1e-6)
+        feats = torch.einsum("bkn,btcn->btkc", pooled, features.reshape(b, t, c, h * w))
+        feats = feats / share[:, None, :, None]
+        grid = _pixel_grid(h_full, w_full, masks)
+        area = masks.sum((2, 3))
+        centroid = torch.einsum("bkhw,chw->bkc", masks, grid) / area.clamp(min=1)[..., None]
+        place = torch.stack([2 * centroid[..., 0] / max(w_full - 1, 1) - 1,
+                             2 * centroid[..., 1] / max(h_full - 1, 1) - 1,
+                             (area / (h_full * w_full)).sqrt()], -1)  # (B, K, 3)
+        x = torch.cat([feats, z[:, None, None].expand(b, t, k, -1), place[:, None].expand(b, t, k, 3)], -1)
+        out = self.net(x)
+        return torch.cat([out[..., :2] * self.scale, 0.1 * out[..., 2:]], -1)
+
+
 def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mask_fwd: Tensor,
-                          foreground: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                          foreground: Tensor, correction: Tensor | None = None
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Move every object as a whole and mark what its motion reveals (see the module docstring).
 
     Args:
@@ -139,6 +185,8 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
         mask_fwd: (B, T, 1, H, W) the decoder's forward visibility in (0, 1).
         foreground: (B, 1, H, W) the first frame's whole foreground (1 = any foreground class,
             objects too small to be kept included).
+        correction: (B, T, K, 3) optional (dx, dy, ds) added to the fitted displacement and scale
+            (:class:`ObjectMotionHead`).
     Returns:
         ``(flow_fwd, flow_bwd, mask_fwd, shift)``: the first three of the same shapes (the rigid
         object flows composited over the dense ones, and the forward mask times the geometric
@@ -148,6 +196,9 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
     b, t, _, h, w = flow_fwd.shape
     k = masks.shape[1]
     d, s, c = rigid_fit(masks, flow_bwd)
+    if correction is not None:
+        d = d + correction[..., :2]
+        s = (s + correction[..., 2]).clamp(*SCALE_RANGE)
     grid = _pixel_grid(h, w, flow_fwd)  # (2, H, W)
     # Frame 0: on object k, the displacement d + s (p - c), i.e. flow_bwd = -(that).
     rel = grid[None, None] - c[..., None, None]  # (B, K, 2, H, W)

@@ -47,7 +47,7 @@ from seg2vid.cvae import GaussianHead, reparameterize
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.flow import ALIGN_CORNERS, warp
 from seg2vid.models.blocks import NORMS, Norm, conv2d_block, norm3d
-from seg2vid.models.objects import compose_object_motion, label_segments
+from seg2vid.models.objects import ObjectMotionHead, compose_object_motion, label_segments
 from seg2vid.utils import uses_bf16
 
 __all__ = ["PRESETS", "VARIANTS", "Seg2Vid", "Seg2VidConfig", "Seg2VidOutput", "warp_and_fill"]
@@ -152,6 +152,10 @@ class Seg2VidConfig(FrozenConfig):
             foreground, or outside it, are occluded). No extra weights.
         max_objects: with ``object_motion="rigid"``, the most objects moved per image (the
             largest; smaller ones follow the dense flow).
+        object_head: with ``object_motion="rigid"``, add :class:`~seg2vid.models.objects.ObjectMotionHead`:
+            a small MLP that reads the decoder's features over each object, z and the object's
+            place, and corrects its fitted displacement and scale (a direct path from z to each
+            object's motion; starts at zero).
     """
 
     height: int = 64
@@ -178,6 +182,7 @@ class Seg2VidConfig(FrozenConfig):
     latent_prior: str = "standard"
     object_motion: str = "none"
     max_objects: int = 16
+    object_head: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -213,6 +218,8 @@ class Seg2VidConfig(FrozenConfig):
                              "with learned_prior=True")
         if self.object_motion not in ("none", "rigid"):
             raise ValueError(f"object_motion must be 'none' or 'rigid', got {self.object_motion!r}")
+        if self.object_head and self.object_motion != "rigid":
+            raise ValueError("object_head=True needs object_motion='rigid'")
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
         if self.flow_time not in FLOW_TIMES:
@@ -462,11 +469,12 @@ class FlowDecoder(nn.Module):
         return torch.cat([x, skip.repeat_interleave(self.frames, dim=0)], dim=1)
 
     def forward(self, features: list[Tensor], z: Tensor, size: tuple[int, int],
-                image: Tensor | None = None) -> tuple[Tensor, ...]:
+                image: Tensor | None = None, keep: list | None = None) -> tuple[Tensor, ...]:
         """(flow_fwd, flow_bwd) (B, T, 2, H, W) in pixels, (mask_fwd, mask_bwd) (B, T, 1, H, W).
 
-        ``image``: the first frame (B, 3, H, W), read by the full-resolution heads only."""
-        out = self.raw(features, z, size, image)
+        ``image``: the first frame (B, 3, H, W), read by the full-resolution heads only.
+        ``keep``: a list that receives the last features (B * T, widths[0], H/2, W/2)."""
+        out = self.raw(features, z, size, image, keep)
         flows = out[:, :, 0:4] * self.scale  # (B, T, 4, H, W): fwd 2, bwd 2
         if self.flow_time == "cumulative":  # frame t's output is the increment from t - 1 to t
             flows = flows.cumsum(dim=1)
@@ -476,7 +484,7 @@ class FlowDecoder(nn.Module):
         return flow_fwd, flow_bwd, torch.sigmoid(out[:, :, 4:5]), torch.sigmoid(out[:, :, 5:6])
 
     def raw(self, features: list[Tensor], z: Tensor, size: tuple[int, int],
-            image: Tensor | None = None) -> Tensor:
+            image: Tensor | None = None, keep: list | None = None) -> Tensor:
         """The heads' raw output (B, T, 6, H, W), upsampled to ``size`` (with ``mask_head="full"``
         channels 4:6 come from the full-resolution mask head, with ``flow_head="full"`` channels
         0:4 get the full-resolution flow correction; both need ``image``)."""
@@ -488,6 +496,8 @@ class FlowDecoder(nn.Module):
         x = self.up8(self._up_and_join(x, f8))
         x = self.up4(self._up_and_join(x, f4))
         x = self.up2(self._up_and_join(x, f2))
+        if keep is not None:
+            keep.append(x)
         out = self.head(x)  # (B * T, 6, H/2, W/2)
         out = F.interpolate(out, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
         if self.mask_full is not None or self.flow_full is not None:
@@ -560,6 +570,8 @@ class Seg2Vid(nn.Module):
             if c.learned_prior else None
         )
         self.decoder = FlowDecoder(c)
+        self.object_head = (ObjectMotionHead(c.widths[0], 2 * c.latent_dim, c.pixels_per_unit)
+                            if c.object_head else None)
         self.refiner = RefineNet(c.refine_widths, c.norm)
         self.register_buffer("_bg", torch.tensor(c.background_channels, dtype=torch.long), persistent=False)
         self.register_buffer("_fg", torch.tensor(c.foreground_channels, dtype=torch.long), persistent=False)
@@ -672,12 +684,15 @@ class Seg2Vid(nn.Module):
             mask_fwd = mask_bwd = raw.new_ones(b, t, 1, *size)
             refined = self.refiner(pixels.flatten(0, 1), mask_fwd.flatten(0, 1)).view(b, t, 3, *size)
             return Seg2VidOutput(first_frame, refined, pixels, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
-        flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size, first_frame)
+        kept: list[Tensor] = []
+        flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size, first_frame, kept)
         if self.config.object_motion == "rigid":
             foreground = labels[:, self._fg]  # (B, C_fg, H, W), all zero for the no_labels ablation
             objects = label_segments(foreground, self.config.max_objects)
+            correction = None if self.object_head is None else self.object_head(kept[0], objects, z)
             flow_fwd, flow_bwd, mask_fwd, object_shift = compose_object_motion(
-                objects, flow_fwd, flow_bwd, mask_fwd, foreground.sum(1, keepdim=True).clamp(max=1))
+                objects, flow_fwd, flow_bwd, mask_fwd, foreground.sum(1, keepdim=True).clamp(max=1),
+                correction)
         if variant == "zero_flow":
             flow_fwd, flow_bwd = torch.zeros_like(flow_fwd), torch.zeros_like(flow_bwd)
         elif variant == "no_masks":

@@ -399,8 +399,9 @@ class TrainLoop:
         """The checkpoint's model config as this version's dict (fields added since: defaults)."""
         raise NotImplementedError
 
-    def _load_weights(self, ckpt: dict[str, Any]) -> None:
-        """Load the networks' weights (no optimiser state) of a checked checkpoint."""
+    def _load_weights(self, ckpt: dict[str, Any], new_modules: bool = False) -> None:
+        """Load the networks' weights (no optimiser state) of a checked checkpoint; with
+        ``new_modules``, weights this model has and the checkpoint lacks keep their initial values."""
         raise NotImplementedError
 
     def warm_start(self, path: str | Path, keep_step: bool = True, differ: tuple[str, ...] = ()) -> int:
@@ -415,8 +416,9 @@ class TrainLoop:
         ``keep_step`` the step count continues from the checkpoint's (so step-based schedules
         such as the KL warm-up continue, and ``train_config.steps`` counts from there);
         otherwise it starts at 0. ``differ`` names model config fields that may differ from the
-        checkpoint's: options that add or change no weight (e.g. ``object_motion``), so the same
-        weights are trained under another computation; the weights must still fit exactly.
+        checkpoint's (e.g. ``object_motion``): the checkpoint's weights are trained under another
+        computation, and weights that only this model has (a module the option adds) keep their
+        initial values; every weight of the checkpoint must still fit this model exactly.
 
         Raises:
             ValueError: the run has already started or been resumed.
@@ -430,6 +432,6 @@ class TrainLoop:
         if problems:
             raise CheckpointMismatchError(
                 f"{path} holds another model; differing model fields:\n  " + "\n  ".join(problems))
-        self._load_weights(ckpt)
+        self._load_weights(ckpt, new_modules=bool(differ))
         self.step = int(ckpt["step"]) if keep_step else 0
         return self.step

@@ -328,7 +328,7 @@ class Stage1Trainer(TrainLoop):
     def _warm_start_model_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
         return SpadeConfig.from_dict(ckpt["model_config"]).to_dict()
 
-    def _load_weights(self, ckpt: dict[str, Any]) -> None:
+    def _load_weights(self, ckpt: dict[str, Any], new_modules: bool = False) -> None:
         """The generator's weights, and the discriminator's when the file holds them (a training
         checkpoint; a generator export leaves this run's fresh discriminator)."""
         self.generator.load_state_dict(ckpt["generator"] if "generator" in ckpt else ckpt["model"])

@@ -58,6 +58,7 @@ from torch.utils.data import Dataset, Subset
 
 from seg2vid.checkpoints import (
     STAGE2_FORMAT,
+    CheckpointMismatchError,
     load_checkpoint,
 )
 from seg2vid.config_base import FrozenConfig
@@ -465,9 +466,17 @@ class Trainer(TrainLoop):
     def _warm_start_model_config(self, ckpt: dict[str, Any]) -> dict[str, Any]:
         return Seg2VidConfig.from_dict(ckpt["model_config"]).to_dict()
 
-    def _load_weights(self, ckpt: dict[str, Any]) -> None:
+    def _load_weights(self, ckpt: dict[str, Any], new_modules: bool = False) -> None:
         """The model's weights (a training checkpoint or a model-only export)."""
-        self.model.load_state_dict(ckpt["model"])
+        if not new_modules:
+            self.model.load_state_dict(ckpt["model"])
+            return
+        missing, unexpected = self.model.load_state_dict(ckpt["model"], strict=False)
+        if unexpected:
+            raise CheckpointMismatchError(f"the checkpoint has weights this model lacks: {unexpected}")
+        if missing:
+            print(f"warm start: {len(missing)} weights of this model are new (initial values): "
+                  f"{sorted({name.rsplit('.', 2)[0] for name in missing})}")
 
     def _after_resume(self) -> None:
         if self.process.distributed:  # the checkpoint holds rank 0's RNG: the others branch off it
