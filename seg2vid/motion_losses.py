@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seg2vid.flow import warp
+from seg2vid.models.objects import match_objects
 
 __all__ = [
     "census_loss",
@@ -235,133 +236,6 @@ def visibility_supervision(mask: Tensor, visible: Tensor, balanced: bool = False
     hidden = (per_pixel * occluded).sum() / occluded.sum().clamp(min=1)
     seen = (per_pixel * (1 - occluded)).sum() / (1 - occluded).sum().clamp(min=1)
     return 0.5 * (hidden + seen)
-
-
-def _correlate(template: Tensor, image: Tensor, size: tuple[int, int]) -> Tensor:
-    """``out[..., dy, dx] = sum_p template(p) * image(p + (dx, dy))`` for every displacement, by FFT
-    on a zero-padded grid ``size`` (>= 2H x 2W, so nothing wraps); negative displacements sit at
-    the end of each axis (index -1 is -1). Leading dimensions broadcast."""
-    spectrum = torch.fft.rfft2(template, s=size).conj() * torch.fft.rfft2(image, s=size)
-    return torch.fft.irfft2(spectrum, s=size)
-
-
-def _subpixel(flat: Tensor, best: Tensor, by: Tensor, bx: Tensor, rows: int, cols: int,
-              along_x: bool) -> Tensor:
-    """The best match's position along one axis of a (rows x cols) window, refined by a parabola
-    through its error (``best``) and its two neighbours' (``flat``: (B, K, rows * cols) errors;
-    ``by``, ``bx``: the best row and column); no refinement at the window's edge."""
-    centre = bx if along_x else by
-    length = cols if along_x else rows
-    lo, hi = (centre - 1).clamp(min=0), (centre + 1).clamp(max=length - 1)
-
-    def at(i: Tensor) -> Tensor:
-        return flat.gather(2, (by * cols + i if along_x else i * cols + bx)[..., None])[..., 0]
-
-    e_lo, e_hi = at(lo), at(hi)
-    curvature = e_lo + e_hi - 2 * best
-    usable = (lo < centre) & (hi > centre) & torch.isfinite(curvature) & (curvature > 1e-9)
-    offset = torch.where(usable, 0.5 * (e_lo - e_hi) / curvature.clamp(min=1e-9), torch.zeros_like(best))
-    return centre.to(flat.dtype) + offset.clamp(-0.5, 0.5)
-
-
-#: Squared colour error per pixel below which two matches count as equally good (FFT round-off,
-#: and textures too faint to tell: 1e-3 is an RMS difference of ~0.02 per channel).
-_MATCH_TOLERANCE = 1e-3
-
-
-@torch.no_grad()
-def match_objects(frames: Tensor, objects: Tensor, first_reach: tuple[int, int] = (10, 5),
-                  reach: tuple[int, int] = (5, 3), cap: tuple[int, int] = (32, 16),
-                  distinct: float = 0.8, min_pixels: int = 12) -> tuple[Tensor, Tensor]:
-    """Each object's displacement from frame 0 to every frame t by block matching, tracked.
-
-    The mean squared colour difference ``|I_t(p + delta) - I_0(p)|^2`` over the object's pixels p
-    whose target lies in the frame is computed for EVERY integer displacement ``delta`` up to
-    ``cap`` at once (three cross-correlations by FFT). The object is then tracked: frame 1 takes
-    the best displacement within ``first_reach`` of 0, frame t the best within ``reach`` of the
-    constant-velocity prediction ``2 shift[t-1] - shift[t-2]`` (motion changes little from frame
-    to frame, and a small window leaves few look-alikes). The best one is refined to sub-pixel
-    by a parabola through its neighbours in x and y.
-
-    A match is trusted (``valid``) when the object has at least ``min_pixels`` pixels, at least
-    half of it stays in view, and the best error is below ``distinct`` times the best error at
-    least 2 pixels away from it in the window (less a small tolerance): a flat object, whose error
-    is the same along a line, is not.
-
-    Args:
-        frames: (B, T+1, 3, H, W) the true clip in [0, 1].
-        objects: (B, K, H, W) frame-0 object masks (:func:`seg2vid.models.objects.label_segments`).
-        first_reach, reach: search radii (x, y) in pixels, around 0 for frame 1 and around the
-            prediction after it.
-        cap: the largest displacement (x, y) considered.
-        distinct: the uniqueness ratio above.
-        min_pixels: smaller objects are never trusted.
-    Returns:
-        ``(shift, valid)``: shift (B, T, K, 2) pixels (x, y), frame-0 point p of object k is at
-        ``p + shift`` in frame t; valid (B, T, K) bool.
-    """
-    if frames.dim() != 5 or objects.dim() != 4 or frames.shape[0] != objects.shape[0]:
-        raise ValueError(f"frames must be (B, T+1, 3, H, W) and objects (B, K, H, W), got "
-                         f"{tuple(frames.shape)} and {tuple(objects.shape)}")
-    b, n, _, h, w = frames.shape
-    k = objects.shape[1]
-    frames, objects = frames.float(), objects.float()
-    size = (h + cap[1] + 1, w + cap[0] + 1)  # displacements up to cap do not wrap around
-    first, future = frames[:, 0], frames[:, 1:]  # (B, 3, H, W), (B, T, 3, H, W)
-    area = objects.sum((2, 3))  # (B, K)
-
-    def spectrum(x: Tensor) -> Tensor:
-        return torch.fft.rfft2(x, s=size)
-
-    def correlate(template_spectrum: Tensor, image_spectrum: Tensor, channels: bool = False) -> Tensor:
-        # out[..., dy, dx] = sum_p template(p) image(p + (dx, dy)); negative shifts at the end;
-        # channels: summed over dimension 3 (before the inverse transform: it is linear)
-        product = template_spectrum.conj() * image_spectrum
-        return torch.fft.irfft2(product.sum(3) if channels else product, s=size)
-
-    m = objects[:, None]  # (B, 1, K, H, W)
-    f_future = spectrum(future)[:, :, None]  # (B, T, 1, 3, ...)
-    # sum_p m |I_t(p+d) - I_0(p)|^2 = sum m I_t^2(p+d) - 2 sum m I_0 I_t(p+d) + sum m I_0^2 (over
-    # the pixels whose target is in the frame), and the count of those pixels
-    cross = correlate(spectrum(m[:, :, :, None] * first[:, None, None]), f_future, channels=True)
-    f_m = spectrum(m)
-    energy_t = correlate(f_m, spectrum(future.square().sum(2, keepdim=True)))
-    f_ones = spectrum(frames.new_ones(1, 1, 1, h, w))
-    energy_0 = correlate(spectrum(m * first.square().sum(1)[:, None, None]), f_ones)
-    count = correlate(f_m, f_ones)  # (B, 1, K, ...)
-    error = (energy_t - 2 * cross + energy_0) / count.clamp(min=1)  # (B, T, K, size)
-    error = torch.where(count > 0.5 * area[:, None, :, None, None] - 0.5, error,
-                        torch.full_like(error, float("inf")))
-    shifts = frames.new_zeros(b, n - 1, k, 2)
-    valid = torch.zeros(b, n - 1, k, dtype=torch.bool, device=frames.device)
-    previous = frames.new_zeros(b, k, 2)
-    before = frames.new_zeros(b, k, 2)
-    for t in range(1, n):
-        rx, ry = first_reach if t == 1 else reach
-        centre = (2 * previous - before).round()
-        centre = torch.stack([centre[..., 0].clamp(-cap[0] + rx, cap[0] - rx),
-                              centre[..., 1].clamp(-cap[1] + ry, cap[1] - ry)], -1).long()  # (B, K, 2)
-        oy = torch.arange(-ry, ry + 1, device=frames.device)
-        ox = torch.arange(-rx, rx + 1, device=frames.device)
-        rows = (centre[..., 1, None, None] + oy[:, None]) % size[0]  # (B, K, 2ry+1, 1)
-        cols = (centre[..., 0, None, None] + ox[None, :]) % size[1]  # (B, K, 1, 2rx+1)
-        index = (rows * size[1] + cols).flatten(2)  # (B, K, N)
-        flat = error[:, t - 1].flatten(2).gather(2, index)  # (B, K, N)
-        best, where = flat.min(2)  # (B, K)
-        by, bx = where // (2 * rx + 1), where % (2 * rx + 1)
-        ys = oy.view(1, 1, -1, 1) + ry
-        xs = ox.view(1, 1, 1, -1) + rx
-        far = (((ys - by[..., None, None]).abs() >= 2) | ((xs - bx[..., None, None]).abs() >= 2)).flatten(2)
-        runner_up = torch.where(far, flat, torch.full_like(flat, float("inf"))).min(2).values
-        ok = torch.isfinite(best) & (area >= min_pixels) & (best < distinct * runner_up - _MATCH_TOLERANCE)
-
-        found = torch.stack([_subpixel(flat, best, by, bx, 2 * ry + 1, 2 * rx + 1, along_x=True) - rx,
-                             _subpixel(flat, best, by, bx, 2 * ry + 1, 2 * rx + 1, along_x=False) - ry], -1)
-        found = found + centre.to(frames.dtype)
-        shifts[:, t - 1], valid[:, t - 1] = found, ok
-        # an untrusted match does not steer the track: keep extrapolating
-        before, previous = previous, torch.where(ok[..., None], found, 2 * previous - before)
-    return shifts, valid
 
 
 def object_match_loss(object_shift: Tensor, target: Tensor, valid: Tensor) -> Tensor:

@@ -39,7 +39,8 @@ from torch import Tensor
 
 from seg2vid.flow import ALIGN_CORNERS, warp
 
-__all__ = ["ObjectMotionHead", "compose_object_motion", "label_segments", "rigid_fit"]
+__all__ = ["ObjectMotionHead", "ObjectPosterior", "compose_object_motion", "label_segments", "match_objects",
+           "rigid_fit"]
 
 #: The scale change per frame is kept in [-0.5, 1.0] (an object at most halves or doubles).
 SCALE_RANGE = (-0.5, 1.0)
@@ -133,8 +134,9 @@ def rigid_fit(masks: Tensor, flow_bwd: Tensor, damping: float = 1.0) -> tuple[Te
 class ObjectMotionHead(nn.Module):
     """A correction of each object's rigid motion, read from the decoder (``object_head=True``).
 
-    Per object and frame: the decoder's frame features averaged over the object's pixels, z, and
-    the object's place and size (centroid x, y in [-1, 1], sqrt of its area share) -> an MLP ->
+    Per object and frame: the decoder's frame features averaged over the object's pixels, z, the
+    object's place and size (centroid x, y in [-1, 1], sqrt of its area share), t / T and the
+    object's own latent z_k when there is one (:class:`ObjectPosterior`) -> an MLP ->
     (dx, dy) in pixels and a scale change, ADDED to the least-squares fit of :func:`rigid_fit`.
     The last layer starts at zero (no correction). It gives each object's displacement a direct
     path from z, which the dense decoder, smooth across objects, lacks.
@@ -144,18 +146,19 @@ class ObjectMotionHead(nn.Module):
             of output (the flow heads' ``pixels_per_unit``).
     """
 
-    def __init__(self, channels: int, latent: int, scale: float, hidden: int = 64):
+    def __init__(self, channels: int, latent: int, scale: float, hidden: int = 64, object_latent: int = 0):
         super().__init__()
         self.scale = scale
         self.net = nn.Sequential(
-            nn.Linear(channels + latent + 3, hidden), nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(channels + latent + object_latent + 4, hidden), nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 3))
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
 
-    def forward(self, features: Tensor, masks: Tensor, z: Tensor) -> Tensor:
-        """features (B * T, C, h, w), frame-major per clip; masks (B, K, H, W); z (B, Z) ->
-        (B, T, K, 3): (dx, dy) pixels and the scale change."""
+    def forward(self, features: Tensor, masks: Tensor, z: Tensor, object_z: Tensor | None = None) -> Tensor:
+        """features (B * T, C, h, w), frame-major per clip; masks (B, K, H, W); z (B, Z); object_z
+        (B, K, Z_k) each object's own latent (``object_latent > 0``) -> (B, T, K, 3): (dx, dy)
+        pixels and the scale change."""
         b, k, h_full, w_full = masks.shape
         bt, c, h, w = features.shape
         t = bt // b
@@ -163,15 +166,53 @@ class ObjectMotionHead(nn.Module):
         share = pooled.sum(2).clamp(min=1e-6)
         feats = torch.einsum("bkn,btcn->btkc", pooled, features.reshape(b, t, c, h * w))
         feats = feats / share[:, None, :, None]
-        grid = _pixel_grid(h_full, w_full, masks)
-        area = masks.sum((2, 3))
-        centroid = torch.einsum("bkhw,chw->bkc", masks, grid) / area.clamp(min=1)[..., None]
-        place = torch.stack([2 * centroid[..., 0] / max(w_full - 1, 1) - 1,
-                             2 * centroid[..., 1] / max(h_full - 1, 1) - 1,
-                             (area / (h_full * w_full)).sqrt()], -1)  # (B, K, 3)
-        x = torch.cat([feats, z[:, None, None].expand(b, t, k, -1), place[:, None].expand(b, t, k, 3)], -1)
+        when = torch.arange(1, t + 1, device=z.device, dtype=z.dtype).view(1, t, 1, 1) / t  # frame t / T
+        parts = [feats, z[:, None, None].expand(b, t, k, -1), object_place(masks)[:, None].expand(b, t, k, 3),
+                 when.expand(b, t, k, 1)]
+        if object_z is not None:
+            parts.append(object_z[:, None].expand(b, t, k, -1))
+        x = torch.cat(parts, -1)
         out = self.net(x)
         return torch.cat([out[..., :2] * self.scale, 0.1 * out[..., 2:]], -1)
+
+
+class ObjectPosterior(nn.Module):
+    """q(z_k | clip) of each object's own latent (``object_latent > 0``), from its block matching.
+
+    Per object: the displacements :func:`match_objects` found in the TRUE clip (divided by
+    ``scale``, zeroed where not trusted), the trust flags, and the object's place (as in
+    :class:`ObjectMotionHead`) -> an MLP -> (mu, logvar) of ``latent`` numbers. The global z of
+    the motion encoders pools the whole frame, so it cannot say how each of several objects moves;
+    z_k can. At sampling time z_k ~ N(0, I), fresh per object.
+
+    Args:
+        frames: T; latent: numbers per object; scale: pixels per unit of displacement.
+    """
+
+    def __init__(self, frames: int, latent: int, scale: float, hidden: int = 64):
+        super().__init__()
+        self.scale = scale
+        self.net = nn.Sequential(
+            nn.Linear(3 * frames + 3, hidden), nn.LeakyReLU(0.2, inplace=True),
+            nn.Linear(hidden, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 2 * latent))
+
+    def forward(self, shift: Tensor, valid: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """shift (B, T, K, 2) pixels, valid (B, T, K) bool, masks (B, K, H, W) -> (mu, logvar),
+        each (B, K, latent)."""
+        trusted = valid.to(shift.dtype)
+        moves = (shift * trusted[..., None] / self.scale).permute(0, 2, 1, 3).flatten(2)  # (B, K, 2T)
+        x = torch.cat([moves, trusted.transpose(1, 2), object_place(masks)], -1)
+        mu, logvar = self.net(x).chunk(2, dim=-1)
+        return mu, logvar
+
+
+def object_place(masks: Tensor) -> Tensor:
+    """(B, K, H, W) object masks -> (B, K, 3): centroid x, y in [-1, 1] and sqrt of the area share."""
+    h, w = masks.shape[-2:]
+    area = masks.sum((2, 3))
+    centroid = torch.einsum("bkhw,chw->bkc", masks, _pixel_grid(h, w, masks)) / area.clamp(min=1)[..., None]
+    return torch.stack([2 * centroid[..., 0] / max(w - 1, 1) - 1, 2 * centroid[..., 1] / max(h - 1, 1) - 1,
+                        (area / (h * w)).sqrt()], -1)
 
 
 def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mask_fwd: Tensor,
@@ -233,3 +274,122 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
                   & (src[:, :, 1:2] >= -0.5) & (src[:, :, 1:2] <= h - 0.5)).to(flow_fwd.dtype)
         visible = covered + (1 - covered) * (1 - source_fg).clamp(0, 1) * inside
     return flow_fwd, flow_bwd, mask_fwd * visible, d
+
+
+def _subpixel(flat: Tensor, best: Tensor, by: Tensor, bx: Tensor, rows: int, cols: int,
+              along_x: bool) -> Tensor:
+    """The best match's position along one axis of a (rows x cols) window, refined by a parabola
+    through its error (``best``) and its two neighbours' (``flat``: (B, K, rows * cols) errors;
+    ``by``, ``bx``: the best row and column); no refinement at the window's edge."""
+    centre = bx if along_x else by
+    length = cols if along_x else rows
+    lo, hi = (centre - 1).clamp(min=0), (centre + 1).clamp(max=length - 1)
+
+    def at(i: Tensor) -> Tensor:
+        return flat.gather(2, (by * cols + i if along_x else i * cols + bx)[..., None])[..., 0]
+
+    e_lo, e_hi = at(lo), at(hi)
+    curvature = e_lo + e_hi - 2 * best
+    usable = (lo < centre) & (hi > centre) & torch.isfinite(curvature) & (curvature > 1e-9)
+    offset = torch.where(usable, 0.5 * (e_lo - e_hi) / curvature.clamp(min=1e-9), torch.zeros_like(best))
+    return centre.to(flat.dtype) + offset.clamp(-0.5, 0.5)
+
+
+#: Squared colour error per pixel below which two matches count as equally good (FFT round-off,
+#: and textures too faint to tell: 1e-3 is an RMS difference of ~0.02 per channel).
+_MATCH_TOLERANCE = 1e-3
+
+
+@torch.no_grad()
+def match_objects(frames: Tensor, objects: Tensor, first_reach: tuple[int, int] = (10, 5),
+                  reach: tuple[int, int] = (5, 3), cap: tuple[int, int] = (32, 16),
+                  distinct: float = 0.8, min_pixels: int = 12) -> tuple[Tensor, Tensor]:
+    """Each object's displacement from frame 0 to every frame t by block matching, tracked.
+
+    The mean squared colour difference ``|I_t(p + delta) - I_0(p)|^2`` over the object's pixels p
+    whose target lies in the frame is computed for EVERY integer displacement ``delta`` up to
+    ``cap`` at once (three cross-correlations by FFT). The object is then tracked: frame 1 takes
+    the best displacement within ``first_reach`` of 0, frame t the best within ``reach`` of the
+    constant-velocity prediction ``2 shift[t-1] - shift[t-2]`` (motion changes little from frame
+    to frame, and a small window leaves few look-alikes). The best one is refined to sub-pixel
+    by a parabola through its neighbours in x and y.
+
+    A match is trusted (``valid``) when the object has at least ``min_pixels`` pixels, at least
+    half of it stays in view, and the best error is below ``distinct`` times the best error at
+    least 2 pixels away from it in the window (less a small tolerance): a flat object, whose error
+    is the same along a line, is not.
+
+    Args:
+        frames: (B, T+1, 3, H, W) the true clip in [0, 1].
+        objects: (B, K, H, W) frame-0 object masks (:func:`seg2vid.models.objects.label_segments`).
+        first_reach, reach: search radii (x, y) in pixels, around 0 for frame 1 and around the
+            prediction after it.
+        cap: the largest displacement (x, y) considered.
+        distinct: the uniqueness ratio above.
+        min_pixels: smaller objects are never trusted.
+    Returns:
+        ``(shift, valid)``: shift (B, T, K, 2) pixels (x, y), frame-0 point p of object k is at
+        ``p + shift`` in frame t; valid (B, T, K) bool.
+    """
+    if frames.dim() != 5 or objects.dim() != 4 or frames.shape[0] != objects.shape[0]:
+        raise ValueError(f"frames must be (B, T+1, 3, H, W) and objects (B, K, H, W), got "
+                         f"{tuple(frames.shape)} and {tuple(objects.shape)}")
+    b, n, _, h, w = frames.shape
+    k = objects.shape[1]
+    frames, objects = frames.float(), objects.float()
+    size = (h + cap[1] + 1, w + cap[0] + 1)  # displacements up to cap do not wrap around
+    first, future = frames[:, 0], frames[:, 1:]  # (B, 3, H, W), (B, T, 3, H, W)
+    area = objects.sum((2, 3))  # (B, K)
+
+    def spectrum(x: Tensor) -> Tensor:
+        return torch.fft.rfft2(x, s=size)
+
+    def correlate(template_spectrum: Tensor, image_spectrum: Tensor, channels: bool = False) -> Tensor:
+        # out[..., dy, dx] = sum_p template(p) image(p + (dx, dy)); negative shifts at the end;
+        # channels: summed over dimension 3 (before the inverse transform: it is linear)
+        product = template_spectrum.conj() * image_spectrum
+        return torch.fft.irfft2(product.sum(3) if channels else product, s=size)
+
+    m = objects[:, None]  # (B, 1, K, H, W)
+    f_future = spectrum(future)[:, :, None]  # (B, T, 1, 3, ...)
+    # sum_p m |I_t(p+d) - I_0(p)|^2 = sum m I_t^2(p+d) - 2 sum m I_0 I_t(p+d) + sum m I_0^2 (over
+    # the pixels whose target is in the frame), and the count of those pixels
+    cross = correlate(spectrum(m[:, :, :, None] * first[:, None, None]), f_future, channels=True)
+    f_m = spectrum(m)
+    energy_t = correlate(f_m, spectrum(future.square().sum(2, keepdim=True)))
+    f_ones = spectrum(frames.new_ones(1, 1, 1, h, w))
+    energy_0 = correlate(spectrum(m * first.square().sum(1)[:, None, None]), f_ones)
+    count = correlate(f_m, f_ones)  # (B, 1, K, ...)
+    error = (energy_t - 2 * cross + energy_0) / count.clamp(min=1)  # (B, T, K, size)
+    error = torch.where(count > 0.5 * area[:, None, :, None, None] - 0.5, error,
+                        torch.full_like(error, float("inf")))
+    shifts = frames.new_zeros(b, n - 1, k, 2)
+    valid = torch.zeros(b, n - 1, k, dtype=torch.bool, device=frames.device)
+    previous = frames.new_zeros(b, k, 2)
+    before = frames.new_zeros(b, k, 2)
+    for t in range(1, n):
+        rx, ry = first_reach if t == 1 else reach
+        centre = (2 * previous - before).round()
+        centre = torch.stack([centre[..., 0].clamp(-cap[0] + rx, cap[0] - rx),
+                              centre[..., 1].clamp(-cap[1] + ry, cap[1] - ry)], -1).long()  # (B, K, 2)
+        oy = torch.arange(-ry, ry + 1, device=frames.device)
+        ox = torch.arange(-rx, rx + 1, device=frames.device)
+        rows = (centre[..., 1, None, None] + oy[:, None]) % size[0]  # (B, K, 2ry+1, 1)
+        cols = (centre[..., 0, None, None] + ox[None, :]) % size[1]  # (B, K, 1, 2rx+1)
+        index = (rows * size[1] + cols).flatten(2)  # (B, K, N)
+        flat = error[:, t - 1].flatten(2).gather(2, index)  # (B, K, N)
+        best, where = flat.min(2)  # (B, K)
+        by, bx = where // (2 * rx + 1), where % (2 * rx + 1)
+        ys = oy.view(1, 1, -1, 1) + ry
+        xs = ox.view(1, 1, 1, -1) + rx
+        far = (((ys - by[..., None, None]).abs() >= 2) | ((xs - bx[..., None, None]).abs() >= 2)).flatten(2)
+        runner_up = torch.where(far, flat, torch.full_like(flat, float("inf"))).min(2).values
+        ok = torch.isfinite(best) & (area >= min_pixels) & (best < distinct * runner_up - _MATCH_TOLERANCE)
+
+        found = torch.stack([_subpixel(flat, best, by, bx, 2 * ry + 1, 2 * rx + 1, along_x=True) - rx,
+                             _subpixel(flat, best, by, bx, 2 * ry + 1, 2 * rx + 1, along_x=False) - ry], -1)
+        found = found + centre.to(frames.dtype)
+        shifts[:, t - 1], valid[:, t - 1] = found, ok
+        # an untrusted match does not steer the track: keep extrapolating
+        before, previous = previous, torch.where(ok[..., None], found, 2 * previous - before)
+    return shifts, valid

@@ -47,7 +47,13 @@ from seg2vid.cvae import GaussianHead, reparameterize
 from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.flow import ALIGN_CORNERS, warp
 from seg2vid.models.blocks import NORMS, Norm, conv2d_block, norm3d
-from seg2vid.models.objects import ObjectMotionHead, compose_object_motion, label_segments
+from seg2vid.models.objects import (
+    ObjectMotionHead,
+    ObjectPosterior,
+    compose_object_motion,
+    label_segments,
+    match_objects,
+)
 from seg2vid.utils import uses_bf16
 
 __all__ = ["PRESETS", "VARIANTS", "Seg2Vid", "Seg2VidConfig", "Seg2VidOutput", "warp_and_fill"]
@@ -183,6 +189,7 @@ class Seg2VidConfig(FrozenConfig):
     object_motion: str = "none"
     max_objects: int = 16
     object_head: bool = False
+    object_latent: int = 0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -220,6 +227,9 @@ class Seg2VidConfig(FrozenConfig):
             raise ValueError(f"object_motion must be 'none' or 'rigid', got {self.object_motion!r}")
         if self.object_head and self.object_motion != "rigid":
             raise ValueError("object_head=True needs object_motion='rigid'")
+        if self.object_latent < 0 or (self.object_latent and not self.object_head):
+            raise ValueError(f"object_latent must be >= 0 and needs object_head=True, "
+                             f"got {self.object_latent}")
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
         if self.flow_time not in FLOW_TIMES:
@@ -279,6 +289,8 @@ class Seg2VidOutput:
         prior_mu, prior_logvar: the learned prior, or None for N(0, I).
         objects: (B, K, H, W) the first frame's object masks (``object_motion="rigid"``; else None).
         object_shift: (B, T, K, 2) pixels, each object's displacement frame 0 -> t (x, y), or None.
+        object_mu, object_logvar: (B, K, object_latent) the objects' posteriors (training with
+            ``object_latent > 0``; else None).
     """
 
     first_frame: Tensor
@@ -295,6 +307,8 @@ class Seg2VidOutput:
     prior_logvar: Tensor | None = None
     objects: Tensor | None = None
     object_shift: Tensor | None = None
+    object_mu: Tensor | None = None
+    object_logvar: Tensor | None = None
 
     @property
     def video(self) -> Tensor:
@@ -570,8 +584,10 @@ class Seg2Vid(nn.Module):
             if c.learned_prior else None
         )
         self.decoder = FlowDecoder(c)
-        self.object_head = (ObjectMotionHead(c.widths[0], 2 * c.latent_dim, c.pixels_per_unit)
-                            if c.object_head else None)
+        self.object_head = (ObjectMotionHead(c.widths[0], 2 * c.latent_dim, c.pixels_per_unit,
+                                             object_latent=c.object_latent) if c.object_head else None)
+        self.object_posterior = (ObjectPosterior(c.frames, c.object_latent, c.pixels_per_unit)
+                                 if c.object_latent else None)
         self.refiner = RefineNet(c.refine_widths, c.norm)
         self.register_buffer("_bg", torch.tensor(c.background_channels, dtype=torch.long), persistent=False)
         self.register_buffer("_fg", torch.tensor(c.foreground_channels, dtype=torch.long), persistent=False)
@@ -661,12 +677,15 @@ class Seg2Vid(nn.Module):
         return self.prior(torch.cat([first_frame, self._labels_seen(labels)], dim=1))
 
     def decode(self, first_frame: Tensor, labels: Tensor, z: Tensor,
-               generator: torch.Generator | None = None, features: list[Tensor] | None = None
-               ) -> Seg2VidOutput:
+               generator: torch.Generator | None = None, features: list[Tensor] | None = None,
+               objects: Tensor | None = None, object_z: Tensor | None = None) -> Seg2VidOutput:
         """Decode latent ``z`` (B, 2 * latent_dim) into flows, masks and refined frames.
 
         ``features``: the image encoder's output for (first_frame, labels) when the caller has it
-        already (:meth:`sample` encodes each input once for all its samples)."""
+        already (:meth:`sample` encodes each input once for all its samples). ``objects`` (B, K,
+        H, W) and ``object_z`` (B, K, object_latent): the label map's objects and their latents
+        (``object_latent > 0``; :meth:`forward` passes the posterior's); without them the
+        objects come from the label map and z_k ~ N(0, I) (drawn with ``generator``)."""
         if z.shape != (first_frame.shape[0], self.latent_size):
             raise ValueError(f"z must be (B, {self.latent_size}), got {tuple(z.shape)}")
         size = first_frame.shape[-2:]
@@ -688,8 +707,14 @@ class Seg2Vid(nn.Module):
         flow_fwd, flow_bwd, mask_fwd, mask_bwd = self.decoder(features, z, size, first_frame, kept)
         if self.config.object_motion == "rigid":
             foreground = labels[:, self._fg]  # (B, C_fg, H, W), all zero for the no_labels ablation
-            objects = label_segments(foreground, self.config.max_objects)
-            correction = None if self.object_head is None else self.object_head(kept[0], objects, z)
+            if objects is None:
+                objects = label_segments(foreground, self.config.max_objects)
+            if self.object_posterior is not None and object_z is None:
+                shape = (*objects.shape[:2], self.config.object_latent)
+                object_z = (objects.new_zeros(shape) if variant == "deterministic" else torch.randn(
+                    shape, generator=generator, device=objects.device, dtype=objects.dtype))
+            correction = (None if self.object_head is None
+                          else self.object_head(kept[0], objects, z, object_z))
             flow_fwd, flow_bwd, mask_fwd, object_shift = compose_object_motion(
                 objects, flow_fwd, flow_bwd, mask_fwd, foreground.sum(1, keepdim=True).clamp(max=1),
                 correction)
@@ -735,7 +760,15 @@ class Seg2Vid(nn.Module):
             out = self.decode(frames[:, 0], labels, mu)
         else:
             mu, logvar = self.posterior(frames, self._labels_seen(labels))
-            out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar))
+            objects = object_z = object_mu = object_logvar = None
+            if self.object_posterior is not None:  # each object's latent, from its matching in the clip
+                objects = label_segments(self._labels_seen(labels)[:, self._fg], self.config.max_objects)
+                shift, trusted = match_objects(frames, objects)
+                object_mu, object_logvar = self.object_posterior(shift, trusted, objects)
+                object_z = reparameterize(object_mu, object_logvar)
+            out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar), objects=objects,
+                              object_z=object_z)
+            out.object_mu, out.object_logvar = object_mu, object_logvar
         out.mu, out.logvar = mu, logvar
         prior = self.prior_params(frames[:, 0], labels)
         if prior is not None:

@@ -327,7 +327,13 @@ def seg2vid_loss(
         return fwd + bwd
 
     def kl() -> Tensor:
-        return kl_diagonal_gaussian(output.mu, output.logvar, output.prior_mu, output.prior_logvar)
+        value = kl_diagonal_gaussian(output.mu, output.logvar, output.prior_mu, output.prior_logvar)
+        if output.object_mu is not None and output.object_logvar is not None and output.objects is not None:
+            # every object's own latent against N(0, I), summed over the objects of a clip
+            real = (output.objects.sum((2, 3)) > 0).to(value.dtype)  # (B, K)
+            per_object = kl_diagonal_gaussian(output.object_mu, output.object_logvar, reduction="none")
+            value = value + (per_object * real).sum(1).mean()
+        return value
 
     def mask() -> Tensor:
         if not masks_free:  # the schedule: no price (and so no gradient) before the masks are freed
