@@ -8,6 +8,9 @@ The run is :class:`seg2vid.training.stage2.Trainer` with the options of a recipe
   export's sampling prior is fitted to 800 training clips (``scripts/fit_latent_prior.py``,
   ``Seg2VidConfig.latent_prior="fitted"``); see ``data/results/motion_experiments.md`` for how
   each option was chosen.
+* ``objects``: ``motion`` first (trained into ``--from-run``, or that run reused), then its
+  weights trained on to 6500 steps with the ``tiny_objects`` preset (the label map's objects
+  move as wholes, each with its own latent read from block matching; ``objects`` loss preset).
 * ``classic``: the seg2vid 0.1 checkpoint's recipe: the ``tiny`` preset with
   :meth:`LossConfig.for_pixel_flows` (the authors' weights, consistency and smoothness converted
   for flows in pixels) on the classic streets. It never replaces the shipped file unless
@@ -23,6 +26,7 @@ running the same command with a larger ``--steps`` resumes the run)::
 
     python scripts/train_shipped.py --threads 1
     python scripts/train_shipped.py --recipe classic --out runs/classic --export runs/classic/classic.pt
+    python scripts/train_shipped.py --recipe objects --out runs/objects --export runs/objects/objects.pt
 """
 
 from __future__ import annotations
@@ -55,6 +59,11 @@ RECIPES = {
                "fit_prior": True},
     "classic": {"preset": "tiny", "loss": "pixel_flows", "style": "classic", "steps": 5000,
                 "fit_prior": False},
+    # from: first the "motion" recipe (into --from-run, reused when it is there), then its weights
+    # trained on to 6500 steps with the label map's objects moving as wholes, each with its own
+    # latent (2026-12-01, third session, data/results/motion_experiments.md)
+    "objects": {"preset": "tiny_objects", "loss": "objects", "style": "rich", "steps": 6500,
+                "fit_prior": True, "from": "motion"},
 }
 TRAIN = {"batch_size": 8, "lr": 1e-3, "seed": 0, "num_clips": 1000, "sample_every": 1000,
          "checkpoint_every": 500, "device": "cpu"}
@@ -83,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", choices=tuple(RECIPES), default="motion",
                         help="motion (default): the shipped checkpoint's recipe; classic: seg2vid 0.1's")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's optimiser steps")
+    parser.add_argument("--from-run", type=Path, default=Path("runs/seg2vid_tiny_64_motion"),
+                        help="for a recipe that continues another (objects): that one's training folder")
+    parser.add_argument("--from-steps", type=int, default=None,
+                        help="override the optimiser steps of the recipe it continues (a quick check)")
     args = parser.parse_args(argv)
     if args.recipe != "motion" and "--export" not in (argv if argv is not None else sys.argv):
         parser.error(f"--recipe {args.recipe} needs an explicit --export "
@@ -102,18 +115,33 @@ def main(argv: list[str] | None = None) -> int:
     from seg2vid.training.stage2 import TrainConfig, Trainer
 
     torch.set_num_threads(args.threads)
+
+    def make_trainer(name: str, out: Path, steps: int | None) -> Trainer:
+        recipe = RECIPES[name]
+        model = PRESETS[recipe["preset"]]
+        if recipe["loss"] == "pixel_flows":
+            loss = LossConfig.for_pixel_flows(model.width, kl_warmup_steps=KL_WARMUP_STEPS)
+        else:
+            loss = loss_preset(recipe["loss"], model.width, kl_warmup_steps=KL_WARMUP_STEPS)
+        scene = SceneConfig(height=model.height, width=model.width, frames=model.frames,
+                            style=recipe["style"])
+        train = {**TRAIN, "steps": steps if steps is not None else recipe["steps"]}
+        return Trainer(model, TrainConfig(**train), loss, out, scene=scene)
+
     recipe = RECIPES[args.recipe]
-    model = PRESETS[recipe["preset"]]
-    if recipe["loss"] == "pixel_flows":
-        loss = LossConfig.for_pixel_flows(model.width, kl_warmup_steps=KL_WARMUP_STEPS)
-    else:
-        loss = loss_preset(recipe["loss"], model.width, kl_warmup_steps=KL_WARMUP_STEPS)
-    scene = SceneConfig(height=model.height, width=model.width, frames=model.frames, style=recipe["style"])
-    train = {**TRAIN, "steps": args.steps if args.steps is not None else recipe["steps"]}
-    trainer = Trainer(model, TrainConfig(**train), loss, args.out, scene=scene)
+    trainer = make_trainer(args.recipe, args.out, args.steps)
+    start = time.perf_counter()
     if trainer.checkpoint_path.is_file():
         print(f"resuming {trainer.checkpoint_path} at step {trainer.resume()}")
-    start = time.perf_counter()
+    elif "from" in recipe:  # first the recipe it continues (or its finished run), then its weights
+        base = make_trainer(recipe["from"], args.from_run, args.from_steps)
+        if base.checkpoint_path.is_file():
+            print(f"resuming {base.checkpoint_path} at step {base.resume()}")
+        base.train()
+        differ = tuple(key for key, value in trainer.model_config.to_dict().items()
+                       if base.model_config.to_dict().get(key) != value)
+        step = trainer.warm_start(base.checkpoint_path, differ=differ)
+        print(f"warm start from {base.checkpoint_path} (step {step}), new options: {', '.join(differ)}")
     summary = trainer.train()
     print(f"trained to step {summary['step']} in {time.perf_counter() - start:.0f} s "
           f"({torch.get_num_threads()} threads, {os.environ.get('LD_PRELOAD') or 'system malloc'})")

@@ -185,6 +185,11 @@ def test_object_latents_autoencode_a_matched_motion_and_sample_from_the_prior():
         frames[0, t, :, 10:20, 8 + 3 * t:16 + 3 * t] = texture
     out = model(frames, labels)
     assert out.object_mu.shape == (1, 1, 2) and out.object_shift.shape == (1, 2, 1, 2)
+    from seg2vid.models.objects import match_objects
+
+    matched, trusted = match_objects(frames, out.objects)  # what the posterior read, kept for the loss
+    assert torch.equal(out.object_matched, matched) and torch.equal(out.object_trusted, trusted)
+    torch.testing.assert_close(matched[0, :, 0], torch.tensor([[3.0, 0.0], [6.0, 0.0]]), atol=0.05, rtol=0)
     loss = LossConfig(object_match=1.0, perceptual=0)
     _, terms = seg2vid_loss(out, frames, loss)
     assert terms["kl"] > 0 and terms["object_match"] > 1.0

@@ -7,7 +7,7 @@ source in frame 0 lay under a foreground object. ``motion_probe.py --geometry`` 
 the TRUE foreground map of frame t, the shipped model's own flows would place the revealed pixels
 at IoU 0.37; without that map no head got past 0.27.
 
-What this module does, all from the first label map (no extra network, no extra weights):
+What this module does, from the first label map:
 
 1. :func:`label_segments` splits the foreground of the label map into objects: its 8-connected
    components, the largest ``max_objects`` of at least ``min_pixels``
@@ -24,6 +24,11 @@ What this module does, all from the first label map (no extra network, no extra 
    visibility: a frame-t pixel that no object covers, whose source ``p - flow_fwd`` lies on the
    first frame's foreground or outside the frame, is marked occluded (no gradient through this
    part: a mask price must not move the flows).
+4. Optionally (``object_head``, ``object_latent``): :class:`ObjectMotionHead` corrects each
+   object's fitted motion from the decoder's features over it, and :class:`ObjectPosterior`
+   gives each object its own latent z_k, read at training time from :func:`match_objects` (block
+   matching of the object in the true clip). The dense decoder, smooth across objects and fed by
+   one global z, learns object motions only slowly (``data/results/motion_experiments.md``).
 
 Conventions as everywhere (:mod:`seg2vid.flow`): flows in pixels, ``flow_fwd`` (B, T, 2, H, W) on
 frame t's grid (frame t's pixel p shows frame 0 at ``p - flow_fwd``), ``flow_bwd`` on frame 0's grid

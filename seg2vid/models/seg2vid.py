@@ -262,9 +262,13 @@ class Seg2VidConfig(FrozenConfig):
 #: encoder widths 32-64-128-256). "tiny": small enough to train on a laptop CPU in minutes.
 #: "tiny_motion": "tiny" with the issue-11 mask options (full-resolution mask head, the refiner's
 #: gradient stopped at the masks), for the ``"motion"`` loss preset of :mod:`seg2vid.training.objective`.
+#: "tiny_objects": "tiny_motion" whose label-map objects move as wholes, each with its own latent
+#: (``object_motion="rigid"``, ``object_head``, ``object_latent=2``), for the ``"objects"`` loss preset.
 PRESETS: dict[str, Seg2VidConfig] = {
     "tiny": Seg2VidConfig(),
     "tiny_motion": Seg2VidConfig(mask_head="full", refiner_mask_grad=False),
+    "tiny_objects": Seg2VidConfig(mask_head="full", refiner_mask_grad=False, object_motion="rigid",
+                                  object_head=True, object_latent=2),
     "paper": Seg2VidConfig(
         height=128, width=256, frames=4, widths=(32, 64, 128, 256),
         motion_widths=(32, 64, 128, 128), refine_widths=(16, 32, 64, 128), latent_dim=16,
@@ -291,6 +295,8 @@ class Seg2VidOutput:
         object_shift: (B, T, K, 2) pixels, each object's displacement frame 0 -> t (x, y), or None.
         object_mu, object_logvar: (B, K, object_latent) the objects' posteriors (training with
             ``object_latent > 0``; else None).
+        object_matched, object_trusted: (B, T, K, 2) pixels and (B, T, K) bool, the objects'
+            block matching in the true clip that the posteriors read (the same; else None).
     """
 
     first_frame: Tensor
@@ -309,6 +315,8 @@ class Seg2VidOutput:
     object_shift: Tensor | None = None
     object_mu: Tensor | None = None
     object_logvar: Tensor | None = None
+    object_matched: Tensor | None = None
+    object_trusted: Tensor | None = None
 
     @property
     def video(self) -> Tensor:
@@ -769,6 +777,8 @@ class Seg2Vid(nn.Module):
             out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar), objects=objects,
                               object_z=object_z)
             out.object_mu, out.object_logvar = object_mu, object_logvar
+            if self.object_posterior is not None:
+                out.object_matched, out.object_trusted = shift, trusted
         out.mu, out.logvar = mu, logvar
         prior = self.prior_params(frames[:, 0], labels)
         if prior is not None:

@@ -206,11 +206,15 @@ class LossConfig(FrozenConfig):
 #: the issue-11 experiment recipe (``data/results/motion_experiments.md``, run A1): ``pixel_flows``
 #: with l1 + census warp terms at 3 scales, second-order smoothness (0.05), masks held for 300
 #: steps, and the forward-backward mask target (0.1). Use it with the ``tiny_motion`` model preset.
-LOSS_PRESETS: tuple[str, ...] = ("authors", "pixel_flows", "oracle", "motion")
+#: ``"objects"`` -- ``"motion"`` plus the objects' block-matching target (``object_match``), for
+#: the ``tiny_objects`` model preset.
+LOSS_PRESETS: tuple[str, ...] = ("authors", "pixel_flows", "oracle", "motion", "objects")
 
 #: The overrides of the ``"motion"`` preset (on top of ``pixel_flows``).
 MOTION_LOSS: dict = {"photometric": "l1+census", "photometric_scales": 3, "smoothness_order": 2,
                      "smoothness": 0.05, "mask_free_after": 300, "mask_fb": 0.1}
+#: What the ``"objects"`` preset adds to ``"motion"``.
+OBJECTS_LOSS: dict = {"object_match": 0.1}
 
 
 def loss_preset(name: str, width: int = 64, **overrides) -> LossConfig:
@@ -221,6 +225,8 @@ def loss_preset(name: str, width: int = 64, **overrides) -> LossConfig:
         return LossConfig.for_pixel_flows(width, **overrides)
     if name == "motion":
         return LossConfig.for_pixel_flows(width, **{**MOTION_LOSS, **overrides})
+    if name == "objects":
+        return LossConfig.for_pixel_flows(width, **{**MOTION_LOSS, **OBJECTS_LOSS, **overrides})
     if name == "oracle":
         return LossConfig.for_pixel_flows(
             width, **{"oracle_flow": 1.0, "oracle_visibility": 1.0, **overrides})
@@ -360,7 +366,10 @@ def seg2vid_loss(
         if output.object_shift is None or output.objects is None:
             raise ValueError("object_match needs a model with object_motion='rigid' "
                              "(its output has no objects)")
-        target, trusted = match_objects(frames, output.objects)
+        if output.object_matched is not None and output.object_trusted is not None:
+            target, trusted = output.object_matched, output.object_trusted  # the posterior's, reused
+        else:
+            target, trusted = match_objects(frames, output.objects)
         return object_match_loss(output.object_shift, target, trusted)
 
     def need(key: str) -> Tensor:
