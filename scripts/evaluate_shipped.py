@@ -85,7 +85,7 @@ def evaluate(model, num_clips: int = NUM_CLIPS, num_samples: int = NUM_PRIOR_SAM
     model = model.eval()
     generator = torch.Generator().manual_seed(noise_seed)
     mu, logvar = model.posterior(frames, onehot)
-    recon = model.decode(first, onehot, mu, generator=generator)
+    recon = model.reconstruct(frames, onehot, generator=generator)
     prior = model.sample(first, onehot, n_samples=num_samples, generator=generator)
     prior_frames = prior.frames.view(num_clips, num_samples, *prior.frames.shape[1:])
     prior_psnr = torch.stack([clip_psnr(prior_frames[:, s], future) for s in range(num_samples)], dim=1)

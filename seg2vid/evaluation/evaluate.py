@@ -98,11 +98,7 @@ def model_posterior(model: torch.nn.Module) -> Callable[..., Prediction]:
     """The posterior reconstruction of a :class:`~seg2vid.models.Seg2Vid` as a callable
     ``(frames, onehot, truth, generator) -> Prediction``: z = the mean of q(z | clip)."""
     def posterior(frames: Tensor, onehot: Tensor, truth: dict[str, Tensor], generator: torch.Generator):
-        if model.config.variant == "deterministic":
-            mu = frames.new_zeros(frames.shape[0], model.latent_size)
-        else:
-            mu, _ = model.posterior(frames, model._labels_seen(onehot))
-        out = model.decode(frames[:, 0], onehot, mu, generator=generator)
+        out = model.reconstruct(frames, onehot, generator=generator)
         return Prediction(out.video, out.flow_fwd, out.mask_fwd, flow_bwd=out.flow_bwd, mask_bwd=out.mask_bwd)
 
     return posterior

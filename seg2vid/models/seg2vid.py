@@ -785,6 +785,28 @@ class Seg2Vid(nn.Module):
             out.prior_mu, out.prior_logvar = prior
         return out
 
+    def reconstruct(self, frames: Tensor, labels: Tensor, generator: torch.Generator | None = None
+                    ) -> Seg2VidOutput:
+        """The POSTERIOR-MEAN reconstruction of a true clip: z = the mean of q(z | clip) (and each
+        object's z_k = the mean of its posterior, with ``object_latent > 0``; z = 0 for the
+        ``deterministic`` ablation). What the evaluation's posterior scores and the training
+        samples show: can the model represent THIS clip's motion?
+
+        Args:
+            frames: (B, T+1, 3, H, W) in [0, 1]; labels: (B, L, H, W) one-hot of the first frame.
+            generator: seeds the fill noise.
+        """
+        self._check(frames[:, 0], labels, frames)
+        if self.config.variant == "deterministic":
+            return self.decode(frames[:, 0], labels, frames.new_zeros(frames.shape[0], self.latent_size),
+                               generator=generator)
+        mu, _ = self.posterior(frames, self._labels_seen(labels))
+        objects = object_mu = None
+        if self.object_posterior is not None:
+            objects = label_segments(self._labels_seen(labels)[:, self._fg], self.config.max_objects)
+            object_mu, _ = self.object_posterior(*match_objects(frames, objects), objects)
+        return self.decode(frames[:, 0], labels, mu, generator=generator, objects=objects, object_z=object_mu)
+
     @torch.no_grad()
     def sample(self, first_frame: Tensor, labels: Tensor, n_samples: int = 1,
                generator: torch.Generator | None = None, precision: str = "fp32") -> Seg2VidOutput:

@@ -507,8 +507,7 @@ class Trainer(TrainLoop):
         self.model.eval()
         try:
             g = torch.Generator(device=self.device).manual_seed(self.config.seed)
-            mu, _ = self.model.posterior(frames, onehot)
-            recon = self.model.decode(frames[:, 0], onehot, mu, generator=g).video
+            recon = self.model.reconstruct(frames, onehot, generator=g).video
             sample = self.model.sample(frames[:, 0], onehot, generator=g).video
         finally:
             self.model.train(was_training)
