@@ -35,18 +35,20 @@ def fit(checkpoint: Path, out: Path, clips: int = 800, batch: int = 50) -> dict:
     from seg2vid.data.splits import split_seed
     from seg2vid.data.synthetic import SceneConfig, render_clip
     from seg2vid.models.loading import trained_style
+    from seg2vid.models.objects import label_segments, match_objects
     from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig
 
     ckpt = load_checkpoint(checkpoint)
     config = Seg2VidConfig.from_dict(ckpt["model_config"]).replace(latent_prior="fitted")
     model = Seg2Vid(config).eval()
     missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
-    if unexpected or set(missing) - {"fitted_mean", "fitted_scale"}:
+    buffers = {"fitted_mean", "fitted_scale", "object_fitted_mean", "object_fitted_scale"}
+    if unexpected or set(missing) - buffers:
         raise ValueError(f"{checkpoint}: not this model's weights "
                          f"(missing {missing}, unexpected {unexpected})")
     scene = SceneConfig(height=config.height, width=config.width, frames=config.frames,
                         style=trained_style(ckpt))
-    mus, logvars = [], []
+    mus, logvars, object_mus, object_logvars = [], [], [], []
     with torch.no_grad():
         for start in range(0, clips, batch):
             seeds = range(start, min(start + batch, clips))
@@ -56,8 +58,21 @@ def fit(checkpoint: Path, out: Path, clips: int = 800, batch: int = 50) -> dict:
             mu, logvar = model.posterior(frames, onehot)
             mus.append(mu)
             logvars.append(logvar)
+            if model.object_posterior is not None:  # every real object's own posterior too
+                objects = label_segments(onehot[:, model._fg], config.max_objects)
+                o_mu, o_logvar = model.object_posterior(*match_objects(frames, objects), objects)
+                real = objects.sum((2, 3)) > 0
+                object_mus.append(o_mu[real])
+                object_logvars.append(o_logvar[real])
     mu, logvar = torch.cat(mus), torch.cat(logvars)
-    model.fit_latent_prior(mu, logvar)
+    if object_mus:
+        model.fit_latent_prior(mu, logvar, torch.cat(object_mus), torch.cat(object_logvars))
+        object_variance = torch.diagonal(model.object_fitted_scale @ model.object_fitted_scale.T)
+        print(f"  objects' latents ({sum(len(m) for m in object_mus)} objects): mean "
+              + " ".join(f"{v:.2f}" for v in model.object_fitted_mean.tolist()) + ", variance "
+              + " ".join(f"{v:.2f}" for v in object_variance.tolist()))
+    else:
+        model.fit_latent_prior(mu, logvar)
     variance = torch.diagonal(model.fitted_scale @ model.fitted_scale.T)
     stats = {"clips": clips, "mean": model.fitted_mean.tolist(), "variance": variance.tolist()}
     print(f"{checkpoint}: fitted the sampling prior to {clips} training clips ({scene.style} streets)")

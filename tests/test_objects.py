@@ -205,3 +205,20 @@ def test_object_latents_autoencode_a_matched_motion_and_sample_from_the_prior():
     gen = torch.Generator().manual_seed(0)
     samples = model.sample(frames[:, 0], labels, n_samples=3, generator=gen)
     assert samples.object_shift.shape == (3, 2, 1, 2) and torch.isfinite(samples.frames).all()
+
+
+def test_the_objects_latent_prior_is_fitted_with_the_global_one():
+    config = Seg2VidConfig(height=32, width=32, frames=2, object_motion="rigid", object_head=True,
+                           object_latent=2, latent_prior="fitted")
+    model = Seg2Vid(config)
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(50, model.latent_size, generator=g), torch.zeros(50, model.latent_size)
+    object_mu = torch.tensor([1.0, -1.0]) + 0.1 * torch.randn(200, 2, generator=g)
+    object_logvar = torch.full((200, 2), -6.0)
+    with pytest.raises(ValueError, match="object_mu"):
+        model.fit_latent_prior(mu, logvar)
+    model.fit_latent_prior(mu, logvar, object_mu, object_logvar)
+    torch.testing.assert_close(model.object_latent_from_noise(torch.zeros(1, 3, 2)),
+                               object_mu.mean(0).expand(1, 3, 2), atol=1e-6, rtol=0)
+    spread = model.object_latent_from_noise(torch.randn(4000, 2, generator=g)).std(0)
+    assert bool(((spread - 0.1).abs() < 0.02).all())  # the objects' spread, not N(0, I)'s

@@ -602,6 +602,9 @@ class Seg2Vid(nn.Module):
         if c.latent_prior == "fitted":  # the sampling prior N(m, S S^T); N(0, I) until fit_latent_prior()
             self.register_buffer("fitted_mean", torch.zeros(2 * c.latent_dim))
             self.register_buffer("fitted_scale", torch.eye(2 * c.latent_dim))
+            if c.object_latent:  # and the same for the objects' own latents
+                self.register_buffer("object_fitted_mean", torch.zeros(c.object_latent))
+                self.register_buffer("object_fitted_scale", torch.eye(c.object_latent))
 
     @property
     def latent_size(self) -> int:
@@ -623,8 +626,27 @@ class Seg2Vid(nn.Module):
         prior = self.prior_params(first_frame, labels)
         return eps if prior is None else prior[0].float() + torch.exp(0.5 * prior[1].float()) * eps
 
+    def object_latent_from_noise(self, eps: Tensor) -> Tensor:
+        """The objects' prior sample z_k (B, K, object_latent) for standard-normal ``eps`` of that
+        shape: ``m_k + S_k eps`` with ``latent_prior="fitted"`` (fitted to the training objects'
+        posteriors, :meth:`fit_latent_prior`), else ``eps``; zeros for the ``deterministic`` ablation."""
+        if self.config.variant == "deterministic":
+            return torch.zeros_like(eps)
+        if self.config.latent_prior == "fitted":
+            with torch.autocast(eps.device.type, enabled=False):
+                return self.object_fitted_mean + eps.float() @ self.object_fitted_scale.T
+        return eps
+
+    @staticmethod
+    def _aggregate(mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and Cholesky factor of the mixture of the Gaussians N(mu_i, diag exp(logvar_i))."""
+        mu, logvar = mu.double(), logvar.double()
+        cov = torch.cov(mu.T, correction=0) + torch.diag(logvar.exp().mean(0))
+        return mu.mean(0), torch.linalg.cholesky(cov)
+
     @torch.no_grad()
-    def fit_latent_prior(self, mu: Tensor, logvar: Tensor) -> None:
+    def fit_latent_prior(self, mu: Tensor, logvar: Tensor, object_mu: Tensor | None = None,
+                         object_logvar: Tensor | None = None) -> None:
         """Fit the sampling prior (``latent_prior="fitted"``) to the posteriors of N training clips.
 
         The aggregate posterior, the mixture of the N Gaussians q(z | clip_i) = N(mu_i, diag
@@ -634,6 +656,8 @@ class Seg2Vid(nn.Module):
 
         Args:
             mu, logvar: (N, latent_size) posteriors (:meth:`posterior`) of N >= 2 clips.
+            object_mu, object_logvar: (M, object_latent) the posteriors of M >= 2 objects of such
+                clips (``object_latent > 0``: required), fitted the same way for z_k.
         Raises:
             ValueError: the model does not sample from a fitted prior, or the shapes are wrong.
         """
@@ -642,10 +666,18 @@ class Seg2Vid(nn.Module):
         if mu.shape != logvar.shape or mu.dim() != 2 or mu.shape[1] != self.latent_size or mu.shape[0] < 2:
             raise ValueError(f"mu and logvar must both be (N >= 2, {self.latent_size}), got "
                              f"{tuple(mu.shape)} and {tuple(logvar.shape)}")
-        mu, logvar = mu.double(), logvar.double()
-        cov = torch.cov(mu.T, correction=0) + torch.diag(logvar.exp().mean(0))
-        self.fitted_mean.copy_(mu.mean(0))
-        self.fitted_scale.copy_(torch.linalg.cholesky(cov))
+        if self.config.object_latent:
+            dk = self.config.object_latent
+            if (object_mu is None or object_logvar is None or object_mu.shape != object_logvar.shape
+                    or object_mu.dim() != 2 or object_mu.shape[1] != dk or object_mu.shape[0] < 2):
+                raise ValueError(f"a model with object latents needs object_mu and object_logvar, both "
+                                 f"(M >= 2, {dk})")
+            mean, scale = self._aggregate(object_mu, object_logvar)
+            self.object_fitted_mean.copy_(mean)
+            self.object_fitted_scale.copy_(scale)
+        mean, scale = self._aggregate(mu, logvar)
+        self.fitted_mean.copy_(mean)
+        self.fitted_scale.copy_(scale)
 
     # ------------------------------------------------------------------ input checks
 
@@ -719,7 +751,7 @@ class Seg2Vid(nn.Module):
                 objects = label_segments(foreground, self.config.max_objects)
             if self.object_posterior is not None and object_z is None:
                 shape = (*objects.shape[:2], self.config.object_latent)
-                object_z = (objects.new_zeros(shape) if variant == "deterministic" else torch.randn(
+                object_z = self.object_latent_from_noise(torch.randn(
                     shape, generator=generator, device=objects.device, dtype=objects.dtype))
             correction = (None if self.object_head is None
                           else self.object_head(kept[0], objects, z, object_z))
