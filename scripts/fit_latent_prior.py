@@ -35,7 +35,6 @@ def fit(checkpoint: Path, out: Path, clips: int = 800, batch: int = 50) -> dict:
     from seg2vid.data.splits import split_seed
     from seg2vid.data.synthetic import SceneConfig, render_clip
     from seg2vid.models.loading import trained_style
-    from seg2vid.models.objects import label_segments, match_objects
     from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig
 
     ckpt = load_checkpoint(checkpoint)
@@ -58,9 +57,9 @@ def fit(checkpoint: Path, out: Path, clips: int = 800, batch: int = 50) -> dict:
             mu, logvar = model.posterior(frames, onehot)
             mus.append(mu)
             logvars.append(logvar)
-            if model.object_posterior is not None:  # every real object's own posterior too
-                objects = label_segments(onehot[:, model._fg], config.max_objects)
-                o_mu, o_logvar = model.object_posterior(*match_objects(frames, objects), objects)
+            posteriors = model.object_posteriors(frames, onehot)
+            if posteriors is not None:  # every real object's own posterior too
+                objects, _, _, o_mu, o_logvar = posteriors
                 real = objects.sum((2, 3)) > 0
                 object_mus.append(o_mu[real])
                 object_logvars.append(o_logvar[real])

@@ -42,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from seg2vid.flow import ALIGN_CORNERS, warp
+from seg2vid.flow import in_frame_mask, pixel_grid, warp
 
 __all__ = ["ObjectMotionHead", "ObjectPosterior", "compose_object_motion", "label_segments", "match_objects",
            "rigid_fit"]
@@ -98,11 +98,13 @@ def label_segments(foreground: Tensor, max_objects: int = 16, min_pixels: int = 
     return masks
 
 
-def _pixel_grid(h: int, w: int, like: Tensor) -> Tensor:
-    """(2, H, W) pixel centres: channel 0 = x (column), 1 = y (row)."""
-    ys, xs = torch.meshgrid(torch.arange(h, device=like.device, dtype=like.dtype),
-                            torch.arange(w, device=like.device, dtype=like.dtype), indexing="ij")
-    return torch.stack([xs, ys])
+def _centroids(masks: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, K, H, W) object masks -> centroids (B, K, 2) pixels (x, y; 0 for an empty slot) and
+    areas (B, K) pixels."""
+    h, w = masks.shape[-2:]
+    area = masks.sum((2, 3))
+    grid = pixel_grid(h, w, masks.device, masks.dtype)
+    return torch.einsum("bkhw,chw->bkc", masks, grid) / area.clamp(min=1.0)[..., None], area
 
 
 def rigid_fit(masks: Tensor, flow_bwd: Tensor, damping: float = 1.0) -> tuple[Tensor, Tensor, Tensor]:
@@ -122,12 +124,10 @@ def rigid_fit(masks: Tensor, flow_bwd: Tensor, damping: float = 1.0) -> tuple[Te
         empty slots get d = 0, s = 0 and c = 0.
     """
     h, w = masks.shape[-2:]
-    grid = _pixel_grid(h, w, flow_bwd)  # (2, H, W)
-    area = masks.sum((2, 3))  # (B, K)
-    safe = area.clamp(min=1.0)
-    c = torch.einsum("bkhw,chw->bkc", masks, grid) / safe[..., None]  # (B, K, 2)
+    grid = pixel_grid(h, w, flow_bwd.device, flow_bwd.dtype)  # (2, H, W)
+    c, area = _centroids(masks)  # (B, K, 2), (B, K)
     u = -flow_bwd
-    d = torch.einsum("bkhw,btchw->btkc", masks, u) / safe[:, None, :, None]  # (B, T, K, 2)
+    d = torch.einsum("bkhw,btchw->btkc", masks, u) / area.clamp(min=1.0)[:, None, :, None]  # (B, T, K, 2)
     rel = grid[None, None] - c[..., None, None]  # (B, K, 2, H, W)
     spread = (masks * (rel**2).sum(2)).sum((2, 3))  # (B, K)
     # sum (p - c).(u - d) = sum (p - c).u, since the (p - c) sum to zero over the object
@@ -188,7 +188,8 @@ class ObjectPosterior(nn.Module):
     ``scale``, zeroed where not trusted), the trust flags, and the object's place (as in
     :class:`ObjectMotionHead`) -> an MLP -> (mu, logvar) of ``latent`` numbers. The global z of
     the motion encoders pools the whole frame, so it cannot say how each of several objects moves;
-    z_k can. At sampling time z_k ~ N(0, I), fresh per object.
+    z_k can. At sampling time z_k is drawn fresh per object from the objects' prior
+    (:meth:`seg2vid.models.seg2vid.Seg2Vid.object_latent_from_noise`).
 
     Args:
         frames: T; latent: numbers per object; scale: pixels per unit of displacement.
@@ -214,8 +215,7 @@ class ObjectPosterior(nn.Module):
 def object_place(masks: Tensor) -> Tensor:
     """(B, K, H, W) object masks -> (B, K, 3): centroid x, y in [-1, 1] and sqrt of the area share."""
     h, w = masks.shape[-2:]
-    area = masks.sum((2, 3))
-    centroid = torch.einsum("bkhw,chw->bkc", masks, _pixel_grid(h, w, masks)) / area.clamp(min=1)[..., None]
+    centroid, area = _centroids(masks)
     return torch.stack([2 * centroid[..., 0] / max(w - 1, 1) - 1, 2 * centroid[..., 1] / max(h - 1, 1) - 1,
                         (area / (h * w)).sqrt()], -1)
 
@@ -245,7 +245,7 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
     if correction is not None:
         d = d + correction[..., :2]
         s = (s + correction[..., 2]).clamp(*SCALE_RANGE)
-    grid = _pixel_grid(h, w, flow_fwd)  # (2, H, W)
+    grid = pixel_grid(h, w, flow_fwd.device, flow_fwd.dtype)  # (2, H, W)
     # Frame 0: on object k, the displacement d + s (p - c), i.e. flow_bwd = -(that).
     rel = grid[None, None] - c[..., None, None]  # (B, K, 2, H, W)
     disp0 = d[..., None, None] + s[..., None, None, None] * rel[:, None]  # (B, T, K, 2, H, W)
@@ -254,12 +254,8 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
     # Frame t: p shows object k's frame-0 point q = c + (p - c - d) / (1 + s), if q is on it.
     q = c[:, None, :, :, None, None] + (grid - c[:, None, :, :, None, None] - d[..., None, None]) / (
         1 + s[..., None, None, None])  # (B, T, K, 2, H, W)
-    norm = torch.tensor([2.0 / w, 2.0 / h], device=q.device, dtype=q.dtype).view(2, 1, 1)
-    sample_at = ((q + 0.5) * norm - 1).permute(0, 1, 2, 4, 5, 3).reshape(b * t * k, h, w, 2)
-    cover = F.grid_sample(masks[:, None].expand(b, t, k, h, w).reshape(b * t * k, 1, h, w), sample_at,
-                          mode="bilinear", padding_mode="zeros", align_corners=ALIGN_CORNERS)
-    cover = cover.view(b, t, k, 1, h, w)
-    object_flow = grid - q  # (B, T, K, 2, H, W)
+    object_flow = grid - q  # (B, T, K, 2, H, W): p reads q = p - object_flow, as in warp()
+    cover = warp(masks[:, None, :, None], object_flow, padding_mode="zeros")  # (B, T, K, 1, H, W)
     # Nearer objects (bottom row lower in the image) are composited last, over farther ones.
     rows = torch.arange(h, device=masks.device, dtype=masks.dtype).view(1, 1, h, 1)
     bottom = torch.where(masks > 0, rows, torch.full_like(masks, -1.0)).amax((2, 3))  # (B, K)
@@ -273,11 +269,8 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
     with torch.no_grad():
         # A pixel no object covers shows the background; it is revealed when its source in frame 0
         # was under the foreground, or outside the frame.
-        source_fg = warp(foreground[:, None].expand(b, t, 1, h, w), flow_fwd)
-        src = grid - flow_fwd
-        inside = ((src[:, :, 0:1] >= -0.5) & (src[:, :, 0:1] <= w - 0.5)
-                  & (src[:, :, 1:2] >= -0.5) & (src[:, :, 1:2] <= h - 0.5)).to(flow_fwd.dtype)
-        visible = covered + (1 - covered) * (1 - source_fg).clamp(0, 1) * inside
+        source_fg = warp(foreground[:, None], flow_fwd)
+        visible = covered + (1 - covered) * (1 - source_fg).clamp(0, 1) * in_frame_mask(flow_fwd)
     return flow_fwd, flow_bwd, mask_fwd * visible, d
 
 

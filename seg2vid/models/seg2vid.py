@@ -725,7 +725,8 @@ class Seg2Vid(nn.Module):
         already (:meth:`sample` encodes each input once for all its samples). ``objects`` (B, K,
         H, W) and ``object_z`` (B, K, object_latent): the label map's objects and their latents
         (``object_latent > 0``; :meth:`forward` passes the posterior's); without them the
-        objects come from the label map and z_k ~ N(0, I) (drawn with ``generator``)."""
+        objects come from the label map and z_k from the objects' prior
+        (:meth:`object_latent_from_noise`, noise drawn with ``generator``)."""
         if z.shape != (first_frame.shape[0], self.latent_size):
             raise ValueError(f"z must be (B, {self.latent_size}), got {tuple(z.shape)}")
         size = first_frame.shape[-2:]
@@ -800,17 +801,16 @@ class Seg2Vid(nn.Module):
             out = self.decode(frames[:, 0], labels, mu)
         else:
             mu, logvar = self.posterior(frames, self._labels_seen(labels))
-            objects = object_z = object_mu = object_logvar = None
-            if self.object_posterior is not None:  # each object's latent, from its matching in the clip
-                objects = label_segments(self._labels_seen(labels)[:, self._fg], self.config.max_objects)
-                shift, trusted = match_objects(frames, objects)
-                object_mu, object_logvar = self.object_posterior(shift, trusted, objects)
+            objects = object_z = None
+            posteriors = self.object_posteriors(frames, labels)
+            if posteriors is not None:  # each object's latent, from its matching in the clip
+                objects, matched, trusted, object_mu, object_logvar = posteriors
                 object_z = reparameterize(object_mu, object_logvar)
             out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar), objects=objects,
                               object_z=object_z)
-            out.object_mu, out.object_logvar = object_mu, object_logvar
-            if self.object_posterior is not None:
-                out.object_matched, out.object_trusted = shift, trusted
+            if posteriors is not None:
+                out.object_matched, out.object_trusted = matched, trusted
+                out.object_mu, out.object_logvar = object_mu, object_logvar
         out.mu, out.logvar = mu, logvar
         prior = self.prior_params(frames[:, 0], labels)
         if prior is not None:
@@ -833,11 +833,27 @@ class Seg2Vid(nn.Module):
             return self.decode(frames[:, 0], labels, frames.new_zeros(frames.shape[0], self.latent_size),
                                generator=generator)
         mu, _ = self.posterior(frames, self._labels_seen(labels))
-        objects = object_mu = None
-        if self.object_posterior is not None:
-            objects = label_segments(self._labels_seen(labels)[:, self._fg], self.config.max_objects)
-            object_mu, _ = self.object_posterior(*match_objects(frames, objects), objects)
+        posteriors = self.object_posteriors(frames, labels)
+        objects, object_mu = (None, None) if posteriors is None else (posteriors[0], posteriors[3])
         return self.decode(frames[:, 0], labels, mu, generator=generator, objects=objects, object_z=object_mu)
+
+    def object_posteriors(self, frames: Tensor, labels: Tensor
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+        """The objects' posteriors q(z_k | clip) (``object_latent > 0``; else None).
+
+        Args:
+            frames: (B, T+1, 3, H, W) the true clip in [0, 1]; labels: (B, L, H, W) one-hot.
+        Returns:
+            ``(objects, matched, trusted, mu, logvar)``: the first label map's objects (B, K, H, W),
+            their block matching in the clip (B, T, K, 2) pixels and (B, T, K) bool
+            (:func:`~seg2vid.models.objects.match_objects`), and the posteriors (B, K, object_latent).
+        """
+        if self.object_posterior is None:
+            return None
+        objects = label_segments(self._labels_seen(labels)[:, self._fg], self.config.max_objects)
+        matched, trusted = match_objects(frames, objects)
+        mu, logvar = self.object_posterior(matched, trusted, objects)
+        return objects, matched, trusted, mu, logvar
 
     @torch.no_grad()
     def sample(self, first_frame: Tensor, labels: Tensor, n_samples: int = 1,
