@@ -222,3 +222,70 @@ def test_the_objects_latent_prior_is_fitted_with_the_global_one():
                                object_mu.mean(0).expand(1, 3, 2), atol=1e-6, rtol=0)
     spread = model.object_latent_from_noise(torch.randn(4000, 2, generator=g)).std(0)
     assert bool(((spread - 0.1).abs() < 0.02).all())  # the objects' spread, not N(0, I)'s
+
+
+def test_match_confidence_is_high_for_a_unique_match_and_zero_for_a_flat_one():
+    from seg2vid.models.objects import match_objects
+
+    torch.manual_seed(0)
+    frames = torch.rand(1, 3, 3, 48, 48) * 0.2
+    texture = torch.rand(3, 10, 12)
+    for t in range(3):
+        frames[0, t, :, 10:20, 8 + 4 * t:20 + 4 * t] = texture
+    frames[0, :, :, 30:40, 20:48] = 0.5  # flat: every horizontal shift matches equally
+    objects = torch.zeros(1, 2, 48, 48)
+    objects[0, 0, 10:20, 8:20] = 1
+    objects[0, 1, 30:40, 30:44] = 1
+    shift, valid, confidence = match_objects(frames, objects, with_confidence=True)
+    assert torch.equal((shift, valid)[1], match_objects(frames, objects)[1])
+    assert confidence.shape == (1, 2, 2) and bool(((confidence >= 0) & (confidence <= 1)).all())
+    assert bool((confidence[0, :, 0] > 0.9).all()) and bool((confidence[0, :, 1] < 0.05).all())
+
+
+def test_the_full_object_posterior_starts_as_the_trusted_one_and_reads_more():
+    from seg2vid.models.objects import ObjectPosterior, pool_over_objects
+
+    torch.manual_seed(0)
+    trusted_only = ObjectPosterior(frames=2, latent=2, scale=4.0)
+    full = ObjectPosterior(frames=2, latent=2, scale=4.0, features=5)
+    full.net.load_state_dict(trusted_only.net.state_dict())
+    masks = torch.zeros(1, 2, 16, 16)
+    masks[0, 0, :8, :8] = 1
+    masks[0, 1, 8:, 4:] = 1
+    shift, valid = torch.randn(1, 2, 2, 2), torch.tensor([[[True, False], [False, False]]])
+    confidence, features = torch.rand(1, 2, 2), torch.randn(1, 5, 4, 4, requires_grad=True)
+    reference = trusted_only(shift, valid, masks)
+    same = full(shift, valid, masks, confidence, features)
+    torch.testing.assert_close(same, reference)  # the extra layer starts at zero
+    with pytest.raises(ValueError, match="confidence and features"):
+        full(shift, valid, masks)
+    sum(x.sum() for x in same).backward()
+    assert full.extra.weight.grad.abs().sum() > 0  # and it can learn
+    # the pooled features are each object's mean: object 0 covers the top-left 2x2 cells
+    pooled = pool_over_objects(features.detach(), masks)
+    torch.testing.assert_close(pooled[0, 0], features.detach()[0, :, :2, :2].mean((1, 2)))
+
+
+def test_a_model_with_the_full_object_posterior_trains_and_warm_starts_unchanged():
+    with pytest.raises(ValueError, match="object_posterior"):
+        Seg2VidConfig(object_posterior="all")
+    with pytest.raises(ValueError, match="object_latent"):
+        Seg2VidConfig(object_posterior="full")
+    base = dict(height=32, width=32, frames=2, object_motion="rigid", object_head=True, object_latent=2)
+    torch.manual_seed(0)
+    old = Seg2Vid(Seg2VidConfig(**base)).eval()
+    new = Seg2Vid(Seg2VidConfig(**base, object_posterior="full")).eval()
+    missing = new.load_state_dict(old.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["object_posterior.extra.bias", "object_posterior.extra.weight"]
+    labels = torch.zeros(1, old.config.label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = old.config.foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    frames = torch.rand(1, 3, 3, 32, 32)
+    a = old.reconstruct(frames, labels, generator=torch.Generator().manual_seed(0))
+    b = new.reconstruct(frames, labels, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(b.frames, a.frames)
+    new.train()
+    out = new(frames, labels)
+    (out.object_mu.sum() + out.frames.mean()).backward()
+    assert new.object_posterior.extra.weight.grad is not None

@@ -45,6 +45,7 @@ from torch import Tensor
 from seg2vid.flow import in_frame_mask, pixel_grid, warp
 
 __all__ = ["ObjectMotionHead", "ObjectPosterior", "compose_object_motion", "label_segments", "match_objects",
+           "pool_over_objects",
            "rigid_fit"]
 
 #: The scale change per frame is kept in [-0.5, 1.0] (an object at most halves or doubles).
@@ -191,25 +192,57 @@ class ObjectPosterior(nn.Module):
     z_k can. At sampling time z_k is drawn fresh per object from the objects' prior
     (:meth:`seg2vid.models.seg2vid.Seg2Vid.object_latent_from_noise`).
 
+    With ``features > 0`` (``object_posterior="full"``) it also reads what the trusted matches
+    leave out -- the UNTRUSTED matches' displacements and every match's confidence (the margin
+    of :func:`match_objects`), and the motion encoder's features averaged over the object -- through
+    an extra linear layer that starts at zero (a warm start from a ``"trusted"`` model begins
+    with the same posterior). Most objects' matches are not trusted at t >= 2; without this, q
+    knows nothing of their motion.
+
     Args:
-        frames: T; latent: numbers per object; scale: pixels per unit of displacement.
+        frames: T; latent: numbers per object; scale: pixels per unit of displacement;
+        features: C, the channels of the motion features it pools (0: trusted matches only).
     """
 
-    def __init__(self, frames: int, latent: int, scale: float, hidden: int = 64):
+    def __init__(self, frames: int, latent: int, scale: float, hidden: int = 64, features: int = 0):
         super().__init__()
         self.scale = scale
         self.net = nn.Sequential(
             nn.Linear(3 * frames + 3, hidden), nn.LeakyReLU(0.2, inplace=True),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 2 * latent))
+        self.extra = nn.Linear(3 * frames + features, hidden) if features else None
+        if self.extra is not None:
+            nn.init.zeros_(self.extra.weight)
+            nn.init.zeros_(self.extra.bias)
 
-    def forward(self, shift: Tensor, valid: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, shift: Tensor, valid: Tensor, masks: Tensor, confidence: Tensor | None = None,
+                features: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """shift (B, T, K, 2) pixels, valid (B, T, K) bool, masks (B, K, H, W) -> (mu, logvar),
-        each (B, K, latent)."""
+        each (B, K, latent). With ``features > 0`` also ``confidence`` (B, T, K) in [0, 1] and
+        ``features`` (B, C, h, w), the motion encoder's feature map (:func:`pool_over_objects`)."""
         trusted = valid.to(shift.dtype)
         moves = (shift * trusted[..., None] / self.scale).permute(0, 2, 1, 3).flatten(2)  # (B, K, 2T)
         x = torch.cat([moves, trusted.transpose(1, 2), object_place(masks)], -1)
-        mu, logvar = self.net(x).chunk(2, dim=-1)
+        if self.extra is None:
+            mu, logvar = self.net(x).chunk(2, dim=-1)
+            return mu, logvar
+        if confidence is None or features is None:
+            raise ValueError("an ObjectPosterior with features > 0 needs confidence and features")
+        # the untrusted matches: (B, K, 2T)
+        doubtful = (shift * (1 - trusted)[..., None] / self.scale).permute(0, 2, 1, 3).flatten(2)
+        extra = torch.cat([doubtful, confidence.transpose(1, 2), pool_over_objects(features, masks)], -1)
+        hidden = self.net[0](x) + self.extra(extra)
+        mu, logvar = self.net[1:](hidden).chunk(2, dim=-1)
         return mu, logvar
+
+
+def pool_over_objects(features: Tensor, masks: Tensor) -> Tensor:
+    """The mean of a feature map over each object: features (B, C, h, w), masks (B, K, H, W)
+    (area-resampled to h x w) -> (B, K, C); 0 for an empty slot."""
+    b, c, h, w = features.shape
+    pooled = F.adaptive_avg_pool2d(masks, (h, w)).flatten(2)  # (B, K, h*w)
+    share = pooled.sum(2).clamp(min=1e-6)
+    return torch.einsum("bkn,bcn->bkc", pooled, features.flatten(2)) / share[..., None]
 
 
 def object_place(masks: Tensor) -> Tensor:
@@ -301,7 +334,8 @@ _MATCH_TOLERANCE = 1e-3
 @torch.no_grad()
 def match_objects(frames: Tensor, objects: Tensor, first_reach: tuple[int, int] = (10, 5),
                   reach: tuple[int, int] = (5, 3), cap: tuple[int, int] = (32, 16),
-                  distinct: float = 0.8, min_pixels: int = 12) -> tuple[Tensor, Tensor]:
+                  distinct: float = 0.8, min_pixels: int = 12, with_confidence: bool = False
+                  ) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, Tensor]:
     """Each object's displacement from frame 0 to every frame t by block matching, tracked.
 
     The mean squared colour difference ``|I_t(p + delta) - I_0(p)|^2`` over the object's pixels p
@@ -325,9 +359,13 @@ def match_objects(frames: Tensor, objects: Tensor, first_reach: tuple[int, int] 
         cap: the largest displacement (x, y) considered.
         distinct: the uniqueness ratio above.
         min_pixels: smaller objects are never trusted.
+        with_confidence: also return each match's confidence.
     Returns:
         ``(shift, valid)``: shift (B, T, K, 2) pixels (x, y), frame-0 point p of object k is at
-        ``p + shift`` in frame t; valid (B, T, K) bool.
+        ``p + shift`` in frame t; valid (B, T, K) bool. With ``with_confidence``, a third tensor
+        (B, T, K) in [0, 1]: ``1 - (best + tol) / (runner_up + tol)`` (0 where no match was
+        possible, or all are equally good), the margin the trust test thresholds, for untrusted
+        matches too.
     """
     if frames.dim() != 5 or objects.dim() != 4 or frames.shape[0] != objects.shape[0]:
         raise ValueError(f"frames must be (B, T+1, 3, H, W) and objects (B, K, H, W), got "
@@ -363,6 +401,7 @@ def match_objects(frames: Tensor, objects: Tensor, first_reach: tuple[int, int] 
                         torch.full_like(error, float("inf")))
     shifts = frames.new_zeros(b, n - 1, k, 2)
     valid = torch.zeros(b, n - 1, k, dtype=torch.bool, device=frames.device)
+    confidence = frames.new_zeros(b, n - 1, k)
     previous = frames.new_zeros(b, k, 2)
     before = frames.new_zeros(b, k, 2)
     for t in range(1, n):
@@ -388,6 +427,10 @@ def match_objects(frames: Tensor, objects: Tensor, first_reach: tuple[int, int] 
                              _subpixel(flat, best, by, bx, 2 * ry + 1, 2 * rx + 1, along_x=False) - ry], -1)
         found = found + centre.to(frames.dtype)
         shifts[:, t - 1], valid[:, t - 1] = found, ok
+        margin = 1 - (best + _MATCH_TOLERANCE) / (runner_up + _MATCH_TOLERANCE)
+        confidence[:, t - 1] = torch.nan_to_num(margin, nan=0.0, neginf=0.0).clamp(0, 1)
         # an untrusted match does not steer the track: keep extrapolating
         before, previous = previous, torch.where(ok[..., None], found, 2 * previous - before)
+    if with_confidence:
+        return shifts, valid, confidence
     return shifts, valid

@@ -162,6 +162,11 @@ class Seg2VidConfig(FrozenConfig):
             a small MLP that reads the decoder's features over each object, z and the object's
             place, and corrects its fitted displacement and scale (a direct path from z to each
             object's motion; starts at zero).
+        object_posterior: with ``object_latent > 0``, what q(z_k | clip) reads: ``"trusted"``
+            (each object's trusted block matches and its place) or ``"full"``: also the untrusted
+            matches, every match's confidence and the foreground motion encoder's features
+            (after its second convolution) averaged over the object, through a zero-initialised
+            extra layer (:class:`~seg2vid.models.objects.ObjectPosterior`).
     """
 
     height: int = 64
@@ -190,6 +195,7 @@ class Seg2VidConfig(FrozenConfig):
     max_objects: int = 16
     object_head: bool = False
     object_latent: int = 0
+    object_posterior: str = "trusted"
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -230,6 +236,10 @@ class Seg2VidConfig(FrozenConfig):
         if self.object_latent < 0 or (self.object_latent and not self.object_head):
             raise ValueError(f"object_latent must be >= 0 and needs object_head=True, "
                              f"got {self.object_latent}")
+        if self.object_posterior not in ("trusted", "full"):
+            raise ValueError(f"object_posterior must be 'trusted' or 'full', got {self.object_posterior!r}")
+        if self.object_posterior == "full" and not self.object_latent:
+            raise ValueError("object_posterior='full' needs object_latent > 0")
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
         if self.flow_time not in FLOW_TIMES:
@@ -594,8 +604,10 @@ class Seg2Vid(nn.Module):
         self.decoder = FlowDecoder(c)
         self.object_head = (ObjectMotionHead(c.widths[0], 2 * c.latent_dim, c.pixels_per_unit,
                                              object_latent=c.object_latent) if c.object_head else None)
-        self.object_posterior = (ObjectPosterior(c.frames, c.object_latent, c.pixels_per_unit)
-                                 if c.object_latent else None)
+        self.object_posterior = (
+            ObjectPosterior(c.frames, c.object_latent, c.pixels_per_unit,
+                            features=c.motion_widths[1] if c.object_posterior == "full" else 0)
+            if c.object_latent else None)
         self.refiner = RefineNet(c.refine_widths, c.norm)
         self.register_buffer("_bg", torch.tensor(c.background_channels, dtype=torch.long), persistent=False)
         self.register_buffer("_fg", torch.tensor(c.foreground_channels, dtype=torch.long), persistent=False)
@@ -703,12 +715,17 @@ class Seg2Vid(nn.Module):
 
     def posterior(self, frames: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """q(z | clip): (mu, logvar), each (B, 2 * latent_dim); background half first."""
-        first = frames[:, 0]
-        diffs = (frames[:, 1:] - first.unsqueeze(1)).flatten(1, 2)  # (B, 3T, H, W)
-        motion = torch.cat([first, diffs], dim=1)
+        motion = self._motion_input(frames)
         mu_b, lv_b = self.background_encoder(torch.cat([motion, labels[:, self._bg]], dim=1))
         mu_f, lv_f = self.foreground_encoder(torch.cat([motion, labels[:, self._fg]], dim=1))
         return torch.cat([mu_b, mu_f], dim=1), torch.cat([lv_b, lv_f], dim=1)
+
+    @staticmethod
+    def _motion_input(frames: Tensor) -> Tensor:
+        """The motion encoders' image input: the first frame and each frame's difference from it,
+        (B, T+1, 3, H, W) -> (B, 3 + 3T, H, W)."""
+        first = frames[:, 0]
+        return torch.cat([first, (frames[:, 1:] - first.unsqueeze(1)).flatten(1, 2)], dim=1)
 
     def prior_params(self, first_frame: Tensor, labels: Tensor) -> tuple[Tensor, Tensor] | None:
         """The learned prior's (mu, logvar), or None when the prior is N(0, I)."""
@@ -850,9 +867,16 @@ class Seg2Vid(nn.Module):
         """
         if self.object_posterior is None:
             return None
-        objects = label_segments(self._labels_seen(labels)[:, self._fg], self.config.max_objects)
-        matched, trusted = match_objects(frames, objects)
-        mu, logvar = self.object_posterior(matched, trusted, objects)
+        seen = self._labels_seen(labels)
+        objects = label_segments(seen[:, self._fg], self.config.max_objects)
+        if self.config.object_posterior == "trusted":
+            matched, trusted = match_objects(frames, objects)
+            mu, logvar = self.object_posterior(matched, trusted, objects)
+        else:  # also the untrusted matches, the confidences and the motion features over each object
+            matched, trusted, confidence = match_objects(frames, objects, with_confidence=True)
+            x = torch.cat([self._motion_input(frames), seen[:, self._fg]], dim=1)
+            features = self.foreground_encoder.convs[:2](x)  # (B, motion_widths[1], H/4, W/4)
+            mu, logvar = self.object_posterior(matched, trusted, objects, confidence, features)
         return objects, matched, trusted, mu, logvar
 
     @torch.no_grad()
