@@ -22,9 +22,11 @@ from pathlib import Path
 import torch
 
 from seg2vid.checkpoints import atomic_write
+from seg2vid.cli import EXIT_STOPPED
 from seg2vid.evaluation.ablations import FULL, aggregate, check_claims, format_claims, run_ablations
 from seg2vid.evaluation.evaluate import PROTOCOL, format_table
 from seg2vid.models.segmenter import load_segmenter
+from seg2vid.training.loop import TrainingStopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, seeds=tuple(args.seeds))
     segmenter = load_segmenter()
     start = time.perf_counter()
-    results = run_ablations(settings, args.out, segmenter=segmenter)
+    try:
+        results = run_ablations(settings, args.out, segmenter=segmenter)
+    except TrainingStopped as stopped:  # SIGTERM: the run's checkpoint is saved, nothing partial is scored
+        print(stopped, file=sys.stderr)
+        return EXIT_STOPPED
     seconds = time.perf_counter() - start
     table = aggregate(results)
     claims = check_claims(table)

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from seg2vid.cli import EXIT_STOPPED
     from seg2vid.data.synthetic import SceneConfig
     from seg2vid.models import PRESETS
     from seg2vid.training.objective import loss_preset
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         trainer.warm_start(args.warm_start, differ=tuple(args.warm_start_differ))
     trainer.train()
     seconds = time.perf_counter() - start
+    if trainer.step < args.steps:  # stopped by SIGTERM: the checkpoint is saved, no recipe.json
+        print(f"{args.name}: stopped at step {trainer.step} of {args.steps} ({trainer.checkpoint_path} "
+              "is saved)", file=sys.stderr)
+        return EXIT_STOPPED
     (args.out / args.name / "recipe.json").write_text(json.dumps(
         {"model": model.to_dict(), "loss": loss.to_dict(), "scene": key_values(args.scene),
          "steps": args.steps, "seconds": seconds, "warm_start": str(args.warm_start), "argv": sys.argv},

@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # works from a fresh checkout, before `pip install -e .`
 
-from seg2vid.cli import tcmalloc_environment  # noqa: E402
+from seg2vid.cli import EXIT_STOPPED, tcmalloc_environment  # noqa: E402
 
 KL_WARMUP_STEPS = 500
 #: Per recipe: the model preset (seg2vid.models.PRESETS), the loss (a
@@ -81,6 +81,14 @@ def trimmed_log(log_path: Path, stride: int) -> str:
     for row in kept:
         writer.writerow([row[0], *(f"{float(v):.5g}" for v in row[1:])])
     return text.getvalue()
+
+
+def stopped(trainer) -> int:
+    """A run stopped by SIGTERM before its last step: say so and export, fit and score nothing (a
+    partial model must never replace the shipped checkpoint or its recorded scores)."""
+    print(f"stopped at step {trainer.step} of {trainer.config.steps} ({trainer.checkpoint_path} is saved); "
+          "run the same command again to resume", file=sys.stderr)
+    return EXIT_STOPPED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,11 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         if base.checkpoint_path.is_file():
             print(f"resuming {base.checkpoint_path} at step {base.resume()}")
         base.train()
+        if base.step < base.config.steps:
+            return stopped(base)
         differ = tuple(key for key, value in trainer.model_config.to_dict().items()
                        if base.model_config.to_dict().get(key) != value)
         step = trainer.warm_start(base.checkpoint_path, differ=differ)
         print(f"warm start from {base.checkpoint_path} (step {step}), new options: {', '.join(differ)}")
     summary = trainer.train()
+    if trainer.step < trainer.config.steps:
+        return stopped(trainer)
     print(f"trained to step {summary['step']} in {time.perf_counter() - start:.0f} s "
           f"({torch.get_num_threads()} threads, {os.environ.get('LD_PRELOAD') or 'system malloc'})")
     print(json.dumps(summary["last_losses"], indent=2))

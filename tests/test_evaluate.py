@@ -277,3 +277,16 @@ def test_cli_evaluate_defaults_to_the_checkpoints_data(tmp_path, capsys):
     other.write_text(f'[data]\nkind = "folder"\nroot = "{root}"\n')
     assert cli.main([*checkpoint, "--config", str(other), "--out", str(tmp_path / "e3")]) == 0
     assert json.loads((tmp_path / "e3" / "eval.json").read_text())["data_config"]["stride"] == 1
+
+
+def test_a_stopped_ablation_run_is_not_scored(tmp_path, one_thread, monkeypatch):
+    """SIGTERM ends ``Trainer.train`` early with the checkpoint saved; scoring that partial model
+    would make its eval.json final (the study skips runs that have one)."""
+    from seg2vid.training.loop import TrainingStopped
+    from seg2vid.training.stage2 import Trainer
+
+    monkeypatch.setattr(Trainer, "train", lambda self: {"status": "stopped by SIGTERM"})  # no step made
+    settings = dataclasses.replace(CI, variants=("full",), seeds=(0,))
+    with pytest.raises(TrainingStopped, match="stopped at step 0 of"):
+        run_ablations(settings, tmp_path, log=lambda *a: None)
+    assert not (tmp_path / "full").exists() or not list((tmp_path / "full").rglob("eval.json"))

@@ -571,3 +571,27 @@ def test_read_log_gives_one_array_per_column(tmp_path):
     log = read_log(trainer.log_path)
     assert list(log) == trainer.columns
     assert log["step"].tolist() == [1.0, 2.0] and log["total"].dtype.kind == "f"
+
+
+def test_train_shipped_exports_nothing_after_a_stop(tmp_path, monkeypatch):
+    """A SIGTERM-stopped run of scripts/train_shipped.py must not export, fit or score the partial
+    model: by default the export replaces the shipped checkpoint."""
+    import importlib.util
+    from pathlib import Path
+
+    from seg2vid.training.stage2 import Trainer
+
+    spec = importlib.util.spec_from_file_location("train_shipped", Path(__file__).parents[1] / "scripts"
+                                                  / "train_shipped.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    def stopped_at_once(self):  # as SIGTERM before the first step: the checkpoint is saved
+        self.save_checkpoint()
+        return {"status": "stopped by SIGTERM"}
+
+    monkeypatch.setattr(Trainer, "train", stopped_at_once)
+    export = tmp_path / "objects.pt"
+    code = script.main(["--recipe", "objects", "--out", str(tmp_path / "objects"), "--from-run",
+                        str(tmp_path / "motion"), "--export", str(export), "--steps", "4",
+                        "--from-steps", "2"])
+    assert code == cli.EXIT_STOPPED and not export.exists()

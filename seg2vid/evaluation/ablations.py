@@ -29,6 +29,7 @@ from seg2vid.checkpoints import atomic_write
 from seg2vid.data.synthetic import DEFAULT_STYLE, SceneConfig
 from seg2vid.evaluation.evaluate import CopyFirstFrame, evaluate, synthetic_test_set
 from seg2vid.models.seg2vid import PRESETS, VARIANTS
+from seg2vid.training.loop import TrainingStopped
 from seg2vid.training.objective import LossConfig, PerceptualOffWarning
 from seg2vid.training.stage2 import TrainConfig, Trainer
 
@@ -152,6 +153,9 @@ def run_ablations(
                 with warnings.catch_warnings():  # no run uses VGG-19 (module docstring)
                     warnings.simplefilter("ignore", PerceptualOffWarning)
                     trainer.train()
+                if trainer.step < trainer.config.steps:  # stopped by SIGTERM: score nothing partial
+                    raise TrainingStopped(f"{run}: stopped at step {trainer.step} of {trainer.config.steps}; "
+                                          "run the same command again to resume")
                 seconds = time.perf_counter() - start
                 done = evaluate(trainer.model, test, settings.n_samples, segmenter=segmenter, device=device)
                 done.update(settings=settings.to_dict(), train_seconds=round(seconds, 1))

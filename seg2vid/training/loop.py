@@ -39,11 +39,16 @@ from seg2vid.checkpoints import (
 )
 from seg2vid.utils import progress_enabled
 
-__all__ = ["NonFiniteError", "TrainLoop", "read_log"]
+__all__ = ["NonFiniteError", "TrainLoop", "TrainingStopped", "read_log"]
 
 
 class NonFiniteError(FloatingPointError):
     """A batch, a loss term or a gradient held NaN or inf; training stopped before the update."""
+
+
+class TrainingStopped(RuntimeError):
+    """A run was stopped by SIGTERM before its last step (its checkpoint is saved and the same
+    command resumes it): what comes after training -- exporting, scoring -- must not use it."""
 
 
 def read_log(path: str | Path) -> dict[str, np.ndarray]:
