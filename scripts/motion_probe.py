@@ -20,6 +20,11 @@ Usage, from the repository root (a few seconds each)::
 
 ``--geometry`` (2026-12-01, second session): could forward masks come from the label map and the
 flows? See :func:`geometry`.
+
+``--objects`` (2026-12-02, fourth session), for a model with ``object_latent > 0``: how far each
+object's posterior displacement is from the least-squares fit of the EXACT flow over it, split by
+whether its block match was trusted, and the matcher's trust settings on validation clips. See
+:func:`objects`.
 """
 
 from __future__ import annotations
@@ -205,6 +210,68 @@ def geometry(checkpoint: str, n: int = 64, train_clips: int = 200) -> None:
         say(f"supervised cue head (upper bound), p > {threshold}", (p > threshold).float(), test["occluded"])
 
 
+def objects(checkpoint: str, n: int = 64, val_clips: int = 96) -> None:
+    """Where the objects' posterior goes wrong (``object_latent > 0``).
+
+    On ``n`` test clips: per frame t, the distance in pixels between each object's displacement in
+    the POSTERIOR-MEAN reconstruction and the least-squares fit of the exact backward flow over the
+    object (:func:`seg2vid.models.objects.rigid_fit`), for the objects whose block match was
+    trusted and for the others (zero motion for scale), and the posterior forward masks' precision
+    and recall. On ``val_clips`` validation clips (no model): the matcher against the same fit,
+    at its settings and with a looser trust test -- the share of (object, frame) pairs trusted,
+    trusted and within 1 px ("good"), and the share of the trusted ones off by 2 px or more.
+    """
+    from seg2vid.data.splits import VAL_SEED
+    from seg2vid.models.loading import load_model
+    from seg2vid.models.objects import label_segments, match_objects, rigid_fit
+
+    def objects_of(clips: dict[str, torch.Tensor], flow_bwd: torch.Tensor):
+        fg = CITYSCAPES.one_hot(clips["label_map"])[:, list(CITYSCAPES.foreground_ids)]
+        masks = label_segments(fg, 16)
+        return masks, rigid_fit(masks, flow_bwd)[0], masks.sum((2, 3)) > 0
+
+    model = load_model(checkpoint, "cpu").eval()
+    if not model.config.object_latent:
+        raise SystemExit(f"--objects needs a model with object_latent > 0; {checkpoint} has none")
+    data = synthetic_test_set(64, 64, 4, n, TEST_SEED, style="rich")
+    flow_bwd = torch.stack([data[i]["flow_bwd"] for i in range(n)])
+    clips = test_clips(n)
+    masks, exact, real = objects_of(clips, flow_bwd)
+    with torch.no_grad():
+        out = model.reconstruct(clips["frames"], CITYSCAPES.one_hot(clips["label_map"]),
+                                generator=torch.Generator().manual_seed(0))
+    _, trusted = match_objects(clips["frames"], masks)
+    err = (out.object_shift - exact).norm(dim=-1)  # (B, T, K)
+    print(f"objects' posterior displacement vs the exact flow's fit ({n} test clips, "
+          f"{int(real.sum())} objects), px:")
+    for t in range(err.shape[1]):
+        yes, no = trusted[:, t] & real, ~trusted[:, t] & real
+        e, zero = err[:, t], exact[:, t][real].norm(dim=-1).mean()
+        print(f"  t={t + 1}: trusted {float(yes.sum() / real.sum()):.2f}: median {e[yes].median():.2f} "
+              f"mean {e[yes].mean():.2f} | untrusted: median {e[no].median():.2f} "
+              f"mean {e[no].mean():.2f} | zero motion: mean {zero:.2f}")
+    marked, occluded = (out.mask_fwd < 0.5).float(), 1 - clips["visible_fwd"]
+    hit = float((marked * occluded).sum())
+    print(f"  forward masks: {float(marked.mean()):.3f} marked, {float(occluded.mean()):.3f} occluded; "
+          f"precision {hit / float(marked.sum()):.2f}, recall {hit / float(occluded.sum()):.2f}")
+    val = synthetic_test_set(64, 64, 4, val_clips, VAL_SEED, style="rich")
+    clips = {"frames": torch.stack([val[i]["frames"] for i in range(val_clips)]),
+             "label_map": torch.stack([val[i]["labels"][0] for i in range(val_clips)])}
+    masks, exact, real = objects_of(clips, torch.stack([val[i]["flow_bwd"] for i in range(val_clips)]))
+    print(f"the matcher vs the exact flow's fit ({val_clips} validation clips; "
+          "trusted / good / bad per frame):")
+    for settings in ({}, {"distinct": 0.9}, {"distinct": 0.95}):
+        shift, trusted = match_objects(clips["frames"], masks, **settings)
+        err = (shift - exact).norm(dim=-1)
+        cells = []
+        for t in range(err.shape[1]):
+            yes = trusted[:, t] & real
+            good = float((yes & (err[:, t] < 1)).sum() / real.sum())
+            bad = float((yes & (err[:, t] >= 2)).sum() / yes.sum().clamp(min=1))
+            cells.append(f"{float(yes.sum() / real.sum()):.2f} / {good:.2f} / {bad:.2f}")
+        print(f"  {settings or 'default (distinct=0.8)'}: " + " | ".join(cells))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", nargs="?", choices=("landscape",), help="the model-free part")
@@ -212,14 +279,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--geometry", action="store_true",
                         help="with --checkpoint: forward occlusion from the label map and the flows, and the "
                         "supervised upper bound of a head on such cues (about 2 minutes)")
+    parser.add_argument("--objects", action="store_true",
+                        help="with --checkpoint of an object_latent model: its objects' posterior motion by "
+                        "matching trust, and the matcher's trust settings (about 2 minutes)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.part is None and args.checkpoint is None:
         parser.error("give 'landscape' and/or --checkpoint PT")
     if args.part == "landscape":
         landscape()
-    if args.geometry and not args.checkpoint:
-        parser.error("--geometry needs --checkpoint PT")
+    if (args.geometry or args.objects) and not args.checkpoint:
+        parser.error("--geometry and --objects need --checkpoint PT")
+    if args.objects:
+        objects(args.checkpoint)
+        return 0
     if args.checkpoint:
         probe_model(args.checkpoint)
     if args.geometry:
