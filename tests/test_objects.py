@@ -289,3 +289,23 @@ def test_a_model_with_the_full_object_posterior_trains_and_warm_starts_unchanged
     out = new(frames, labels)
     (out.object_mu.sum() + out.frames.mean()).backward()
     assert new.object_posterior.extra.weight.grad is not None
+
+
+def test_the_objects_kl_weight_scales_only_their_part():
+    from seg2vid.training.objective import LossConfig, seg2vid_loss
+
+    with pytest.raises(ValueError, match="object_kl"):
+        LossConfig(object_kl=-1.0)
+    torch.manual_seed(0)
+    model = Seg2Vid(Seg2VidConfig(height=32, width=32, frames=2, object_motion="rigid", object_head=True,
+                                  object_latent=2))
+    labels = torch.zeros(1, model.config.label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = model.config.foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    frames = torch.rand(1, 3, 3, 32, 32)
+    out = model(frames, labels)
+    kl = {w: float(seg2vid_loss(out, frames, LossConfig(object_kl=w, perceptual=0))[1]["kl"])
+          for w in (0.0, 1.0, 2.0)}
+    assert kl[0.0] > 0 and kl[1.0] > kl[0.0]  # the global z's KL stays; the objects' part scales linearly
+    assert kl[2.0] - kl[1.0] == pytest.approx(kl[1.0] - kl[0.0], rel=1e-5)

@@ -101,6 +101,8 @@ class LossConfig(FrozenConfig):
             weight if samples from the prior look unlike posterior reconstructions.
         kl_warmup_steps: linear KL annealing: the KL weight is ``kl * min(1, (step + 1) / N)``
             at (0-based) optimiser step ``step``; 0 = full weight from the start (the authors').
+        object_kl: the weight of the objects' latents' KL (``Seg2VidConfig.object_latent > 0``)
+            relative to the global one (1 = the same price per nat).
         ssim_alpha: share of the SSIM part in the ``ssim`` term (0.85, the authors').
         edge_scale: how strongly image edges switch the smoothness penalty off (per unit of
             intensity difference, images in [0, 1]; see :func:`seg2vid.losses.smoothness_loss`).
@@ -135,6 +137,7 @@ class LossConfig(FrozenConfig):
     mask_price: str = "constant"
     mask_fb: float = 0.0
     object_match: float = 0.0
+    object_kl: float = 1.0
     oracle_flow: float = 0.0
     oracle_visibility: float = 0.0
     visibility_balanced: bool = False
@@ -146,6 +149,8 @@ class LossConfig(FrozenConfig):
         negative = [name for name in ALL_TERMS if getattr(self, name) < 0]
         if negative:
             raise ValueError(f"loss weights must be >= 0 (0 switches a term off); negative: {negative}")
+        if self.object_kl < 0:
+            raise ValueError(f"object_kl must be >= 0, got {self.object_kl}")
         if self.kl_warmup_steps < 0:
             raise ValueError(f"kl_warmup_steps must be >= 0, got {self.kl_warmup_steps}")
         if not 0 <= self.ssim_alpha <= 1:
@@ -338,7 +343,7 @@ def seg2vid_loss(
             # every object's own latent against N(0, I), summed over the objects of a clip
             real = (output.objects.sum((2, 3)) > 0).to(value.dtype)  # (B, K)
             per_object = kl_diagonal_gaussian(output.object_mu, output.object_logvar, reduction="none")
-            value = value + (per_object * real).sum(1).mean()
+            value = value + config.object_kl * (per_object * real).sum(1).mean()
         return value
 
     def mask() -> Tensor:
