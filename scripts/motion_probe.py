@@ -46,11 +46,12 @@ from seg2vid.evaluation.motion_eval import speed  # noqa: E402
 from seg2vid.motion_losses import multiscale_warp_error  # noqa: E402
 
 
-def test_clips(n: int) -> dict[str, torch.Tensor]:
-    """The first ``n`` rich test clips, stacked: frames, flow_fwd, visible_fwd, label_map."""
-    data = synthetic_test_set(64, 64, 4, n, TEST_SEED, style="rich")
+def test_clips(n: int, seed: int = TEST_SEED) -> dict[str, torch.Tensor]:
+    """The first ``n`` rich test clips (or those of another split's ``seed``), stacked: frames,
+    flow_fwd, flow_bwd, visible_fwd, label_map."""
+    data = synthetic_test_set(64, 64, 4, n, seed, style="rich")
     clips = [data[i] for i in range(n)]
-    out = {k: torch.stack([c[k] for c in clips]) for k in ("frames", "flow_fwd", "visible_fwd")}
+    out = {k: torch.stack([c[k] for c in clips]) for k in ("frames", "flow_fwd", "flow_bwd", "visible_fwd")}
     out["label_map"] = torch.stack([c["labels"][0] for c in clips])
     return out
 
@@ -225,18 +226,16 @@ def objects(checkpoint: str, n: int = 64, val_clips: int = 96) -> None:
     from seg2vid.models.loading import load_model
     from seg2vid.models.objects import label_segments, match_objects, rigid_fit
 
-    def objects_of(clips: dict[str, torch.Tensor], flow_bwd: torch.Tensor):
+    def objects_of(clips: dict[str, torch.Tensor]):
         fg = CITYSCAPES.one_hot(clips["label_map"])[:, list(CITYSCAPES.foreground_ids)]
         masks = label_segments(fg, 16)
-        return masks, rigid_fit(masks, flow_bwd)[0], masks.sum((2, 3)) > 0
+        return masks, rigid_fit(masks, clips["flow_bwd"])[0], masks.sum((2, 3)) > 0
 
     model = load_model(checkpoint, "cpu").eval()
     if not model.config.object_latent:
         raise SystemExit(f"--objects needs a model with object_latent > 0; {checkpoint} has none")
-    data = synthetic_test_set(64, 64, 4, n, TEST_SEED, style="rich")
-    flow_bwd = torch.stack([data[i]["flow_bwd"] for i in range(n)])
     clips = test_clips(n)
-    masks, exact, real = objects_of(clips, flow_bwd)
+    masks, exact, real = objects_of(clips)
     with torch.no_grad():
         out = model.reconstruct(clips["frames"], CITYSCAPES.one_hot(clips["label_map"]),
                                 generator=torch.Generator().manual_seed(0))
@@ -254,10 +253,8 @@ def objects(checkpoint: str, n: int = 64, val_clips: int = 96) -> None:
     hit = float((marked * occluded).sum())
     print(f"  forward masks: {float(marked.mean()):.3f} marked, {float(occluded.mean()):.3f} occluded; "
           f"precision {hit / float(marked.sum()):.2f}, recall {hit / float(occluded.sum()):.2f}")
-    val = synthetic_test_set(64, 64, 4, val_clips, VAL_SEED, style="rich")
-    clips = {"frames": torch.stack([val[i]["frames"] for i in range(val_clips)]),
-             "label_map": torch.stack([val[i]["labels"][0] for i in range(val_clips)])}
-    masks, exact, real = objects_of(clips, torch.stack([val[i]["flow_bwd"] for i in range(val_clips)]))
+    clips = test_clips(val_clips, VAL_SEED)
+    masks, exact, real = objects_of(clips)
     print(f"the matcher vs the exact flow's fit ({val_clips} validation clips; "
           "trusted / good / bad per frame):")
     for settings in ({}, {"distinct": 0.9}, {"distinct": 0.95}):
@@ -280,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --checkpoint: forward occlusion from the label map and the flows, and the "
                         "supervised upper bound of a head on such cues (about 2 minutes)")
     parser.add_argument("--objects", action="store_true",
-                        help="with --checkpoint of an object_latent model: its objects' posterior motion by "
-                        "matching trust, and the matcher's trust settings (about 2 minutes)")
+                        help="with --checkpoint of an object_latent model, instead of the default probe: its "
+                        "objects' posterior motion by matching trust, and the matcher's trust settings "
+                        "(about 2 minutes)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.part is None and args.checkpoint is None:

@@ -165,13 +165,11 @@ class ObjectMotionHead(nn.Module):
         """features (B * T, C, h, w), frame-major per clip; masks (B, K, H, W); z (B, Z); object_z
         (B, K, Z_k) each object's own latent (``object_latent > 0``) -> (B, T, K, 3): (dx, dy)
         pixels and the scale change."""
-        b, k, h_full, w_full = masks.shape
+        b, k = masks.shape[:2]
         bt, c, h, w = features.shape
         t = bt // b
-        pooled = F.adaptive_avg_pool2d(masks, (h, w)).flatten(2)  # (B, K, h*w)
-        share = pooled.sum(2).clamp(min=1e-6)
-        feats = torch.einsum("bkn,btcn->btkc", pooled, features.reshape(b, t, c, h * w))
-        feats = feats / share[:, None, :, None]
+        # each frame's features averaged over each object: (B, K, T * C) -> (B, T, K, C)
+        feats = pool_over_objects(features.reshape(b, t * c, h, w), masks).view(b, k, t, c).transpose(1, 2)
         when = torch.arange(1, t + 1, device=z.device, dtype=z.dtype).view(1, t, 1, 1) / t  # frame t / T
         parts = [feats, z[:, None, None].expand(b, t, k, -1), object_place(masks)[:, None].expand(b, t, k, 3),
                  when.expand(b, t, k, 1)]
@@ -196,8 +194,9 @@ class ObjectPosterior(nn.Module):
     leave out -- the UNTRUSTED matches' displacements and every match's confidence (the margin
     of :func:`match_objects`), and the motion encoder's features averaged over the object -- through
     an extra linear layer that starts at zero (a warm start from a ``"trusted"`` model begins
-    with the same posterior). Most objects' matches are not trusted at t >= 2; without this, q
-    knows nothing of their motion.
+    with the same posterior). Most objects' matches are not trusted at t >= 2, and q places those
+    objects hardly better than zero motion; measured, 1500 steps with this option did not change
+    that (``data/results/motion_experiments.md``).
 
     Args:
         frames: T; latent: numbers per object; scale: pixels per unit of displacement;

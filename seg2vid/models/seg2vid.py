@@ -875,7 +875,9 @@ class Seg2Vid(nn.Module):
         else:  # also the untrusted matches, the confidences and the motion features over each object
             matched, trusted, confidence = match_objects(frames, objects, with_confidence=True)
             x = torch.cat([self._motion_input(frames), seen[:, self._fg]], dim=1)
-            features = self.foreground_encoder.convs[:2](x)  # (B, motion_widths[1], H/4, W/4)
+            # (B, motion_widths[1], H/4, W/4); posterior() ran these two convolutions on the same
+            # input already -- recomputed here (small, at H/2 and H/4) to keep its signature
+            features = self.foreground_encoder.convs[:2](x)
             mu, logvar = self.object_posterior(matched, trusted, objects, confidence, features)
         return objects, matched, trusted, mu, logvar
 
