@@ -8,8 +8,9 @@ The run is :class:`seg2vid.training.stage2.Trainer` with the options of a recipe
   export's sampling prior is fitted to 800 training clips (``scripts/fit_latent_prior.py``,
   ``Seg2VidConfig.latent_prior="fitted"``); see ``data/results/motion_experiments.md`` for how
   each option was chosen.
-* ``objects``: ``motion`` first (trained into ``--from-run``, or that run reused), then its
-  weights trained on to 6500 steps with the ``tiny_objects`` preset (the label map's objects
+* ``objects``: ``motion`` first (trained into ``--from-run``, or that run reused; or, with
+  ``--from-export PT``, that recipe's export, e.g. the shipped file of seg2vid 0.2.1), then its
+  weights trained on to 11000 steps with the ``tiny_objects`` preset (the label map's objects
   move as wholes, each with its own latent read from block matching; ``objects`` loss preset).
 * ``classic``: the seg2vid 0.1 checkpoint's recipe: the ``tiny`` preset with
   :meth:`LossConfig.for_pixel_flows` (the authors' weights, consistency and smoothness converted
@@ -27,6 +28,8 @@ running the same command with a larger ``--steps`` resumes the run)::
     python scripts/train_shipped.py --threads 1
     python scripts/train_shipped.py --recipe classic --out runs/classic --export runs/classic/classic.pt
     python scripts/train_shipped.py --recipe objects --out runs/objects --export runs/objects/objects.pt
+    python scripts/train_shipped.py --recipe objects --from-export data/checkpoints/seg2vid_tiny_64.pt \
+        --out runs/objects --export runs/objects/objects.pt
 """
 
 from __future__ import annotations
@@ -59,10 +62,11 @@ RECIPES = {
                "fit_prior": True},
     "classic": {"preset": "tiny", "loss": "pixel_flows", "style": "classic", "steps": 5000,
                 "fit_prior": False},
-    # from: first the "motion" recipe (into --from-run, reused when it is there), then its weights
-    # trained on to 6500 steps with the label map's objects moving as wholes, each with its own
-    # latent (2026-12-01, third session, data/results/motion_experiments.md)
-    "objects": {"preset": "tiny_objects", "loss": "objects", "style": "rich", "steps": 6500,
+    # from: first the "motion" recipe (into --from-run, reused when it is there, or its export with
+    # --from-export), then its weights trained on to 11000 steps with the label map's objects moving
+    # as wholes, each with its own latent (6500 in the third session; four 1500-step legs to 11000
+    # in the fourth gave forward IoU 0.249 -> 0.273, data/results/motion_experiments.md)
+    "objects": {"preset": "tiny_objects", "loss": "objects", "style": "rich", "steps": 11000,
                 "fit_prior": True, "from": "motion"},
 }
 TRAIN = {"batch_size": 8, "lr": 1e-3, "seed": 0, "num_clips": 1000, "sample_every": 1000,
@@ -91,6 +95,28 @@ def stopped(trainer) -> int:
     return EXIT_STOPPED
 
 
+def warm_start_from_export(trainer, export: Path, base_config) -> int:
+    """Start ``trainer`` (a recipe that continues another) from the weights of that other recipe's
+    EXPORT ``export`` (a model-only checkpoint: ``scripts/train_shipped.py`` of the base recipe,
+    its sampling prior fitted or not); returns the step it continues from.
+
+    Raises:
+        CheckpointMismatchError: the export is not of the base recipe's model preset (every
+            differing field is named; the sampling prior, ``latent_prior``, may differ).
+    """
+    from seg2vid.checkpoints import CheckpointMismatchError, config_differences, load_checkpoint
+    from seg2vid.models.seg2vid import Seg2VidConfig
+
+    saved = Seg2VidConfig.from_dict(load_checkpoint(export)["model_config"]).to_dict()  # added fields: defaults
+    problems = config_differences(saved, base_config.to_dict(), ignore=("latent_prior",))
+    if problems:
+        raise CheckpointMismatchError(f"{export} is not an export of the recipe this one continues; "
+                                      "differing model fields:\n  " + "\n  ".join(problems))
+    mine = trainer.model_config.to_dict()
+    differ = tuple(key for key, value in mine.items() if saved.get(key) != value)
+    return trainer.warm_start(export, differ=differ)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/seg2vid_tiny_64"), help="training folder")
@@ -104,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="for a recipe that continues another (objects): that one's training folder")
     parser.add_argument("--from-steps", type=int, default=None,
                         help="override the optimiser steps of the recipe it continues (a quick check)")
+    parser.add_argument("--from-export", type=Path, default=None,
+                        help="for a recipe that continues another: start from that recipe's EXPORT "
+                             "instead of its training folder (e.g. the motion recipe's shipped file)")
     args = parser.parse_args(argv)
     if args.recipe != "motion" and "--export" not in (argv if argv is not None else sys.argv):
         parser.error(f"--recipe {args.recipe} needs an explicit --export "
@@ -141,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if trainer.checkpoint_path.is_file():
         print(f"resuming {trainer.checkpoint_path} at step {trainer.resume()}")
+    elif "from" in recipe and args.from_export is not None:  # the recipe it continues, exported
+        step = warm_start_from_export(trainer, args.from_export, PRESETS[RECIPES[recipe["from"]]["preset"]])
+        print(f"warm start from {args.from_export} (step {step})")
     elif "from" in recipe:  # first the recipe it continues (or its finished run), then its weights
         base = make_trainer(recipe["from"], args.from_run, args.from_steps)
         if base.checkpoint_path.is_file():

@@ -82,6 +82,8 @@ __all__ = ["TrainConfig", "Trainer", "check_batch"]
 _STREAM_LENGTH = 2**31
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+#: The buffers of ``Seg2VidConfig(latent_prior="fitted")``: the sampling prior, not trained weights.
+_FITTED_PRIOR_BUFFERS = ("fitted_mean", "fitted_scale", "object_fitted_mean", "object_fitted_scale")
 
 
 
@@ -471,7 +473,15 @@ class Trainer(TrainLoop):
         if not new_modules:
             self.model.load_state_dict(ckpt["model"])
             return
-        missing, unexpected = self.model.load_state_dict(ckpt["model"], strict=False)
+        weights = ckpt["model"]
+        if self.model_config.latent_prior != "fitted":
+            # a sampling prior fitted to the checkpoint's posteriors (latent_prior="fitted") is not a
+            # trained weight and means nothing to this model: left out (refit it after training)
+            prior = [name for name in weights if name in _FITTED_PRIOR_BUFFERS]
+            if prior:
+                print(f"warm start: the checkpoint's fitted sampling prior is left out ({', '.join(prior)})")
+                weights = {name: value for name, value in weights.items() if name not in prior}
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
         if unexpected:
             raise CheckpointMismatchError(f"the checkpoint has weights this model lacks: {unexpected}")
         if missing:
