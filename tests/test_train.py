@@ -72,6 +72,55 @@ def test_warm_start_takes_the_weights_and_the_step_count_only(tmp_path):
         resumed.warm_start(path)
 
 
+def fitted_export(tmp_path, model=MODEL):
+    """A model-only export of a 2-step run whose sampling prior is fitted (made-up numbers)."""
+    first = make_trainer(tmp_path / "fit_src", model=model)
+    first.train()
+    export = export_model(first.checkpoint_path, tmp_path / "fitted.pt")
+    ckpt = torch.load(export, weights_only=True)
+    ckpt["model_config"]["latent_prior"] = "fitted"
+    z = 2 * model.latent_dim
+    ckpt["model"] |= {"fitted_mean": torch.full((z,), 0.5), "fitted_scale": 2 * torch.eye(z)}
+    torch.save(ckpt, export)
+    return first, export
+
+
+def test_warm_start_leaves_out_a_fitted_sampling_prior_the_new_model_lacks(tmp_path):
+    first, export = fitted_export(tmp_path)
+    # a model that samples from N(0, I) takes the weights and leaves the prior out ...
+    plain = make_trainer(tmp_path / "plain")
+    assert plain.warm_start(export, differ=("latent_prior",)) == 2
+    for a, b in zip(first.model.parameters(), plain.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not hasattr(plain.model, "fitted_mean")
+    # ... and one with latent_prior="fitted" takes the prior along
+    fitted = make_trainer(tmp_path / "fitted", model=MODEL.replace(latent_prior="fitted"))
+    fitted.warm_start(export)
+    torch.testing.assert_close(fitted.model.fitted_scale, 2 * torch.eye(2 * MODEL.latent_dim))
+
+
+def test_train_shipped_continues_the_base_recipes_export_only(tmp_path):
+    """``train_shipped.py --from-export``: the objects recipe starts from an export of the model
+    preset it continues (its fitted prior left out); an export of another model is refused,
+    naming the fields."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("train_shipped", Path(__file__).parents[1] / "scripts"
+                                                  / "train_shipped.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    first, export = fitted_export(tmp_path)
+    objects = MODEL.replace(object_motion="rigid", object_head=True, object_latent=2)
+    trainer = make_trainer(tmp_path / "objects", steps=3, model=objects)
+    assert script.warm_start_from_export(trainer, export, MODEL) == 2
+    torch.testing.assert_close(trainer.model.refiner.state_dict(), first.model.refiner.state_dict())
+    assert trainer.train()["step"] == 3
+    with pytest.raises(CheckpointMismatchError, match="latent_dim: checkpoint 4, now 5"):
+        script.warm_start_from_export(make_trainer(tmp_path / "other", model=objects), export,
+                                      MODEL.replace(latent_dim=5))
+
+
 @pytest.mark.parametrize("num_clips", [None, 3])
 def test_two_plus_two_resumed_steps_equal_four_straight(tmp_path, num_clips):
     first = make_trainer(tmp_path / "a", steps=2, num_clips=num_clips)
