@@ -217,10 +217,11 @@ def objects(checkpoint: str, n: int = 64, val_clips: int = 96) -> None:
     On ``n`` test clips: per frame t, the distance in pixels between each object's displacement in
     the POSTERIOR-MEAN reconstruction and the least-squares fit of the exact backward flow over the
     object (:func:`seg2vid.models.objects.rigid_fit`), for the objects whose block match was
-    trusted and for the others (zero motion for scale), and the posterior forward masks' precision
-    and recall. On ``val_clips`` validation clips (no model): the matcher against the same fit,
-    at its settings and with a looser trust test -- the share of (object, frame) pairs trusted,
-    trusted and within 1 px ("good"), and the share of the trusted ones off by 2 px or more.
+    trusted and for the others (zero motion for scale), and what the posterior forward masks mark
+    (:func:`forward_mask_parts`). On ``val_clips`` validation clips (no model): the matcher
+    against the same fit, at its settings and with a looser trust test -- the share of (object,
+    frame) pairs trusted, trusted and within 1 px ("good"), and the share of the trusted ones off
+    by 2 px or more.
     """
     from seg2vid.data.splits import VAL_SEED
     from seg2vid.models.loading import load_model
@@ -249,10 +250,7 @@ def objects(checkpoint: str, n: int = 64, val_clips: int = 96) -> None:
         print(f"  t={t + 1}: trusted {float(yes.sum() / real.sum()):.2f}: median {e[yes].median():.2f} "
               f"mean {e[yes].mean():.2f} | untrusted: median {e[no].median():.2f} "
               f"mean {e[no].mean():.2f} | zero motion: mean {zero:.2f}")
-    marked, occluded = (out.mask_fwd < 0.5).float(), 1 - clips["visible_fwd"]
-    hit = float((marked * occluded).sum())
-    print(f"  forward masks: {float(marked.mean()):.3f} marked, {float(occluded.mean()):.3f} occluded; "
-          f"precision {hit / float(marked.sum()):.2f}, recall {hit / float(occluded.sum()):.2f}")
+    forward_mask_parts(out, clips)
     clips = test_clips(val_clips, VAL_SEED)
     masks, exact, real = objects_of(clips)
     print(f"the matcher vs the exact flow's fit ({val_clips} validation clips; "
@@ -267,6 +265,52 @@ def objects(checkpoint: str, n: int = 64, val_clips: int = 96) -> None:
             bad = float((yes & (err[:, t] >= 2)).sum() / yes.sum().clamp(min=1))
             cells.append(f"{float(yes.sum() / real.sum()):.2f} / {good:.2f} / {bad:.2f}")
         print(f"  {settings or 'default (distinct=0.8)'}: " + " | ".join(cells))
+
+
+def forward_mask_parts(out, clips: dict[str, torch.Tensor]) -> None:
+    """Print what the posterior forward masks of an ``object_motion="rigid"`` model mark, and why
+    the exact occlusion is there.
+
+    The mask is the decoder's own mask times the objects' geometric visibility
+    (``out.object_visibility``); both are scored (marked share, precision, recall, and the IoU
+    averaged over frames like ``occlusion_iou_fwd``), the decoder's part by what it marks where
+    the geometry says visible. The exact occlusion is split by cause: the frame edge (the exact
+    source lies outside frame 0), a source on frame 0's foreground (an object moved away), and the
+    rest (one background surface moving over another: parallax), with each part's recall.
+    """
+    from seg2vid.flow import in_frame_mask, warp
+    from seg2vid.metrics import frame_mask_iou
+
+    occluded = 1 - clips["visible_fwd"]  # (B, T, 1, H, W)
+    geometric = (out.object_visibility < 0.5).float()
+    final = (out.mask_fwd < 0.5).float()
+    decoder = final * (1 - geometric)  # marked by the decoder's mask where the geometry says visible
+
+    def scores(name: str, marked: torch.Tensor, iou: bool = True) -> None:
+        hit = float((marked * occluded).sum())
+        precision, recall = hit / max(float(marked.sum()), 1), hit / float(occluded.sum())
+        line = f"  {name}: {float(marked.mean()):.3f} marked; precision {precision:.2f}, recall {recall:.2f}"
+        if iou:
+            line += f", IoU {float(frame_mask_iou(marked, occluded).nanmean()):.3f}"
+        print(line)
+
+    print(f"posterior forward masks ({float(occluded.mean()):.3f} of the pixels occluded):")
+    scores("the masks (decoder x geometry)", final)
+    scores("the geometric visibility alone", geometric)
+    scores("the decoder's mask, where the geometry says visible", decoder, iou=False)
+    fg0 = torch.isin(clips["label_map"], torch.tensor(CITYSCAPES.foreground_ids)).float()[:, None, None]
+    t = occluded.shape[1]
+    exact = clips["flow_fwd"]
+    edge = (in_frame_mask(exact) < 0.5) & (occluded > 0.5)
+    from_fg = (warp(fg0.expand(-1, t, -1, -1, -1).contiguous(), exact) > 0.5) & (occluded > 0.5) & ~edge
+    causes = {"frame edge": edge, "source on frame 0's foreground": from_fg,
+              "background over background (parallax)": (occluded > 0.5) & ~edge & ~from_fg}
+    for name, part in causes.items():
+        n = max(float(part.sum()), 1)
+        by_masks = float((final.bool() & part).sum()) / n
+        by_geometry = float((geometric.bool() & part).sum()) / n
+        print(f"  exact occlusion from {name}: {float(part.sum()) / float(occluded.sum()):.2f} of it; "
+              f"recall: masks {by_masks:.2f}, geometry {by_geometry:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,7 +107,8 @@ def warm_start_from_export(trainer, export: Path, base_config) -> int:
     from seg2vid.checkpoints import CheckpointMismatchError, config_differences, load_checkpoint
     from seg2vid.models.seg2vid import Seg2VidConfig
 
-    saved = Seg2VidConfig.from_dict(load_checkpoint(export)["model_config"]).to_dict()  # added fields: defaults
+    # through from_dict: fields added since the export was written take their defaults
+    saved = Seg2VidConfig.from_dict(load_checkpoint(export)["model_config"]).to_dict()
     problems = config_differences(saved, base_config.to_dict(), ignore=("latent_prior",))
     if problems:
         raise CheckpointMismatchError(f"{export} is not an export of the recipe this one continues; "

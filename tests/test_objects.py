@@ -67,6 +67,11 @@ def test_a_moved_object_carries_its_flow_and_reveals_what_it_covered():
     expected = torch.zeros(H, W, dtype=torch.bool)
     expected[10:20, 8:12] = True  # the strip it uncovered: background now, under the car in frame 0
     assert torch.equal(occluded, expected)
+    # the geometric visibility itself, on request: the factor the mask was multiplied by
+    half = torch.full_like(ones, 0.5)
+    *_, geometric = compose_object_motion(masks, flow_fwd, flow_bwd, half, fg.sum(1, keepdim=True),
+                                          return_visibility=True)
+    torch.testing.assert_close(geometric, vis)
 
 
 def test_sources_outside_the_frame_are_occluded():
@@ -91,6 +96,9 @@ def test_the_rigid_model_trains_and_samples_without_new_weights():
     car = config.foreground_channels[2]
     labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
     out = model(frames, labels)
+    # the output carries the geometric visibility: the decoder's mask (in (0, 1)) times it
+    assert out.object_visibility.shape == out.mask_fwd.shape and not out.object_visibility.requires_grad
+    assert bool((out.mask_fwd <= out.object_visibility + 1e-6).all())
     (out.frames.mean() + out.flow_fwd.abs().mean() + out.flow_bwd.abs().mean()).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     sample = model.sample(frames[:, 0], labels, n_samples=2)

@@ -303,6 +303,10 @@ class Seg2VidOutput:
         prior_mu, prior_logvar: the learned prior, or None for N(0, I).
         objects: (B, K, H, W) the first frame's object masks (``object_motion="rigid"``; else None).
         object_shift: (B, T, K, 2) pixels, each object's displacement frame 0 -> t (x, y), or None.
+        object_visibility: (B, T, 1, H, W) in [0, 1], detached: the forward visibility the
+            objects' motion implies (what :func:`~seg2vid.models.objects.compose_object_motion`
+            multiplies into ``mask_fwd``; the decoder's own mask is ``mask_fwd`` divided by it
+            where it is > 0), or None.
         object_mu, object_logvar: (B, K, object_latent) the objects' posteriors (training with
             ``object_latent > 0``; else None).
         object_matched, object_trusted: (B, T, K, 2) pixels and (B, T, K) bool, the objects'
@@ -323,6 +327,7 @@ class Seg2VidOutput:
     prior_logvar: Tensor | None = None
     objects: Tensor | None = None
     object_shift: Tensor | None = None
+    object_visibility: Tensor | None = None
     object_mu: Tensor | None = None
     object_logvar: Tensor | None = None
     object_matched: Tensor | None = None
@@ -773,9 +778,9 @@ class Seg2Vid(nn.Module):
                     shape, generator=generator, device=objects.device, dtype=objects.dtype))
             correction = (None if self.object_head is None
                           else self.object_head(kept[0], objects, z, object_z))
-            flow_fwd, flow_bwd, mask_fwd, object_shift = compose_object_motion(
+            flow_fwd, flow_bwd, mask_fwd, object_shift, object_visibility = compose_object_motion(
                 objects, flow_fwd, flow_bwd, mask_fwd, foreground.sum(1, keepdim=True).clamp(max=1),
-                correction)
+                correction, return_visibility=True)
         if variant == "zero_flow":
             flow_fwd, flow_bwd = torch.zeros_like(flow_fwd), torch.zeros_like(flow_bwd)
         elif variant == "no_masks":
@@ -796,7 +801,7 @@ class Seg2Vid(nn.Module):
             refined = self.refiner(filled.flatten(0, 1), seen.flatten(0, 1)).view(b, t, 3, *size)
         out = Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
         if self.config.object_motion == "rigid":
-            out.objects, out.object_shift = objects, object_shift
+            out.objects, out.object_shift, out.object_visibility = objects, object_shift, object_visibility
         return out
 
     def _labels_seen(self, labels: Tensor) -> Tensor:
