@@ -3,33 +3,36 @@
 
 The run is :class:`seg2vid.training.stage2.Trainer` with the options of a recipe (:data:`RECIPES`):
 
-* ``motion`` (the default, shipped since seg2vid 0.2): the ``tiny_motion`` model preset and the
-  ``motion`` loss preset on the rich synthetic streets (the default data), 5000 steps; then the
-  export's sampling prior is fitted to 800 training clips (``scripts/fit_latent_prior.py``,
-  ``Seg2VidConfig.latent_prior="fitted"``); see ``data/results/motion_experiments.md`` for how
-  each option was chosen.
-* ``objects``: ``motion`` first (trained into ``--from-run``, or that run reused; or, with
-  ``--from-export PT``, that recipe's export, e.g. the shipped file of seg2vid 0.2.1), then its
-  weights trained on to 11000 steps with the ``tiny_objects`` preset (the label map's objects
-  move as wholes, each with its own latent read from block matching; ``objects`` loss preset).
+* ``objects`` (the default, shipped since seg2vid 0.3): ``motion`` first (trained into
+  ``--from-run``, or that run reused; or, with ``--from-export PT``, that recipe's export, e.g. the
+  shipped file of seg2vid 0.2.1: ``git show f066999:data/checkpoints/seg2vid_tiny_64.pt``), then
+  its weights trained on to 11000 steps with the ``tiny_objects`` preset (the label map's objects
+  move as wholes, each with its own latent read from block matching; ``objects`` loss preset);
+  then the export's sampling prior is fitted to 800 training clips (``scripts/fit_latent_prior.py``,
+  ``Seg2VidConfig.latent_prior="fitted"``, the objects' latents too).
+* ``motion`` (shipped in seg2vid 0.2 and 0.2.1): the ``tiny_motion`` model preset and the
+  ``motion`` loss preset on the rich synthetic streets (the default data), 5000 steps, its prior
+  fitted the same way; see ``data/results/motion_experiments.md`` for how each option was chosen.
 * ``classic``: the seg2vid 0.1 checkpoint's recipe: the ``tiny`` preset with
   :meth:`LossConfig.for_pixel_flows` (the authors' weights, consistency and smoothness converted
-  for flows in pixels) on the classic streets. It never replaces the shipped file unless
-  ``--export`` says so.
+  for flows in pixels) on the classic streets.
+
+Only the default recipe writes the shipped file by default; the others need an explicit
+``--export``.
 
 It writes its folder (``runs/seg2vid_tiny_64``: checkpoint, full CSV log, summary, sample GIFs),
 then the model-only export, a trimmed log (every ``--log-stride``-th step), the evaluation
 ``scripts/evaluate_shipped.py --write`` next to it, and the issue-11 protocol
 ``seg2vid evaluate --split test`` into ``EXPORT_eval/``.
 
-Usage, from the repository root (about 50 minutes on one CPU core; ``--steps N`` stops earlier, and
-running the same command with a larger ``--steps`` resumes the run)::
+Usage, from the repository root (``--steps N`` stops earlier, and running the same command with a
+larger ``--steps`` resumes the run)::
 
-    python scripts/train_shipped.py --threads 1
+    python scripts/train_shipped.py --threads 2     # motion, then objects: about 50 + 48 minutes
+    git show f066999:data/checkpoints/seg2vid_tiny_64.pt > motion.pt   # or: start from 0.2.1's export
+    python scripts/train_shipped.py --threads 2 --from-export motion.pt   # the objects part only
+    python scripts/train_shipped.py --recipe motion --out runs/motion --export runs/motion/motion.pt
     python scripts/train_shipped.py --recipe classic --out runs/classic --export runs/classic/classic.pt
-    python scripts/train_shipped.py --recipe objects --out runs/objects --export runs/objects/objects.pt
-    python scripts/train_shipped.py --recipe objects --from-export data/checkpoints/seg2vid_tiny_64.pt \
-        --out runs/objects --export runs/objects/objects.pt
 """
 
 from __future__ import annotations
@@ -65,25 +68,46 @@ RECIPES = {
     # from: first the "motion" recipe (into --from-run, reused when it is there, or its export with
     # --from-export), then its weights trained on to 11000 steps with the label map's objects moving
     # as wholes, each with its own latent (6500 in the third session; four 1500-step legs to 11000
-    # in the fourth gave forward IoU 0.249 -> 0.273, data/results/motion_experiments.md)
+    # in the fourth gave forward IoU 0.249 -> 0.273; shipped in seg2vid 0.3: 6000 steps from 0.2.1's
+    # export in 2890 s on 2 threads, forward IoU 0.263; data/results/motion_experiments.md)
     "objects": {"preset": "tiny_objects", "loss": "objects", "style": "rich", "steps": 11000,
                 "fit_prior": True, "from": "motion"},
 }
+#: The recipe of the shipped file (the default, the only one that writes it without --export).
+SHIPPED_RECIPE = "objects"
 TRAIN = {"batch_size": 8, "lr": 1e-3, "seed": 0, "num_clips": 1000, "sample_every": 1000,
          "checkpoint_every": 500, "device": "cpu"}
 
 
-def trimmed_log(log_path: Path, stride: int) -> str:
-    """Every ``stride``-th row of the trainer's CSV log (and the last), numbers to 5 significant digits."""
+def _rows(log_path: Path) -> tuple[list[str], list[list[str]]]:
     with open(log_path, newline="") as fh:
         rows = list(csv.reader(fh))
-    header, body = rows[0], rows[1:]
+    return rows[0], rows[1:]
+
+
+def trimmed_log(log_path: Path, stride: int, before: Path | None = None, before_stride: int = 1) -> str:
+    """Every ``stride``-th row of the trainer's CSV log (and the last), numbers to 5 significant digits.
+
+    ``before``: the log of the run this one continues (a training folder's ``log.csv``, or an
+    export's trimmed ``.log.csv``), whose rows before this log's first step come first, every
+    ``before_stride``-th; a column only one of the two logs has is ``nan`` in the other's rows.
+    """
+    header, body = _rows(log_path)
     kept = [row for i, row in enumerate(body, start=1) if i % stride == 0 or i == 1 or i == len(body)]
+    rows = [dict(zip(header, row, strict=True)) for row in kept]
+    if before is not None and before.is_file():
+        earlier_header, earlier = _rows(before)
+        first = int(body[0][0]) if body else float("inf")
+        earlier = [row for row in earlier if int(row[0]) < first]
+        earlier = [row for i, row in enumerate(earlier, start=1)
+                   if i % before_stride == 0 or i == 1 or i == len(earlier)]
+        header = earlier_header + [name for name in header if name not in earlier_header]
+        rows = [dict(zip(earlier_header, row, strict=True)) for row in earlier] + rows
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
-    for row in kept:
-        writer.writerow([row[0], *(f"{float(v):.5g}" for v in row[1:])])
+    for row in rows:
+        writer.writerow([row["step"], *(f"{float(row.get(name, 'nan')):.5g}" for name in header[1:])])
     return text.getvalue()
 
 
@@ -124,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", type=Path, default=ROOT / "data" / "checkpoints" / "seg2vid_tiny_64.pt")
     parser.add_argument("--log-stride", type=int, default=25, help="keep every N-th log row (default: 25)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    parser.add_argument("--recipe", choices=tuple(RECIPES), default="motion",
-                        help="motion (default): the shipped checkpoint's recipe; classic: seg2vid 0.1's")
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default=SHIPPED_RECIPE,
+                        help=f"{SHIPPED_RECIPE} (default): the shipped checkpoint's recipe; motion: seg2vid "
+                        "0.2's; classic: seg2vid 0.1's")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's optimiser steps")
     parser.add_argument("--from-run", type=Path, default=Path("runs/seg2vid_tiny_64_motion"),
                         help="for a recipe that continues another (objects): that one's training folder")
@@ -135,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="for a recipe that continues another: start from that recipe's EXPORT "
                              "instead of its training folder (e.g. the motion recipe's shipped file)")
     args = parser.parse_args(argv)
-    if args.recipe != "motion" and "--export" not in (argv if argv is not None else sys.argv):
+    if args.recipe != SHIPPED_RECIPE and "--export" not in (argv if argv is not None else sys.argv):
         parser.error(f"--recipe {args.recipe} needs an explicit --export "
                      "(it must not replace the shipped checkpoint)")
     if argv is None:  # the same tcmalloc fast path as `seg2vid train`
@@ -196,7 +221,13 @@ def main(argv: list[str] | None = None) -> int:
         fit_prior = [sys.executable, str(ROOT / "scripts" / "fit_latent_prior.py"), "--checkpoint",
                      str(exported), "--out", str(exported), "--threads", str(args.threads)]
         subprocess.run(fit_prior, check=True, cwd=ROOT)
-    exported.with_suffix(".log.csv").write_text(trimmed_log(trainer.log_path, args.log_stride))
+    # a recipe that continues another logs that one's steps first: its training log, or its export's
+    if args.from_export is not None:
+        before, before_stride = args.from_export.with_suffix(".log.csv"), 1
+    else:
+        before, before_stride = args.from_run / "log.csv", args.log_stride
+    earlier = (before, before_stride) if "from" in recipe else (None, 1)
+    exported.with_suffix(".log.csv").write_text(trimmed_log(trainer.log_path, args.log_stride, *earlier))
     size = exported.stat().st_size / 2**20
     print(f"wrote {exported} ({size:.2f} MiB) and {exported.with_suffix('.log.csv')}")
     shipped_scores = [sys.executable, str(ROOT / "scripts" / "evaluate_shipped.py"), "--checkpoint",
