@@ -1,10 +1,11 @@
 """What the per-object motion options cost per training step (issue 11's ``tiny_objects`` preset).
 
 Times one stage-2 training step (forward, the loss without the perceptual term, backward, Adam) of
-the shipped recipe (``tiny_motion`` model, ``motion`` loss) and of the object recipe
-(``tiny_objects``, ``objects`` loss) on the SAME batch of rich street clips, rounds alternating so
-that a changing load hits both alike, and the two object pieces alone: the labelling of the
-objects (:func:`seg2vid.models.objects.label_segments`) and the block matching
+the motion recipe (``tiny_motion`` model, ``motion`` loss; shipped in seg2vid 0.2 and 0.2.1, hence
+its row's name) and of the object recipe (``tiny_objects``, ``objects`` loss; shipped since 0.3)
+on the SAME batch of rich street clips, rounds alternating so that a changing load hits both
+alike, and the two object pieces alone: the labelling of the objects
+(:func:`seg2vid.models.objects.label_segments`) and the block matching
 (:func:`seg2vid.models.objects.match_objects`). One thread; median over rounds.
 
     python benchmarks/bench_objects.py            # batch 8, 64x64, 1 + 4 frames, 5 rounds of 3 steps
