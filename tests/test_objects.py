@@ -58,7 +58,8 @@ def test_a_moved_object_carries_its_flow_and_reveals_what_it_covered():
     flow_bwd[0, 0, 0, 10:20, 8:16] = -4.0  # the object moves 4 px right, the background stays
     flow_fwd = torch.zeros(1, 1, 2, H, W)
     ones = torch.ones(1, 1, 1, H, W)
-    f_fwd, f_bwd, vis, shift = compose_object_motion(masks, flow_fwd, flow_bwd, ones, fg.sum(1, keepdim=True))
+    fg_any = fg.sum(1, keepdim=True)
+    f_fwd, f_bwd, vis, shift, _ = compose_object_motion(masks, flow_fwd, flow_bwd, ones, fg_any)
     assert torch.allclose(f_bwd, flow_bwd)  # a translation is fitted exactly
     assert torch.allclose(shift[0, 0, 0], torch.tensor([4.0, 0.0]))
     assert torch.allclose(f_fwd[0, 0, 0, 10:20, 12:20], torch.full((10, 8), 4.0))  # where it lands
@@ -67,18 +68,18 @@ def test_a_moved_object_carries_its_flow_and_reveals_what_it_covered():
     expected = torch.zeros(H, W, dtype=torch.bool)
     expected[10:20, 8:12] = True  # the strip it uncovered: background now, under the car in frame 0
     assert torch.equal(occluded, expected)
-    # the geometric visibility itself, on request: the factor the mask was multiplied by
+    # the geometric visibility itself: the factor a mask is multiplied by
     half = torch.full_like(ones, 0.5)
-    *_, geometric = compose_object_motion(masks, flow_fwd, flow_bwd, half, fg.sum(1, keepdim=True),
-                                          return_visibility=True)
+    _, _, halved, _, geometric = compose_object_motion(masks, flow_fwd, flow_bwd, half, fg_any)
     torch.testing.assert_close(geometric, vis)
+    torch.testing.assert_close(halved, 0.5 * vis)
 
 
 def test_sources_outside_the_frame_are_occluded():
     fg = torch.zeros(1, 1, H, W)
     flow_fwd = torch.zeros(1, 1, 2, H, W)
     flow_fwd[:, :, 0] = 3.0  # every pixel shows frame 0 three pixels to its left
-    _, _, vis, _ = compose_object_motion(label_segments(fg), flow_fwd, torch.zeros_like(flow_fwd),
+    _, _, vis, _, _ = compose_object_motion(label_segments(fg), flow_fwd, torch.zeros_like(flow_fwd),
                                       torch.ones(1, 1, 1, H, W), fg)
     assert torch.equal(vis[0, 0, 0, :, :3] < 0.5, torch.ones(H, 3, dtype=torch.bool))
     assert bool((vis[0, 0, 0, :, 3:] == 1).all())

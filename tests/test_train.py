@@ -622,6 +622,27 @@ def test_read_log_gives_one_array_per_column(tmp_path):
     assert log["step"].tolist() == [1.0, 2.0] and log["total"].dtype.kind == "f"
 
 
+def test_train_shipped_log_puts_the_continued_runs_steps_first(tmp_path):
+    """The shipped log of a recipe that continues another: that run's earlier steps first (every
+    ``before_stride``-th), then this run's every ``stride``-th, a column only one log has as nan."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("train_shipped", Path(__file__).parents[1] / "scripts"
+                                                  / "train_shipped.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    base, own = tmp_path / "base.csv", tmp_path / "own.csv"
+    base.write_text("step,total\n" + "".join(f"{i},{i / 10}\n" for i in range(1, 7)))
+    own.write_text("step,total,object_match\n" + "".join(f"{i},{i / 10},{i}\n" for i in range(5, 11)))
+    rows = list(csv.DictReader(script.trimmed_log(own, 2, base, 2).splitlines()))
+    # base steps 1..4 only (its 5 and 6 are this run's), every 2nd plus the first and last
+    assert [int(r["step"]) for r in rows] == [1, 2, 4, 5, 6, 8, 10]
+    assert all(math.isnan(float(r["object_match"])) for r in rows[:3])
+    assert [float(r["object_match"]) for r in rows[3:]] == [5, 6, 8, 10]
+    assert float(rows[1]["total"]) == pytest.approx(0.2)
+
+
 def test_train_shipped_exports_nothing_after_a_stop(tmp_path, monkeypatch):
     """A SIGTERM-stopped run of scripts/train_shipped.py must not export, fit or score the partial
     model: by default the export replaces the shipped checkpoint."""

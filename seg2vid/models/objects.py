@@ -253,8 +253,8 @@ def object_place(masks: Tensor) -> Tensor:
 
 
 def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mask_fwd: Tensor,
-                          foreground: Tensor, correction: Tensor | None = None,
-                          return_visibility: bool = False) -> tuple[Tensor, ...]:
+                          foreground: Tensor, correction: Tensor | None = None
+                          ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Move every object as a whole and mark what its motion reveals (see the module docstring).
 
     Args:
@@ -265,13 +265,12 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
             objects too small to be kept included).
         correction: (B, T, K, 3) optional (dx, dy, ds) added to the fitted displacement and scale
             (:class:`ObjectMotionHead`).
-        return_visibility: also return the geometric visibility itself.
     Returns:
-        ``(flow_fwd, flow_bwd, mask_fwd, shift)``: the first three of the same shapes (the rigid
-        object flows composited over the dense ones, and the forward mask times the geometric
-        visibility, detached); ``shift`` (B, T, K, 2) pixels, each object's displacement ``d``
-        (frame 0 -> t, x then y; 0 in empty slots). With ``return_visibility``, a fifth tensor:
-        that geometric visibility, (B, T, 1, H, W) in [0, 1], detached.
+        ``(flow_fwd, flow_bwd, mask_fwd, shift, visibility)``: the first three of the same shapes
+        (the rigid object flows composited over the dense ones, and the forward mask times the
+        geometric visibility); ``shift`` (B, T, K, 2) pixels, each object's displacement ``d``
+        (frame 0 -> t, x then y; 0 in empty slots); ``visibility`` (B, T, 1, H, W) in [0, 1],
+        detached, that geometric visibility itself.
     """
     b, t, _, h, w = flow_fwd.shape
     k = masks.shape[1]
@@ -305,9 +304,7 @@ def compose_object_motion(masks: Tensor, flow_fwd: Tensor, flow_bwd: Tensor, mas
         # was under the foreground, or outside the frame.
         source_fg = warp(foreground[:, None], flow_fwd)
         visible = covered + (1 - covered) * (1 - source_fg).clamp(0, 1) * in_frame_mask(flow_fwd)
-    if return_visibility:
-        return flow_fwd, flow_bwd, mask_fwd * visible, d, visible
-    return flow_fwd, flow_bwd, mask_fwd * visible, d
+    return flow_fwd, flow_bwd, mask_fwd * visible, d, visible
 
 
 def _subpixel(flat: Tensor, best: Tensor, by: Tensor, bx: Tensor, rows: int, cols: int,

@@ -286,6 +286,11 @@ PRESETS: dict[str, Seg2VidConfig] = {
 }
 
 
+#: The buffers ``Seg2VidConfig(latent_prior="fitted")`` adds: the sampling prior (global mean and
+#: scale, the objects' mean and scale), fitted after training, not trained weights.
+FITTED_PRIOR_BUFFERS = ("fitted_mean", "fitted_scale", "object_fitted_mean", "object_fitted_scale")
+
+
 @dataclass
 class Seg2VidOutput:
     """What the model predicts for a batch (B = batch, T = future frames).
@@ -617,11 +622,12 @@ class Seg2Vid(nn.Module):
         self.register_buffer("_bg", torch.tensor(c.background_channels, dtype=torch.long), persistent=False)
         self.register_buffer("_fg", torch.tensor(c.foreground_channels, dtype=torch.long), persistent=False)
         if c.latent_prior == "fitted":  # the sampling prior N(m, S S^T); N(0, I) until fit_latent_prior()
-            self.register_buffer("fitted_mean", torch.zeros(2 * c.latent_dim))
-            self.register_buffer("fitted_scale", torch.eye(2 * c.latent_dim))
+            mean, scale, object_mean, object_scale = FITTED_PRIOR_BUFFERS
+            self.register_buffer(mean, torch.zeros(2 * c.latent_dim))
+            self.register_buffer(scale, torch.eye(2 * c.latent_dim))
             if c.object_latent:  # and the same for the objects' own latents
-                self.register_buffer("object_fitted_mean", torch.zeros(c.object_latent))
-                self.register_buffer("object_fitted_scale", torch.eye(c.object_latent))
+                self.register_buffer(object_mean, torch.zeros(c.object_latent))
+                self.register_buffer(object_scale, torch.eye(c.object_latent))
 
     @property
     def latent_size(self) -> int:
@@ -780,7 +786,7 @@ class Seg2Vid(nn.Module):
                           else self.object_head(kept[0], objects, z, object_z))
             flow_fwd, flow_bwd, mask_fwd, object_shift, object_visibility = compose_object_motion(
                 objects, flow_fwd, flow_bwd, mask_fwd, foreground.sum(1, keepdim=True).clamp(max=1),
-                correction, return_visibility=True)
+                correction)
         if variant == "zero_flow":
             flow_fwd, flow_bwd = torch.zeros_like(flow_fwd), torch.zeros_like(flow_bwd)
         elif variant == "no_masks":

@@ -67,7 +67,7 @@ from seg2vid.data.labels import CITYSCAPES, LabelTable
 from seg2vid.data.pool import ClipPool
 from seg2vid.data.splits import SAMPLE_OFFSET
 from seg2vid.data.synthetic import LEGACY_STYLE, SceneConfig, SyntheticStreets
-from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig
+from seg2vid.models.seg2vid import FITTED_PRIOR_BUFFERS, Seg2Vid, Seg2VidConfig
 from seg2vid.training import distributed
 from seg2vid.training.loop import NonFiniteError, TrainLoop
 from seg2vid.training.objective import ALL_TERMS, LossConfig, seg2vid_loss
@@ -82,8 +82,6 @@ __all__ = ["TrainConfig", "Trainer", "check_batch"]
 _STREAM_LENGTH = 2**31
 
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-#: The buffers of ``Seg2VidConfig(latent_prior="fitted")``: the sampling prior, not trained weights.
-_FITTED_PRIOR_BUFFERS = ("fitted_mean", "fitted_scale", "object_fitted_mean", "object_fitted_scale")
 
 
 
@@ -477,7 +475,7 @@ class Trainer(TrainLoop):
         if self.model_config.latent_prior != "fitted":
             # a sampling prior fitted to the checkpoint's posteriors (latent_prior="fitted") is not a
             # trained weight and means nothing to this model: left out (refit it after training)
-            prior = [name for name in weights if name in _FITTED_PRIOR_BUFFERS]
+            prior = [name for name in weights if name in FITTED_PRIOR_BUFFERS]
             if prior:
                 print(f"warm start: the checkpoint's fitted sampling prior is left out ({', '.join(prior)})")
                 weights = {name: value for name, value in weights.items() if name not in prior}
