@@ -21,6 +21,9 @@ Usage, from the repository root (a few seconds each)::
 ``--geometry`` (2026-12-01, second session): could forward masks come from the label map and the
 flows? See :func:`geometry`.
 
+``--bounds`` (2026-12-02, sixth session), for the same models: the forward IoU's standard error on
+64 clips, and what exact object motion would give. See :func:`bounds`.
+
 ``--objects`` (2026-12-02, fourth session), for a model with ``object_latent > 0``: how far each
 object's posterior displacement is from the least-squares fit of the EXACT flow over it, split by
 whether its block match was trusted, and the matcher's trust settings on validation clips. See
@@ -313,6 +316,88 @@ def forward_mask_parts(out, clips: dict[str, torch.Tensor]) -> None:
               f"recall: masks {by_masks:.2f}, geometry {by_geometry:.2f}")
 
 
+def bounds(checkpoint: str, n: int = 64) -> None:
+    """How far better object motion could take the forward masks (``object_latent > 0``).
+
+    On ``n`` test clips and ``n`` validation clips: the posterior forward masks' IoU with the
+    exact occlusion per frame and averaged (as ``occlusion_iou_fwd``), with the standard error of
+    that mean over the clips (how much another draw of ``n`` clips may move it); the objects'
+    geometric visibility alone; the same two with every object moved by the least-squares fit of
+    the EXACT backward flow over it (what a perfect object posterior would reach with these
+    flows and decoder masks); and the objects' posterior q(z_k) fed the exact fit's displacements
+    as if its block matching had found them -- trusted for every object, or only where the
+    matcher trusts its own match (what a perfect matcher would reach through this model's
+    2-number z_k). Also each variant's mean distance of the objects' displacement to the exact fit.
+    """
+    from seg2vid.data.splits import VAL_SEED
+    from seg2vid.models.loading import load_model
+    from seg2vid.models.objects import compose_object_motion, rigid_fit
+
+    model = load_model(checkpoint, "cpu").eval()
+    if not model.config.object_latent:
+        raise SystemExit(f"--bounds needs a model with object_latent > 0; {checkpoint} has none")
+    for split, seed in (("test", TEST_SEED), ("validation", VAL_SEED)):
+        clips = test_clips(n, seed)
+        frames, labels = clips["frames"], CITYSCAPES.one_hot(clips["label_map"])
+        occluded = 1 - clips["visible_fwd"]
+        noise = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            out = model.reconstruct(frames, labels, generator=noise)
+            objects, _, trusted, _, _ = model.object_posteriors(frames, labels)
+            real = objects.sum((2, 3)) > 0  # (B, K)
+            exact_d, exact_s, _ = rigid_fit(objects, clips["flow_bwd"])
+            # the decoder's dense flows and masks for the posterior-mean z, then the objects moved
+            # by the exact fit instead of the model's (correction = exact - the dense flows' fit)
+            mu, _ = model.posterior(frames, labels)
+            kept: list[torch.Tensor] = []
+            features = model.image_encoder(torch.cat([frames[:, 0], labels], dim=1))
+            flow_fwd, flow_bwd, mask_fwd, _ = model.decoder(features, mu, frames.shape[-2:], frames[:, 0],
+                                                            kept)
+            fit_d, fit_s, _ = rigid_fit(objects, flow_bwd)
+            correction = torch.cat([exact_d - fit_d, (exact_s - fit_s)[..., None]], -1)
+            foreground = labels[:, model._fg].sum(1, keepdim=True).clamp(max=1)
+            _, _, exact_masks, exact_shift, exact_visibility = compose_object_motion(
+                objects, flow_fwd, flow_bwd, mask_fwd, foreground, correction)
+            fed = {}
+            for name, trust in (("trusted for every object", real[:, None].expand_as(trusted)),
+                                ("trusted where the matcher trusts", trusted)):
+                shift = torch.where(trust[..., None], exact_d, torch.zeros_like(exact_d))
+                object_mu, _ = model.object_posterior(shift, trust, objects)
+                fed[name] = model.decode(frames[:, 0], labels, mu, generator=torch.Generator().manual_seed(0),
+                                         objects=objects, object_z=object_mu)
+
+        print(f"{split} clips ({n}; {100 * float(occluded.mean()):.1f}% of the pixels occluded), forward IoU "
+              "+- its standard error:")
+        moved = (real[:, None].expand_as(trusted), exact_d)  # which objects count, and their truth
+        _iou_row("posterior masks (occlusion_iou_fwd)", out.mask_fwd, occluded, out.object_shift, moved)
+        _iou_row("posterior, the objects' geometric visibility alone", out.object_visibility, occluded)
+        _iou_row("objects moved by the exact flow's fit: masks", exact_masks, occluded, exact_shift, moved)
+        _iou_row("objects moved by the exact flow's fit: geometry alone", exact_visibility, occluded)
+        for name, decoded in fed.items():
+            _iou_row(f"exact displacements into q(z_k), {name}", decoded.mask_fwd, occluded,
+                     decoded.object_shift, moved)
+
+
+def _iou_row(name: str, masks: torch.Tensor, occluded: torch.Tensor, shift: torch.Tensor | None = None,
+             moved: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    """Print one line of :func:`bounds`: the forward IoU of ``masks`` (B, T, 1, H, W) (occluded
+    where < 0.5) against ``occluded``, mean over clips +- its standard error and per frame; with
+    ``shift`` (B, T, K, 2) and ``moved`` = (which (B, T, K) objects count, their exact (B, T, K, 2)
+    displacement), also the objects' mean distance to the truth in pixels."""
+    from seg2vid.metrics import frame_mask_iou
+
+    iou = frame_mask_iou((masks < 0.5).float(), occluded)  # (B, T)
+    clip = iou.nanmean(1)
+    clip = clip[~clip.isnan()]
+    per_frame = " ".join(f"{x:.3f}" for x in iou.nanmean(0).tolist())
+    line = (f"  {name:66s} IoU {float(clip.mean()):.3f} +- {float(clip.std() / len(clip) ** 0.5):.3f}"
+            f" (t = 1..{iou.shape[1]}: {per_frame})")
+    if shift is not None and moved is not None:
+        counted, exact = moved
+        line += f"; objects off by {float((shift - exact).norm(dim=-1)[counted].mean()):.2f} px"
+    print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("part", nargs="?", choices=("landscape",), help="the model-free part")
@@ -324,14 +409,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --checkpoint of an object_latent model, instead of the default probe: its "
                         "objects' posterior motion by matching trust, and the matcher's trust settings "
                         "(about 2 minutes)")
+    parser.add_argument("--bounds", action="store_true",
+                        help="with --checkpoint of an object_latent model, instead of the default probe: the "
+                        "forward IoU with its standard error on the test and validation clips, and what "
+                        "exact object motion would give (about 1 minute)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.part is None and args.checkpoint is None:
         parser.error("give 'landscape' and/or --checkpoint PT")
     if args.part == "landscape":
         landscape()
-    if (args.geometry or args.objects) and not args.checkpoint:
-        parser.error("--geometry and --objects need --checkpoint PT")
+    if (args.geometry or args.objects or args.bounds) and not args.checkpoint:
+        parser.error("--geometry, --objects and --bounds need --checkpoint PT")
+    if args.bounds:
+        bounds(args.checkpoint)
+        return 0
     if args.objects:
         objects(args.checkpoint)
         return 0

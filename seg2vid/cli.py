@@ -643,7 +643,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             "true_futures (synthetic clips): a perfect sampler, N further exact futures of the same "
             "first frame (render_futures, futures 1000..), posterior = the clip itself")
         rows.update(result["baselines"])
-    markdown = ev.format_table(rows)
+    markdown = ev.format_table(rows, spread=args.spread)
     out = Path(args.out)
     atomic_write(out / "eval.json", lambda fh: fh.write(json.dumps(result, indent=1).encode()))
     atomic_write(out / "table.md", lambda fh: fh.write((markdown + "\n\n" + ev.PROTOCOL + "\n").encode()))
@@ -804,6 +804,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="first frames with K true futures for future_coverage/precision (0 = skip; default: 16)")
     add("--future-k", type=int, default=8, help="true futures per first frame, K (default: 8)")
     add("--future-samples", type=int, default=8, help="prior samples per first frame, N (default: 8)")
+    add("--spread", choices=("std", "sem"), default="std",
+        help="what the table shows after ±: the spread over inputs (std, default) or the standard error "
+        "of the mean (sem: is a gap to a target more than the noise of this many clips?); eval.json has both")
     evaluate.set_defaults(func=_evaluate)
 
     stage1 = sub.add_parser(

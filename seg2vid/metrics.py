@@ -456,10 +456,11 @@ def summarize(per_frame: dict[str, torch.Tensor]) -> dict[str, dict]:
     Args:
         per_frame: name -> (B, T) per-frame or (B,) per-input scores.
     Returns:
-        name -> ``{"mean": float, "std": float, "n": int, "per_frame": list[float]}``: the mean
-        and sample standard deviation (NaN for fewer than 2 inputs) over the ``n`` inputs with a
-        defined score, and the mean at each frame index over inputs (length T; for
-        metric-vs-time plots; ``[mean]`` for (B,) scores).
+        name -> ``{"mean": float, "std": float, "sem": float, "n": int, "per_frame": list[float]}``:
+        the mean and sample standard deviation (NaN for fewer than 2 inputs) over the ``n`` inputs
+        with a defined score, the standard error of that mean (``std / sqrt(n)``: how far another
+        draw of ``n`` inputs may put it), and the mean at each frame index over inputs (length T;
+        for metric-vs-time plots; ``[mean]`` for (B,) scores).
     """
     summary = {}
     for name, scores in per_frame.items():
@@ -472,9 +473,11 @@ def summarize(per_frame: dict[str, torch.Tensor]) -> dict[str, dict]:
             values = values.unsqueeze(1)
         per_input = values.nanmean(dim=1)
         per_input = per_input[~per_input.isnan()]
+        std = per_input.std().item() if len(per_input) > 1 else math.nan
         summary[name] = {
             "mean": per_input.mean().item() if len(per_input) else math.nan,
-            "std": per_input.std().item() if len(per_input) > 1 else math.nan,
+            "std": std,
+            "sem": std / math.sqrt(len(per_input)) if len(per_input) > 1 else math.nan,
             "n": len(per_input),
             "per_frame": values.nanmean(dim=0).tolist(),
         }

@@ -161,12 +161,19 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
             "2",
             "--mean-flow-clips",
             "8",
+            "--spread",
+            "sem",
         ]
     )
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "PSNR best-of-N" in printed and "protocol:" in printed
     saved = json.loads((out / "eval.json").read_text())
+    # every score carries the standard error of its mean, and --spread sem prints it after the ±
+    psnr = saved["metrics"]["psnr_best_of_n"]
+    assert psnr["n"] == 2 and psnr["sem"] == pytest.approx(psnr["std"] / 2**0.5)
+    assert all("sem" in m for m in saved["metrics"].values())
+    assert f"{psnr['mean']:.3f} ± {psnr['sem']:.3f}" in printed
     assert saved["num_clips"] == 2 and saved["n_samples"] == 2 and "epe" in saved["metrics"]
     # the synthetic defaults bring the multi-future scores and every baseline (issue 11)
     assert {"future_coverage", "future_precision", "speed_correlation"} <= set(saved["metrics"])

@@ -277,12 +277,13 @@ def test_summarize_caps_inf_psnr_ignores_nan_and_gives_per_frame_means():
     assert psnr_summary["mean"] == pytest.approx(((PSNR_CAP_DB + 20) / 2 + 35) / 2)
     assert psnr_summary["std"] == pytest.approx(torch.tensor([(PSNR_CAP_DB + 20) / 2, 35.0]).std().item())
     assert psnr_summary["n"] == 2
+    assert psnr_summary["sem"] == pytest.approx(psnr_summary["std"] / math.sqrt(2))  # standard error
     assert summary["epe"]["mean"] == pytest.approx((1.0 + 4.0) / 2)
     assert summary["epe"]["per_frame"] == [2.0, 5.0]
     assert summary["lpips"]["mean"] == pytest.approx(0.3)
     assert summary["lpips"]["per_frame"] == [pytest.approx(0.3)]
     single = summarize({"ssim": torch.tensor([[0.5, 0.7]])})["ssim"]
-    assert single["mean"] == pytest.approx(0.6) and math.isnan(single["std"])
+    assert single["mean"] == pytest.approx(0.6) and math.isnan(single["std"]) and math.isnan(single["sem"])
     with pytest.raises(ValueError, match="psnr"):
         summarize({"psnr": torch.zeros(1, 2, 3)})
 

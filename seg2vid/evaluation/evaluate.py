@@ -23,7 +23,8 @@ The protocol (:data:`PROTOCOL`, saved next to every table):
   :mod:`~seg2vid.evaluation.fid`, :mod:`~seg2vid.evaluation.lpips`); their protocol is stored
   with their score.
 
-:func:`evaluate` returns a dict: ``"metrics"`` name -> {mean, std (over inputs), per_frame},
+:func:`evaluate` returns a dict: ``"metrics"`` name -> {mean, std (over inputs), sem (the standard
+error of the mean: std / sqrt(n)), n, per_frame},
 ``"protocol"``, and the settings. :func:`format_table` prints it.
 """
 
@@ -193,7 +194,7 @@ def evaluate(
     With exact flows and visibility in the clips, the motion metrics of :mod:`seg2vid.evaluation.motion_eval`
     are added (posterior reconstruction for a model; a baseline's ``posterior`` method, if any).
     Returns:
-        ``{"metrics": {name: {"mean", "std", "n", "per_frame"}}, "protocol": str, "n_samples",
+        ``{"metrics": {name: {"mean", "std", "sem", "n", "per_frame"}}, "protocol": str, "n_samples",
         "num_clips", "seconds", "feature_protocols": {...}}``.
     """
     from seg2vid.evaluation import motion_eval
@@ -309,9 +310,9 @@ def evaluate(
     if speeds:
         pair = torch.cat(speeds, dim=1)
         r, clips = motion_eval.speed_correlation(pair[0], pair[1]), pair.shape[1]
-        # one number over the clips; its "std" is the usual standard error of Pearson's r
-        summary["speed_correlation"] = {"mean": r, "std": (1 - r * r) / max(clips - 1, 1) ** 0.5,
-                                        "n": clips, "per_frame": []}
+        # one number over the clips; its "std" (and "sem") is the usual standard error of Pearson's r
+        error = (1 - r * r) / max(clips - 1, 1) ** 0.5
+        summary["speed_correlation"] = {"mean": r, "std": error, "sem": error, "n": clips, "per_frame": []}
     if multi_future:
         from seg2vid.evaluation.multifuture import multi_future_scores
 
@@ -320,13 +321,15 @@ def evaluate(
         from seg2vid.evaluation.fvd import fvd
 
         result = fvd(torch.cat(real_videos), torch.cat(fake_videos), fvd_extractor)
-        summary["fvd"] = {"mean": result["score"], "std": float("nan"), "n": len(dataset), "per_frame": []}
+        summary["fvd"] = {"mean": result["score"], "std": float("nan"), "sem": float("nan"),
+                          "n": len(dataset), "per_frame": []}
         feature_protocols["fvd"] = result["protocol"]
     if fid_extractor is not None:
         from seg2vid.evaluation.fid import fid
 
         result = fid(torch.cat(real_videos)[:, 1:], torch.cat(fake_videos)[:, 1:], fid_extractor)
-        summary["fid"] = {"mean": result["score"], "std": float("nan"), "n": len(dataset), "per_frame": []}
+        summary["fid"] = {"mean": result["score"], "std": float("nan"), "sem": float("nan"),
+                          "n": len(dataset), "per_frame": []}
         feature_protocols["fid"] = result["protocol"]
     return {
         "metrics": summary,
@@ -370,7 +373,8 @@ def format_table(rows: dict[str, dict[str, Any]], spread: str = "std") -> str:
 
     Args:
         rows: name -> ``evaluate(...)["metrics"]`` (or any name -> metric -> {"mean", spread}).
-        spread: the key shown after ±.
+        spread: the key shown after ±: ``"std"`` (the spread over inputs) or ``"sem"`` (the
+            standard error of the mean: is a gap to a target or a baseline more than noise?).
     """
     present = [(key, head) for key, head in COLUMNS if any(key in m for m in rows.values())]
     lines = ["| | " + " | ".join(head for _, head in present) + " |", "|---|" + "---|" * len(present)]

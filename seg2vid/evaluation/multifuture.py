@@ -200,7 +200,7 @@ def multi_future_scores(
         seed: seeds the samples.
         device: where the predictor runs.
     Returns:
-        ``{"future_coverage": {"mean", "std", "n", "per_frame"}, "future_precision": {...}}``
+        ``{"future_coverage": {"mean", "std", "sem", "n", "per_frame"}, "future_precision": {...}}``
         (std over scenes; ``per_frame`` is empty: the scores are per scene).
     """
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -227,8 +227,9 @@ def multi_future_scores(
 
     def summary(values: list[float]) -> dict[str, Any]:
         t = torch.tensor(values, dtype=torch.float64)
-        return {"mean": t.mean().item(), "std": t.std().item() if len(values) > 1 else float("nan"),
-                "n": len(values), "per_frame": []}
+        std = t.std().item() if len(values) > 1 else float("nan")
+        sem = std / len(values) ** 0.5 if len(values) > 1 else std
+        return {"mean": t.mean().item(), "std": std, "sem": sem, "n": len(values), "per_frame": []}
 
     return {"future_coverage": summary(coverage), "future_precision": summary(precision)}
 
