@@ -319,3 +319,31 @@ def test_the_objects_kl_weight_scales_only_their_part():
           for w in (0.0, 1.0, 2.0)}
     assert kl[0.0] > 0 and kl[1.0] > kl[0.0]  # the global z's KL stays; the objects' part scales linearly
     assert kl[2.0] - kl[1.0] == pytest.approx(kl[1.0] - kl[0.0], rel=1e-5)
+
+
+def test_the_posterior_trusts_matches_by_the_configured_uniqueness_ratio():
+    from seg2vid.models.objects import match_objects
+
+    torch.manual_seed(0)
+    labels = torch.zeros(1, Seg2VidConfig().label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = Seg2VidConfig().foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    frames = torch.rand(1, 3, 3, 32, 32) * 0.2
+    texture = torch.rand(3, 10, 8)
+    for t in range(3):  # the car moves 3 px right per frame, under noise: its match is not perfect
+        frames[0, t, :, 10:20, 8 + 3 * t:16 + 3 * t] = texture
+    frames = (frames + 0.15 * torch.randn_like(frames)).clamp(0, 1)
+    objects = torch.zeros(1, 1, 32, 32)
+    objects[0, 0, 10:20, 8:16] = 1
+    _, _, confidence = match_objects(frames, objects, with_confidence=True)
+    ratio = 1 - float(confidence[0, 0, 0])  # ~ best error / runner-up of frame 1
+    assert 0.05 < ratio < 0.9
+    trusted = {}
+    for distinct in (ratio - 0.04, min(ratio + 0.04, 1.0)):
+        config = Seg2VidConfig(height=32, width=32, frames=2, object_motion="rigid", object_head=True,
+                               object_latent=2, object_match_distinct=distinct)
+        trusted[distinct] = bool(Seg2Vid(config)(frames, labels).object_trusted[0, 0, 0])
+    assert list(trusted.values()) == [False, True]
+    with pytest.raises(ValueError, match="object_match_distinct"):
+        Seg2VidConfig(object_match_distinct=0.0)

@@ -167,6 +167,10 @@ class Seg2VidConfig(FrozenConfig):
             matches, every match's confidence and the foreground motion encoder's features
             (after its second convolution) averaged over the object, through a zero-initialised
             extra layer (:class:`~seg2vid.models.objects.ObjectPosterior`).
+        object_match_distinct: with ``object_latent > 0``, the block matcher's uniqueness ratio
+            (``distinct`` of :func:`~seg2vid.models.objects.match_objects`, in (0, 1]): a match is
+            trusted when its error is below this times the best error 2 px away. Higher trusts more
+            matches, wrong ones too (0.8, the default, is what the shipped model was trained with).
     """
 
     height: int = 64
@@ -196,6 +200,7 @@ class Seg2VidConfig(FrozenConfig):
     object_head: bool = False
     object_latent: int = 0
     object_posterior: str = "trusted"
+    object_match_distinct: float = 0.8
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -242,6 +247,8 @@ class Seg2VidConfig(FrozenConfig):
             raise ValueError("object_posterior='full' needs object_latent > 0")
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
+        if not 0 < self.object_match_distinct <= 1:
+            raise ValueError(f"object_match_distinct must be in (0, 1], got {self.object_match_distinct}")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"flow_time must be one of {FLOW_TIMES}, got {self.flow_time!r}")
         if self.align_corners != ALIGN_CORNERS:
@@ -880,11 +887,13 @@ class Seg2Vid(nn.Module):
             return None
         seen = self._labels_seen(labels)
         objects = label_segments(seen[:, self._fg], self.config.max_objects)
+        distinct = self.config.object_match_distinct
         if self.config.object_posterior == "trusted":
-            matched, trusted = match_objects(frames, objects)
+            matched, trusted = match_objects(frames, objects, distinct=distinct)
             mu, logvar = self.object_posterior(matched, trusted, objects)
         else:  # also the untrusted matches, the confidences and the motion features over each object
-            matched, trusted, confidence = match_objects(frames, objects, with_confidence=True)
+            matched, trusted, confidence = match_objects(frames, objects, distinct=distinct,
+                                                         with_confidence=True)
             x = torch.cat([self._motion_input(frames), seen[:, self._fg]], dim=1)
             # (B, motion_widths[1], H/4, W/4); posterior() ran these two convolutions on the same
             # input already -- recomputed here (small, at H/2 and H/4) to keep its signature
