@@ -384,13 +384,12 @@ def _iou_row(name: str, masks: torch.Tensor, occluded: torch.Tensor, shift: torc
     where < 0.5) against ``occluded``, mean over clips +- its standard error and per frame; with
     ``shift`` (B, T, K, 2) and ``moved`` = (which (B, T, K) objects count, their exact (B, T, K, 2)
     displacement), also the objects' mean distance to the truth in pixels."""
-    from seg2vid.metrics import frame_mask_iou
+    from seg2vid.metrics import frame_mask_iou, summarize
 
     iou = frame_mask_iou((masks < 0.5).float(), occluded)  # (B, T)
-    clip = iou.nanmean(1)
-    clip = clip[~clip.isnan()]
-    per_frame = " ".join(f"{x:.3f}" for x in iou.nanmean(0).tolist())
-    line = (f"  {name:66s} IoU {float(clip.mean()):.3f} +- {float(clip.std() / len(clip) ** 0.5):.3f}"
+    score = summarize({"iou": iou})["iou"]  # as seg2vid evaluate: per clip, then over clips
+    per_frame = " ".join(f"{x:.3f}" for x in score["per_frame"])
+    line = (f"  {name:66s} IoU {score['mean']:.3f} +- {score['sem']:.3f}"
             f" (t = 1..{iou.shape[1]}: {per_frame})")
     if shift is not None and moved is not None:
         counted, exact = moved

@@ -228,7 +228,7 @@ def multi_future_scores(
     def summary(values: list[float]) -> dict[str, Any]:
         t = torch.tensor(values, dtype=torch.float64)
         std = t.std().item() if len(values) > 1 else float("nan")
-        sem = std / len(values) ** 0.5 if len(values) > 1 else std
+        sem = std / len(values) ** 0.5 if len(values) > 1 else float("nan")
         return {"mean": t.mean().item(), "std": std, "sem": sem, "n": len(values), "per_frame": []}
 
     return {"future_coverage": summary(coverage), "future_precision": summary(precision)}
