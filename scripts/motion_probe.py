@@ -22,7 +22,8 @@ Usage, from the repository root (a few seconds each)::
 flows? See :func:`geometry`.
 
 ``--bounds`` (2026-12-02, sixth session), for the same models: the forward IoU's standard error on
-64 clips, and what exact object motion would give. See :func:`bounds`.
+64 clips, and what exact object motion would give. See :func:`bounds`. Its first rows are the
+model's own posterior, pinned to the block matches when the model's ``object_pin`` is set (0.3.1).
 
 ``--objects`` (2026-12-02, fourth session), for a model with ``object_latent > 0``: how far each
 object's posterior displacement is from the least-squares fit of the EXACT flow over it, split by

@@ -69,7 +69,8 @@ RECIPES = {
     # --from-export), then its weights trained on to 11000 steps with the label map's objects moving
     # as wholes, each with its own latent (6500 in the third session; four 1500-step legs to 11000
     # in the fourth gave forward IoU 0.249 -> 0.273; shipped in seg2vid 0.3: 6000 steps from 0.2.1's
-    # export in 2890 s on 2 threads, forward IoU 0.263; data/results/motion_experiments.md)
+    # export in 2890 s on 2 threads, forward IoU 0.263; 0.300 in 0.3.1, whose tiny_objects preset pins
+    # the posterior's objects to their block matches, object_pin=0.9; data/results/motion_experiments.md)
     "objects": {"preset": "tiny_objects", "loss": "objects", "style": "rich", "steps": 11000,
                 "fit_prior": True, "from": "motion"},
 }

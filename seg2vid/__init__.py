@@ -18,6 +18,6 @@ The package behind the course notebooks, in layers (each imports only those abov
 ``import seg2vid`` itself loads nothing but this docstring and the version.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = ["__version__"]

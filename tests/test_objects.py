@@ -347,3 +347,66 @@ def test_the_posterior_trusts_matches_by_the_configured_uniqueness_ratio():
     assert list(trusted.values()) == [False, True]
     with pytest.raises(ValueError, match="object_match_distinct"):
         Seg2VidConfig(object_match_distinct=0.0)
+
+
+def test_pinning_keeps_trusted_matches_and_fills_the_rest_at_their_constant_velocity():
+    from seg2vid.models.objects import pin_to_matches
+
+    shift = torch.tensor([[[[2.0, -1.0], [9.0, 9.0]],
+                           [[4.0, -2.0], [8.0, 7.0]],
+                           [[50.0, 50.0], [7.0, 5.0]]]])  # (B=1, T=3, K=2, 2)
+    trusted = torch.tensor([[[True, False], [True, False], [False, False]]])
+    target = pin_to_matches(shift, trusted)
+    # object 0: trusted at t = 1, 2 on a constant velocity (2, -1) per frame; frame 3 follows it
+    torch.testing.assert_close(target[0, :, 0], torch.tensor([[2.0, -1.0], [4.0, -2.0], [6.0, -3.0]]))
+    torch.testing.assert_close(target[0, :, 1], shift[0, :, 1])  # never trusted: its own matches
+    with pytest.raises(ValueError, match="trusted"):
+        pin_to_matches(shift, trusted[:, :2])
+
+
+def test_a_pinned_displacement_replaces_the_fitted_one_and_moves_the_revealed_strip():
+    fg = boxes((0, 10, 20, 8, 16))
+    masks = label_segments(fg)
+    flow_bwd = torch.zeros(1, 1, 2, H, W)
+    flow_bwd[0, 0, 0, 10:20, 8:16] = -4.0  # the dense flow says 4 px right
+    ones = torch.ones(1, 1, 1, H, W)
+    pinned = torch.tensor([[[[6.0, 0.0]]]])  # the match says 6
+    _, f_bwd, vis, shift, _ = compose_object_motion(masks, torch.zeros_like(flow_bwd), flow_bwd, ones,
+                                                    fg.sum(1, keepdim=True), pinned=pinned)
+    assert torch.allclose(shift[0, 0, 0], torch.tensor([6.0, 0.0]))
+    assert torch.allclose(f_bwd[0, 0, 0, 10:20, 8:16], torch.full((10, 8), -6.0))
+    expected = torch.zeros(H, W, dtype=torch.bool)
+    expected[10:20, 8:14] = True  # 6 columns uncovered now, not 4
+    assert torch.equal(vis[0, 0, 0] < 0.5, expected)
+    *_, kept, _ = compose_object_motion(masks, torch.zeros_like(flow_bwd), flow_bwd, ones,
+                                        fg.sum(1, keepdim=True))
+    assert torch.allclose(kept[0, 0, 0], torch.tensor([4.0, 0.0]))  # without the pin: the fit
+
+
+def test_a_pinned_posterior_reconstruction_puts_an_untrained_models_object_at_its_true_shift():
+    torch.manual_seed(0)
+    labels = torch.zeros(1, Seg2VidConfig().label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = Seg2VidConfig().foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    frames = torch.rand(1, 3, 3, 32, 32) * 0.2
+    texture = torch.rand(3, 10, 8)
+    for t in range(3):  # the car moves 3 px right and 1 px down per frame
+        frames[0, t, :, 10 + t:20 + t, 8 + 3 * t:16 + 3 * t] = texture
+    base = dict(height=32, width=32, frames=2, object_motion="rigid", object_head=True, object_latent=2)
+    model = Seg2Vid(Seg2VidConfig(**base)).eval()
+    pinned = Seg2Vid(Seg2VidConfig(**base, object_pin=0.9)).eval()
+    pinned.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        free, pin = model.reconstruct(frames, labels), pinned.reconstruct(frames, labels)
+    truth = torch.tensor([[3.0, 1.0], [6.0, 2.0]])
+    torch.testing.assert_close(pin.object_shift[0, :, 0], truth, atol=0.05, rtol=0)
+    assert float((free.object_shift[0, :, 0] - truth).norm(dim=-1).min()) > 1.0  # untrained: far off
+    # sampling does not read the clip, so the pin cannot change it
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    torch.testing.assert_close(model.sample(frames[:, 0], labels, generator=gen()).frames,
+                               pinned.sample(frames[:, 0], labels, generator=gen()).frames)
+    with pytest.raises(ValueError, match="object_pin"):
+        Seg2VidConfig(object_pin=0.9)  # no object latents
+    with pytest.raises(ValueError, match="object_pin"):
+        Seg2VidConfig(**base, object_pin=1.5)

@@ -53,6 +53,7 @@ from seg2vid.models.objects import (
     compose_object_motion,
     label_segments,
     match_objects,
+    pin_to_matches,
 )
 from seg2vid.utils import uses_bf16
 
@@ -171,6 +172,13 @@ class Seg2VidConfig(FrozenConfig):
             (``distinct`` of :func:`~seg2vid.models.objects.match_objects`, in (0, 1]): a match is
             trusted when its error is below this times the best error 2 px away. Higher trusts more
             matches, wrong ones too (0.8, the default, is what the shipped model was trained with).
+        object_pin: with ``object_latent > 0``, the uniqueness ratio at which POSTERIOR
+            reconstructions (:meth:`Seg2Vid.reconstruct`) pin each object to its block match in the
+            true clip (:func:`~seg2vid.models.objects.pin_to_matches`: trusted frames at the match,
+            the others at the constant velocity through them, objects never trusted at their
+            untrusted matches), instead of the displacement decoded from z_k; ``None`` (default):
+            no pinning. Training and sampling are unchanged: it
+            is an inference-time use of the measurement the posterior reads anyway.
     """
 
     height: int = 64
@@ -201,6 +209,7 @@ class Seg2VidConfig(FrozenConfig):
     object_latent: int = 0
     object_posterior: str = "trusted"
     object_match_distinct: float = 0.8
+    object_pin: float | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -249,6 +258,9 @@ class Seg2VidConfig(FrozenConfig):
             raise ValueError(f"max_objects must be >= 1, got {self.max_objects}")
         if not 0 < self.object_match_distinct <= 1:
             raise ValueError(f"object_match_distinct must be in (0, 1], got {self.object_match_distinct}")
+        if self.object_pin is not None and not (self.object_latent and 0 < self.object_pin <= 1):
+            raise ValueError(f"object_pin must be None or in (0, 1], and needs object_latent > 0; got "
+                             f"object_pin={self.object_pin}, object_latent={self.object_latent}")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"flow_time must be one of {FLOW_TIMES}, got {self.flow_time!r}")
         if self.align_corners != ALIGN_CORNERS:
@@ -280,12 +292,14 @@ class Seg2VidConfig(FrozenConfig):
 #: "tiny_motion": "tiny" with the issue-11 mask options (full-resolution mask head, the refiner's
 #: gradient stopped at the masks), for the ``"motion"`` loss preset of :mod:`seg2vid.training.objective`.
 #: "tiny_objects": "tiny_motion" whose label-map objects move as wholes, each with its own latent
-#: (``object_motion="rigid"``, ``object_head``, ``object_latent=2``), for the ``"objects"`` loss preset.
+#: (``object_motion="rigid"``, ``object_head``, ``object_latent=2``), for the ``"objects"`` loss preset;
+#: its posterior reconstructions pin objects to their block matches (``object_pin=0.9``, chosen on
+#: 256 validation clips in seg2vid 0.3.1, ``data/results/motion_experiments.md``).
 PRESETS: dict[str, Seg2VidConfig] = {
     "tiny": Seg2VidConfig(),
     "tiny_motion": Seg2VidConfig(mask_head="full", refiner_mask_grad=False),
     "tiny_objects": Seg2VidConfig(mask_head="full", refiner_mask_grad=False, object_motion="rigid",
-                                  object_head=True, object_latent=2),
+                                  object_head=True, object_latent=2, object_pin=0.9),
     "paper": Seg2VidConfig(
         height=128, width=256, frames=4, widths=(32, 64, 128, 256),
         motion_widths=(32, 64, 128, 128), refine_widths=(16, 32, 64, 128), latent_dim=16,
@@ -753,7 +767,8 @@ class Seg2Vid(nn.Module):
 
     def decode(self, first_frame: Tensor, labels: Tensor, z: Tensor,
                generator: torch.Generator | None = None, features: list[Tensor] | None = None,
-               objects: Tensor | None = None, object_z: Tensor | None = None) -> Seg2VidOutput:
+               objects: Tensor | None = None, object_z: Tensor | None = None,
+               object_pin: Tensor | None = None) -> Seg2VidOutput:
         """Decode latent ``z`` (B, 2 * latent_dim) into flows, masks and refined frames.
 
         ``features``: the image encoder's output for (first_frame, labels) when the caller has it
@@ -761,7 +776,9 @@ class Seg2Vid(nn.Module):
         H, W) and ``object_z`` (B, K, object_latent): the label map's objects and their latents
         (``object_latent > 0``; :meth:`forward` passes the posterior's); without them the
         objects come from the label map and z_k from the objects' prior
-        (:meth:`object_latent_from_noise`, noise drawn with ``generator``)."""
+        (:meth:`object_latent_from_noise`, noise drawn with ``generator``). ``object_pin``: (B, T, K, 2)
+        pixels, displacements that replace the decoded ones
+        (:func:`~seg2vid.models.objects.pin_to_matches`)."""
         if z.shape != (first_frame.shape[0], self.latent_size):
             raise ValueError(f"z must be (B, {self.latent_size}), got {tuple(z.shape)}")
         size = first_frame.shape[-2:]
@@ -793,7 +810,7 @@ class Seg2Vid(nn.Module):
                           else self.object_head(kept[0], objects, z, object_z))
             flow_fwd, flow_bwd, mask_fwd, object_shift, object_visibility = compose_object_motion(
                 objects, flow_fwd, flow_bwd, mask_fwd, foreground.sum(1, keepdim=True).clamp(max=1),
-                correction)
+                correction, pinned=object_pin)
         if variant == "zero_flow":
             flow_fwd, flow_bwd = torch.zeros_like(flow_fwd), torch.zeros_like(flow_bwd)
         elif variant == "no_masks":
@@ -857,7 +874,9 @@ class Seg2Vid(nn.Module):
         """The POSTERIOR-MEAN reconstruction of a true clip: z = the mean of q(z | clip) (and each
         object's z_k = the mean of its posterior, with ``object_latent > 0``; z = 0 for the
         ``deterministic`` ablation). What the evaluation's posterior scores and the training
-        samples show: can the model represent THIS clip's motion?
+        samples show: can the model represent THIS clip's motion? With ``object_pin`` set, the
+        objects are placed by their block matches in the clip instead (trusted at that ratio;
+        :func:`~seg2vid.models.objects.pin_to_matches`).
 
         Args:
             frames: (B, T+1, 3, H, W) in [0, 1]; labels: (B, L, H, W) one-hot of the first frame.
@@ -870,7 +889,11 @@ class Seg2Vid(nn.Module):
         mu, _ = self.posterior(frames, self._labels_seen(labels))
         posteriors = self.object_posteriors(frames, labels)
         objects, object_mu = (None, None) if posteriors is None else (posteriors[0], posteriors[3])
-        return self.decode(frames[:, 0], labels, mu, generator=generator, objects=objects, object_z=object_mu)
+        pin = None
+        if self.config.object_pin is not None and objects is not None:
+            pin = pin_to_matches(*match_objects(frames, objects, distinct=self.config.object_pin))
+        return self.decode(frames[:, 0], labels, mu, generator=generator, objects=objects, object_z=object_mu,
+                           object_pin=pin)
 
     def object_posteriors(self, frames: Tensor, labels: Tensor
                           ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
