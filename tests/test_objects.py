@@ -20,6 +20,21 @@ def boxes(*specs: tuple[int, int, int, int, int], classes: int = 3) -> torch.Ten
     return fg
 
 
+def car_clip(down: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 32x32 clip of 1 + 2 frames: a textured 10x8 car (label map: road elsewhere) moving 3 px
+    right and ``down`` px down per frame over a faint random background. Draws from torch's RNG.
+    Returns (labels (1, L, 32, 32) one-hot, frames (1, 3, 3, 32, 32))."""
+    labels = torch.zeros(1, Seg2VidConfig().label_channels, 32, 32)
+    labels[:, 0] = 1
+    car = Seg2VidConfig().foreground_channels[2]
+    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
+    frames = torch.rand(1, 3, 3, 32, 32) * 0.2
+    texture = torch.rand(3, 10, 8)
+    for t in range(3):
+        frames[0, t, :, 10 + down * t:20 + down * t, 8 + 3 * t:16 + 3 * t] = texture
+    return labels, frames
+
+
 def test_segments_split_by_connectivity_and_class_largest_first():
     # two cars apart, a person touching the first car, a 2-pixel speck
     fg = boxes((0, 2, 10, 2, 12), (0, 20, 24, 20, 30), (1, 4, 10, 12, 15), (2, 30, 31, 0, 2))
@@ -184,14 +199,7 @@ def test_object_latents_autoencode_a_matched_motion_and_sample_from_the_prior():
     config = Seg2VidConfig(height=32, width=32, frames=2, object_motion="rigid", object_head=True,
                            object_latent=2)
     model = Seg2Vid(config)
-    labels = torch.zeros(1, config.label_channels, 32, 32)
-    labels[:, 0] = 1
-    car = config.foreground_channels[2]
-    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
-    frames = torch.rand(1, 3, 3, 32, 32) * 0.2
-    texture = torch.rand(3, 10, 8)
-    for t in range(3):  # the car moves 3 px right per frame
-        frames[0, t, :, 10:20, 8 + 3 * t:16 + 3 * t] = texture
+    labels, frames = car_clip()  # the car moves 3 px right per frame
     out = model(frames, labels)
     assert out.object_mu.shape == (1, 1, 2) and out.object_shift.shape == (1, 2, 1, 2)
     from seg2vid.models.objects import match_objects
@@ -325,14 +333,7 @@ def test_the_posterior_trusts_matches_by_the_configured_uniqueness_ratio():
     from seg2vid.models.objects import match_objects
 
     torch.manual_seed(0)
-    labels = torch.zeros(1, Seg2VidConfig().label_channels, 32, 32)
-    labels[:, 0] = 1
-    car = Seg2VidConfig().foreground_channels[2]
-    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
-    frames = torch.rand(1, 3, 3, 32, 32) * 0.2
-    texture = torch.rand(3, 10, 8)
-    for t in range(3):  # the car moves 3 px right per frame, under noise: its match is not perfect
-        frames[0, t, :, 10:20, 8 + 3 * t:16 + 3 * t] = texture
+    labels, frames = car_clip()  # the car moves 3 px right per frame, under noise: its match is not perfect
     frames = (frames + 0.15 * torch.randn_like(frames)).clamp(0, 1)
     objects = torch.zeros(1, 1, 32, 32)
     objects[0, 0, 10:20, 8:16] = 1
@@ -385,14 +386,7 @@ def test_a_pinned_displacement_replaces_the_fitted_one_and_moves_the_revealed_st
 
 def test_a_pinned_posterior_reconstruction_puts_an_untrained_models_object_at_its_true_shift():
     torch.manual_seed(0)
-    labels = torch.zeros(1, Seg2VidConfig().label_channels, 32, 32)
-    labels[:, 0] = 1
-    car = Seg2VidConfig().foreground_channels[2]
-    labels[:, 0, 10:20, 8:16], labels[:, car, 10:20, 8:16] = 0, 1
-    frames = torch.rand(1, 3, 3, 32, 32) * 0.2
-    texture = torch.rand(3, 10, 8)
-    for t in range(3):  # the car moves 3 px right and 1 px down per frame
-        frames[0, t, :, 10 + t:20 + t, 8 + 3 * t:16 + 3 * t] = texture
+    labels, frames = car_clip(down=1)  # the car moves 3 px right and 1 px down per frame
     base = dict(height=32, width=32, frames=2, object_motion="rigid", object_head=True, object_latent=2)
     model = Seg2Vid(Seg2VidConfig(**base)).eval()
     pinned = Seg2Vid(Seg2VidConfig(**base, object_pin=0.9)).eval()

@@ -177,8 +177,8 @@ class Seg2VidConfig(FrozenConfig):
             true clip (:func:`~seg2vid.models.objects.pin_to_matches`: trusted frames at the match,
             the others at the constant velocity through them, objects never trusted at their
             untrusted matches), instead of the displacement decoded from z_k; ``None`` (default):
-            no pinning. Training and sampling are unchanged: it
-            is an inference-time use of the measurement the posterior reads anyway.
+            no pinning. Training and sampling are unchanged: it is an inference-time use of the
+            measurement the posterior reads anyway.
     """
 
     height: int = 64
@@ -210,6 +210,10 @@ class Seg2VidConfig(FrozenConfig):
     object_posterior: str = "trusted"
     object_match_distinct: float = 0.8
     object_pin: float | None = None
+
+    #: Fields that change what inference computes and never a training step (a run may resume
+    #: with them changed: :meth:`seg2vid.training.stage2.Trainer.resume`).
+    INFERENCE_ONLY = ("object_pin",)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

@@ -32,7 +32,8 @@ Resume. A checkpoint stores the model, the optimiser (and GradScaler) state, the
 configs and the global RNG states (torch CPU/CUDA, NumPy, Python): :meth:`Trainer.resume` then
 continues exactly; on the CPU, 2 + 2 resumed steps give bit-identical parameters to 4 straight
 ones. Only the run length and the bookkeeping (``steps``, ``*_every``), and where it runs
-(``device``, ``amp``) may differ from the checkpoint's config; any other difference is an error
+(``device``, ``amp``) may differ from the checkpoint's config, and the model's inference-only
+fields (``Seg2VidConfig.INFERENCE_ONLY``: ``object_pin``); any other difference is an error
 naming the fields.
 
 Failures stop early and say what went wrong: a batch with the wrong shape, unknown label ids or
@@ -438,10 +439,11 @@ class Trainer(TrainLoop):
 
     def _resume_configs(self, ckpt: dict[str, Any]) -> list[tuple[str, dict, dict, tuple[str, ...]]]:
         """The model, loss and train configs (through ``from_dict``: fields added since the
-        checkpoint was written take their defaults, so an older run resumes)."""
+        checkpoint was written take their defaults, so an older run resumes; the model's
+        inference-only fields, such as ``object_pin``, may differ)."""
         return [
             ("model", Seg2VidConfig.from_dict(ckpt["model_config"]).to_dict(),
-             self.model_config.to_dict(), ()),
+             self.model_config.to_dict(), Seg2VidConfig.INFERENCE_ONLY),
             ("loss", LossConfig.from_dict(ckpt["loss_config"]).to_dict(), self.loss_config.to_dict(), ()),
             ("train", TrainConfig.from_dict(ckpt["train_config"]).to_dict(), self.config.to_dict(),
              TrainConfig.RESUMABLE_CHANGES),
