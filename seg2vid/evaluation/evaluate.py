@@ -66,7 +66,8 @@ PROTOCOL = (
     "true flow (hidden pixels ignored), mean-of-N; mean and std over inputs; "
     "epe_best_of_n / epe_textured (|grad I| > 0.03 on the true frame, visible pixels): prior samples; "
     "speed_correlation, epe_posterior*, occlusion_iou_fwd/bwd (mask < 0.5) and *_fbcheck (forward-backward "
-    "check of the same flows): the POSTERIOR reconstruction, z = mean of q(z | true clip) "
+    "check of the same flows): the POSTERIOR reconstruction, z = mean of q(z | true clip), objects "
+    "placed by their block matches in the true clip when the model's object_pin is set "
     "(seg2vid.evaluation.motion_eval); "
     "future_coverage / future_precision: seg2vid.evaluation.multifuture.PROTOCOL"
 )
