@@ -895,6 +895,7 @@ class Seg2Vid(nn.Module):
         objects, object_mu = (None, None) if posteriors is None else (posteriors[0], posteriors[3])
         pin = None
         if self.config.object_pin is not None and objects is not None:
+            # matched again at the pin's ratio: the tracking depends on which matches are trusted
             pin = pin_to_matches(*match_objects(frames, objects, distinct=self.config.object_pin))
         return self.decode(frames[:, 0], labels, mu, generator=generator, objects=objects, object_z=object_mu,
                            object_pin=pin)
