@@ -567,7 +567,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from seg2vid.checkpoints import atomic_write, find_checkpoint, load_checkpoint
     from seg2vid.data.splits import split_seed
     from seg2vid.evaluation import evaluate as ev
-    from seg2vid.models.loading import load_model, trained_style
+    from seg2vid.models.loading import (
+        load_model,
+        parse_inference_options,
+        trained_style,
+        with_inference_options,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -575,7 +580,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if path is None:
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
     _writable_folder(args.out)  # refused before the (minutes of) scoring, not when saving
-    model = load_model(path, args.device)
+    options = parse_inference_options(args.inference)
+    model = with_inference_options(load_model(path, args.device), options)
     c = model.config
     scene = None
     saved = load_checkpoint(path)
@@ -624,6 +630,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = ev.evaluate(model, dataset, n_samples=args.samples, seed=args.seed, segmenter=segmenter,
                          device=device, **kwargs, **features)
     result.update(checkpoint=str(path), data=data["kind"], split=data["split"], data_config=data)
+    if options:  # scored with these inference-only fields instead of the checkpoint's
+        result["inference_options"] = options
     if "multi_future" in kwargs:  # (a perfect sampler's coverage: the true_futures baseline)
         result.update(multi_future_protocol=FUTURE_PROTOCOL,
                       multi_future_kind=kwargs["multi_future"][0]["kind"])
@@ -649,7 +657,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     atomic_write(out / "table.md", lambda fh: fh.write((markdown + "\n\n" + ev.PROTOCOL + "\n").encode()))
     print(f"seg2vid evaluate: {path} on {len(dataset)} {data['kind']} {data['split']} clips"
           f"{' from ' + data['root'] if data.get('root') else ''}, "
-          f"N = {args.samples} samples ({result['seconds']:.0f} s)\n")
+          f"N = {args.samples} samples ({result['seconds']:.0f} s)"
+          + "".join(f", {key}={value!r}" for key, value in options.items()) + "\n")
     print(markdown)
     print(f"\nprotocol: {ev.PROTOCOL}")
     for name, protocol in result["feature_protocols"].items():
@@ -804,6 +813,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="first frames with K true futures for future_coverage/precision (0 = skip; default: 16)")
     add("--future-k", type=int, default=8, help="true futures per first frame, K (default: 8)")
     add("--future-samples", type=int, default=8, help="prior samples per first frame, N (default: 8)")
+    add("--inference", action="append", default=[], metavar="FIELD=VALUE",
+        help="score with one of the model's inference-only fields changed (Seg2VidConfig.INFERENCE_ONLY: "
+        "object_pin, forward_mask), e.g. --inference forward_mask=geometry; repeatable; saved in eval.json")
     add("--spread", choices=("std", "sem"), default="std",
         help="what the table shows after ±: the spread over inputs (std, default) or the standard error "
         "of the mean (sem: is a gap to a target more than the noise of this many clips?); eval.json has both")

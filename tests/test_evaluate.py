@@ -185,6 +185,31 @@ def test_cli_evaluate_prints_and_saves_the_table(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
 
 
+def test_cli_evaluate_changes_only_inference_only_fields(tmp_path, capsys):
+    import json
+
+    from seg2vid import cli
+
+    common = ["evaluate", "--num-clips", "2", "--samples", "2", "--segmenter", "none", "--device", "cpu",
+              "--threads", "1", "--future-scenes", "0", "--no-baselines"]
+    runs = {}
+    for name, extra in (("learned", []), ("geometry", ["--inference", "forward_mask=geometry",
+                                                       "--inference", "object_pin=null"])):
+        assert cli.main([*common, "--out", str(tmp_path / name), *extra]) == 0, capsys.readouterr().err
+        runs[name] = json.loads((tmp_path / name / "eval.json").read_text())
+    assert "forward_mask='geometry', object_pin=None" in capsys.readouterr().out
+    assert "inference_options" not in runs["learned"]
+    assert runs["geometry"]["inference_options"] == {"forward_mask": "geometry", "object_pin": None}
+    # the same weights and frames, another forward mask (and objects no longer pinned)
+    learned, geometry = runs["learned"]["metrics"], runs["geometry"]["metrics"]
+    assert geometry["psnr_best_of_n"] == learned["psnr_best_of_n"]
+    assert geometry["occlusion_iou_fwd"]["mean"] != learned["occlusion_iou_fwd"]["mean"]
+    assert cli.main([*common, "--out", str(tmp_path / "x"), "--inference", "latent_dim=4"]) == 2
+    assert "only the inference-only fields" in capsys.readouterr().err
+    assert cli.main([*common, "--out", str(tmp_path / "x"), "--inference", "forward_mask"]) == 2
+    assert "FIELD=VALUE" in capsys.readouterr().err
+
+
 def test_cli_evaluate_on_a_subset_of_a_label_free_folder(tmp_path, capsys):
     """A real dataset without label maps (one 'scene' class) keeps its table when --num-clips
     picks a subset of its clips."""

@@ -404,3 +404,40 @@ def test_a_pinned_posterior_reconstruction_puts_an_untrained_models_object_at_it
         Seg2VidConfig(object_pin=0.9)  # no object latents
     with pytest.raises(ValueError, match="object_pin"):
         Seg2VidConfig(**base, object_pin=1.5)
+
+
+def test_the_geometry_forward_mask_reports_the_objects_visibility_at_inference_only():
+    torch.manual_seed(0)
+    labels, frames = car_clip()  # the car moves 3 px right per frame
+    base = dict(height=32, width=32, frames=2, object_motion="rigid", object_head=True, object_latent=2,
+                object_pin=0.9)
+    model = Seg2Vid(Seg2VidConfig(**base)).eval()
+    geometry = Seg2Vid(Seg2VidConfig(**base, forward_mask="geometry")).eval()
+    geometry.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731  (the same fill noise)
+        learned, geo = model.reconstruct(frames, labels, gen()), geometry.reconstruct(frames, labels, gen())
+        torch.manual_seed(1)
+        trained = model(frames, labels)
+        torch.manual_seed(1)
+        trained_geo = geometry(frames, labels)
+    # the same motion and frames (the refiner composites with the learned mask either way); the
+    # reported mask is the visibility alone, where "learned" multiplies the decoder's in
+    torch.testing.assert_close(geo.flow_fwd, learned.flow_fwd)
+    torch.testing.assert_close(geo.frames, learned.frames)
+    torch.testing.assert_close(geo.mask_fwd, geo.object_visibility)
+    assert float((learned.mask_fwd - geo.mask_fwd).abs().max()) > 0.01  # an untrained decoder's mask is < 1
+    # the strip the pinned car uncovers (3 px, then 6 px behind it) is what the geometry marks
+    occluded = geo.mask_fwd[0, :, 0] < 0.5  # (T, H, W)
+    for t, step in ((0, 3), (1, 6)):
+        assert bool(occluded[t, 10:20, 8:8 + step].all()) and int(occluded[t].sum()) == 10 * step
+    # the training pass keeps the learned mask, so the option never changes a training step
+    torch.testing.assert_close(trained_geo.mask_fwd, trained.mask_fwd)
+    assert float((trained_geo.mask_fwd - trained_geo.object_visibility).abs().max()) > 0.01
+    with pytest.raises(ValueError, match="forward_mask"):
+        Seg2VidConfig(forward_mask="geometry")  # no rigid objects
+    with pytest.raises(ValueError, match="forward_mask"):
+        Seg2VidConfig(**base, forward_mask="both")
+    with pytest.raises(ValueError, match="forward_mask"):
+        Seg2Vid(Seg2VidConfig(height=32, width=32, frames=2)).decode(
+            frames[:, 0], labels, torch.zeros(1, 16), forward_mask="geometry")

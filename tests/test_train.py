@@ -145,9 +145,10 @@ def test_two_plus_two_resumed_steps_equal_four_straight(tmp_path, num_clips):
 def test_a_run_resumes_with_an_inference_only_option_changed(tmp_path):
     objects = MODEL.replace(object_motion="rigid", object_head=True, object_latent=2)
     make_trainer(tmp_path, steps=1, model=objects).train()
-    pinned = make_trainer(tmp_path, steps=2, model=objects.replace(object_pin=0.9))
+    pinned = make_trainer(tmp_path, steps=2, model=objects.replace(object_pin=0.9, forward_mask="geometry"))
     assert pinned.resume() == 1 and pinned.train()["step"] == 2
-    assert load_checkpoint(pinned.checkpoint_path)["model_config"]["object_pin"] == 0.9
+    saved = load_checkpoint(pinned.checkpoint_path)["model_config"]
+    assert (saved["object_pin"], saved["forward_mask"]) == (0.9, "geometry")
     with pytest.raises(CheckpointMismatchError, match="object_latent"):
         make_trainer(tmp_path, steps=3, model=objects.replace(object_latent=3)).resume()
 

@@ -26,7 +26,8 @@ from seg2vid.models.seg2vid import Seg2Vid, Seg2VidConfig
 from seg2vid.models.spade import SpadeConfig, SpadeGenerator
 from seg2vid.utils import pick_device
 
-__all__ = ["MODEL_ONLY_KEYS", "export_model", "load_model", "load_spade_generator", "trained_style"]
+__all__ = ["MODEL_ONLY_KEYS", "export_model", "load_model", "load_spade_generator", "parse_inference_options",
+           "trained_style", "with_inference_options"]
 
 
 def load_model(path: str | Path, device: str | torch.device | None = None) -> Seg2Vid:
@@ -35,6 +36,45 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> Se
     model = Seg2Vid(Seg2VidConfig.from_dict(ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(pick_device(str(device) if device is not None else None)).eval()
+
+
+def with_inference_options(model: Seg2Vid, changes: dict[str, Any]) -> Seg2Vid:
+    """``model`` with some of its inference-only config fields changed (in place; returned).
+
+    Only :attr:`Seg2VidConfig.INFERENCE_ONLY` fields (``object_pin``, ``forward_mask``) may change:
+    they alter what inference computes from the same weights, never the network, so scoring a
+    checkpoint with another setting needs no new file. The new config is validated.
+
+    Raises:
+        ValueError: naming a field that is not inference-only, or an invalid value.
+    """
+    other = sorted(set(changes) - set(Seg2VidConfig.INFERENCE_ONLY))
+    if other:
+        raise ValueError(f"only the inference-only fields {', '.join(Seg2VidConfig.INFERENCE_ONLY)} can be "
+                         f"changed on a trained model; not {', '.join(other)}")
+    model.config = model.config.replace(**changes)
+    return model
+
+
+def parse_inference_options(pairs: list[str]) -> dict[str, Any]:
+    """``["forward_mask=geometry", "object_pin=0.8"]`` -> ``{"forward_mask": "geometry", "object_pin": 0.8}``:
+    each value read as JSON (numbers, ``null``), else kept as a string.
+
+    Raises:
+        ValueError: for an item without ``=``.
+    """
+    import json
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected FIELD=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 #: Keys of a training checkpoint that :func:`export_model` keeps (no optimiser, scaler or RNG).

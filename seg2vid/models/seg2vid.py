@@ -179,6 +179,17 @@ class Seg2VidConfig(FrozenConfig):
             untrusted matches), instead of the displacement decoded from z_k; ``None`` (default):
             no pinning. Training and sampling are unchanged: it is an inference-time use of the
             measurement the posterior reads anyway.
+        forward_mask: the forward occlusion estimate that inference REPORTS
+            (``Seg2VidOutput.mask_fwd`` of :meth:`Seg2Vid.decode`, hence of :meth:`Seg2Vid.reconstruct`
+            and :meth:`Seg2Vid.sample`; what the occlusion scores read): ``"learned"`` (default;
+            as in training: the decoder's mask, times the objects' geometric visibility with
+            ``object_motion="rigid"``) or ``"geometry"`` (``object_motion="rigid"`` only: that
+            geometric visibility alone -- a pixel is occluded when no object covers it in frame
+            t and its source under the decoded flow lies on frame 0's foreground or outside the
+            frame; the decoder's own forward mask also marks warp errors, which the refiner
+            uses). Either way the refiner composites with the learned mask it was trained with,
+            so the frames do not change, and training (:meth:`Seg2Vid.forward`) always reports
+            ``"learned"``.
     """
 
     height: int = 64
@@ -210,10 +221,11 @@ class Seg2VidConfig(FrozenConfig):
     object_posterior: str = "trusted"
     object_match_distinct: float = 0.8
     object_pin: float | None = None
+    forward_mask: str = "learned"
 
     #: Fields that change what inference computes and never a training step (a run may resume
     #: with them changed: :meth:`seg2vid.training.stage2.Trainer.resume`).
-    INFERENCE_ONLY = ("object_pin",)
+    INFERENCE_ONLY = ("object_pin", "forward_mask")
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -265,6 +277,11 @@ class Seg2VidConfig(FrozenConfig):
         if self.object_pin is not None and not (self.object_latent and 0 < self.object_pin <= 1):
             raise ValueError(f"object_pin must be None or in (0, 1], and needs object_latent > 0; got "
                              f"object_pin={self.object_pin}, object_latent={self.object_latent}")
+        if self.forward_mask not in ("learned", "geometry"):
+            raise ValueError(f"forward_mask must be 'learned' or 'geometry', got {self.forward_mask!r}")
+        if self.forward_mask == "geometry" and self.object_motion != "rigid":
+            raise ValueError("forward_mask='geometry' needs object_motion='rigid' (the objects' geometric "
+                             "visibility is the mask)")
         if self.flow_time not in FLOW_TIMES:
             raise ValueError(f"flow_time must be one of {FLOW_TIMES}, got {self.flow_time!r}")
         if self.align_corners != ALIGN_CORNERS:
@@ -772,7 +789,7 @@ class Seg2Vid(nn.Module):
     def decode(self, first_frame: Tensor, labels: Tensor, z: Tensor,
                generator: torch.Generator | None = None, features: list[Tensor] | None = None,
                objects: Tensor | None = None, object_z: Tensor | None = None,
-               object_pin: Tensor | None = None) -> Seg2VidOutput:
+               object_pin: Tensor | None = None, forward_mask: str | None = None) -> Seg2VidOutput:
         """Decode latent ``z`` (B, 2 * latent_dim) into flows, masks and refined frames.
 
         ``features``: the image encoder's output for (first_frame, labels) when the caller has it
@@ -782,9 +799,16 @@ class Seg2Vid(nn.Module):
         objects come from the label map and z_k from the objects' prior
         (:meth:`object_latent_from_noise`, noise drawn with ``generator``). ``object_pin``: (B, T, K, 2)
         pixels, displacements that replace the decoded ones
-        (:func:`~seg2vid.models.objects.pin_to_matches`)."""
+        (:func:`~seg2vid.models.objects.pin_to_matches`). ``forward_mask``: the reported
+        ``mask_fwd``, ``"learned"`` or ``"geometry"`` (the objects' geometric visibility alone; the
+        frames are the same), ``None`` (default): the config's ``Seg2VidConfig.forward_mask``; the
+        training pass (:meth:`forward`) passes ``"learned"``."""
         if z.shape != (first_frame.shape[0], self.latent_size):
             raise ValueError(f"z must be (B, {self.latent_size}), got {tuple(z.shape)}")
+        if forward_mask not in (None, "learned", "geometry") or (
+                forward_mask == "geometry" and self.config.object_motion != "rigid"):
+            raise ValueError(f"forward_mask must be None, 'learned' or 'geometry' (the last with "
+                             f"object_motion='rigid'), got {forward_mask!r}")
         size = first_frame.shape[-2:]
         variant = self.config.variant
         labels = self._labels_seen(labels)
@@ -835,6 +859,10 @@ class Seg2Vid(nn.Module):
             refined = self.refiner(filled.flatten(0, 1), seen.flatten(0, 1)).view(b, t, 3, *size)
         out = Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
         if self.config.object_motion == "rigid":
+            if (forward_mask or self.config.forward_mask) == "geometry":
+                # the reported occlusion estimate only: the refiner above composited with the
+                # learned mask it was trained with, so the frames are those of "learned"
+                out.mask_fwd = object_visibility
             out.objects, out.object_shift, out.object_visibility = objects, object_shift, object_visibility
         return out
 
@@ -854,7 +882,7 @@ class Seg2Vid(nn.Module):
         self._check(frames[:, 0] if frames.dim() == 5 else frames, labels, frames)
         if self.config.variant == "deterministic":  # z = 0: q = N(0, I) exactly, so the KL is 0
             mu = logvar = frames.new_zeros(frames.shape[0], self.latent_size)
-            out = self.decode(frames[:, 0], labels, mu)
+            out = self.decode(frames[:, 0], labels, mu, forward_mask="learned")
         else:
             mu, logvar = self.posterior(frames, self._labels_seen(labels))
             objects = object_z = None
@@ -863,7 +891,7 @@ class Seg2Vid(nn.Module):
                 objects, matched, trusted, object_mu, object_logvar = posteriors
                 object_z = reparameterize(object_mu, object_logvar)
             out = self.decode(frames[:, 0], labels, reparameterize(mu, logvar), objects=objects,
-                              object_z=object_z)
+                              object_z=object_z, forward_mask="learned")
             if posteriors is not None:
                 out.object_matched, out.object_trusted = matched, trusted
                 out.object_mu, out.object_logvar = object_mu, object_logvar

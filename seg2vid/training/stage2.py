@@ -33,7 +33,7 @@ configs and the global RNG states (torch CPU/CUDA, NumPy, Python): :meth:`Traine
 continues exactly; on the CPU, 2 + 2 resumed steps give bit-identical parameters to 4 straight
 ones. Only the run length and the bookkeeping (``steps``, ``*_every``), and where it runs
 (``device``, ``amp``) may differ from the checkpoint's config, and the model's inference-only
-fields (``Seg2VidConfig.INFERENCE_ONLY``: ``object_pin``); any other difference is an error
+fields (``Seg2VidConfig.INFERENCE_ONLY``: ``object_pin``, ``forward_mask``); any other difference is an error
 naming the fields.
 
 Failures stop early and say what went wrong: a batch with the wrong shape, unknown label ids or
