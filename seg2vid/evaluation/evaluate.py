@@ -68,8 +68,8 @@ PROTOCOL = (
     "speed_correlation, epe_posterior*, occlusion_iou_fwd/bwd (mask < 0.5) and *_fbcheck (forward-backward "
     "check of the same flows): the POSTERIOR reconstruction, z = mean of q(z | true clip), objects "
     "placed by their block matches in the true clip when the model's object_pin is set "
-    "(seg2vid.evaluation.motion_eval); forward masks as the model's forward_mask says (learned: the decoder's "
-    "mask times the objects' geometric visibility; geometry: that visibility alone); "
+    "(seg2vid.evaluation.motion_eval); forward masks as the model's forward_mask says (learned: the "
+    "decoder's mask times the objects' geometric visibility; geometry: that visibility alone); "
     "future_coverage / future_precision: seg2vid.evaluation.multifuture.PROTOCOL"
 )
 
