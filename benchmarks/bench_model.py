@@ -34,7 +34,8 @@ generation of one clip 5.3 units. The ratios below are "vs the reference figure"
         python benchmarks/bench_model.py                 # full (~6-10 min on a loaded 2-core machine)
     ... python benchmarks/bench_model.py --quick         # ~2 min: one round, fewer repeats
     ... python benchmarks/bench_model.py --json out.json # also write every figure as JSON
-    ... python benchmarks/bench_model.py --profile       # + where one no-VGG step spends its time
+    ... python benchmarks/bench_model.py --profile       # + where a no-VGG step and a clip spend their time
+    ... python benchmarks/bench_model.py --profile-only  # only those two profiles (about a minute)
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ STEP_VARIANTS: dict[str, tuple[bool, dict, tuple[str, ...]]] = {
                             FOUR_LAYERS),
     "vgg_bf16_cl_half_res": (True, {"perceptual_precision": "bf16", "perceptual_channels_last": True,
                                     "perceptual_downsample": 2}, DEFAULT_LAYERS),
+    # the lower-resolution term without bf16 (quality: scripts/perceptual_precision_study.py fp32_half)
+    "vgg_fp32_cl_half_res": (True, {"perceptual_channels_last": True, "perceptual_downsample": 2},
+                             DEFAULT_LAYERS),
 }
 STEP_LABELS = {
     "no_vgg": "no perceptual term",
@@ -90,6 +94,7 @@ STEP_LABELS = {
     "vgg_bf16_cl_amp": "+ VGG-19, bf16 + cl, model under bf16 autocast",
     "vgg_bf16_cl_4layers": "+ VGG-19, bf16 + cl, 4 layers (not 12)",
     "vgg_bf16_cl_half_res": "+ VGG-19, bf16 + cl, half resolution",
+    "vgg_fp32_cl_half_res": "+ VGG-19, fp32 + cl, half resolution",
 }
 #: Generation cases: key suffix -> label (bf16 = ``Seg2Vid.sample(precision="bf16")``).
 GENERATE_LABELS = {
@@ -363,6 +368,31 @@ def profile_step() -> None:
         print(f"  {e.key:44s} {e.self_cpu_time_total / 1e6:7.3f} s  {share:5.1f}%  x{e.count}")
 
 
+def profile_generation() -> None:
+    """Where generating one clip (batch 1) spends its time, fp32 and bf16: the heaviest operators."""
+    from torch.profiler import profile
+
+    torch.manual_seed(0)
+    model = Seg2Vid(PRESETS[PRESET]).eval()
+    frames, labels = make_batch(1, seed0=50)
+    for precision in ("fp32", "bf16") if bf16_supported() else ("fp32",):
+        def generate(precision=precision):
+            model.sample(frames[:, 0], labels, generator=torch.Generator().manual_seed(0),
+                         precision=precision)
+
+        generate()
+        with profile() as prof:
+            for _ in range(4):
+                generate()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        print(f"\nprofile of generating one {PRESET} clip, batch 1, {precision}: "
+              f"{total / 4e6:.4f} s per clip")
+        for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]:
+            share = 100 * e.self_cpu_time_total / total
+            print(f"  {e.key:44s} {e.self_cpu_time_total / 4e6:7.4f} s  {share:5.1f}%  x{e.count // 4}")
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -485,7 +515,10 @@ def main() -> None:
     parser.add_argument("--rss-steps", type=int, default=3, help="steps of the peak-memory loop")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
-    parser.add_argument("--profile", action="store_true", help="profile one no-VGG step at the end")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one no-VGG step and one generated clip at the end")
+    parser.add_argument("--profile-only", action="store_true",
+                        help="only the profiles (a minute), no benchmark")
     parser.add_argument("--round", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--flops", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rss", choices=sorted(RSS_VARIANTS), help=argparse.SUPPRESS)
@@ -497,6 +530,10 @@ def main() -> None:
     if args.rss:
         print(json.dumps(rss_child(args.rss, args.steps)))
         return
+    if args.profile_only:
+        profile_step()
+        profile_generation()
+        return
     if args.quick:
         args.rounds, args.repeats, args.steps, args.clips, args.rss_steps = 1, 1, 1, 8, 2
     res = run_all(args.rounds, args.repeats, args.steps, args.clips, args.rss_steps, args.threads)
@@ -506,6 +543,7 @@ def main() -> None:
         print(f"\nJSON: {args.json}")
     if args.profile:
         profile_step()
+        profile_generation()
 
 
 if __name__ == "__main__":

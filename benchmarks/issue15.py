@@ -69,7 +69,10 @@ def scoreboard(synthetic: dict, model: dict) -> list[dict]:
 
     t = TARGETS["vgg_step_vs_authors"]
     for key, label in (("step_vgg_fp32", "fp32 term (default)"), ("step_vgg_bf16_cl", "bf16 + channels-last"),
-                       ("step_vgg_bf16_cl_amp", "bf16 + cl + model autocast")):
+                       ("step_vgg_bf16_cl_amp", "bf16 + cl + model autocast"),
+                       ("step_vgg_fp32_cl_half_res", "fp32 + cl, half-res term")):
+        if key not in vs:  # a bench_model.py JSON from before the row existed
+            continue
         row(f"1. training step with VGG-19, {label}", f">= {t:g}x the authors'",
             f"{vs[key]:.2f}x ({s[key]:.3f} s, {d['units'][key]:.2f} units)", vs[key] >= t)
     t = TARGETS["no_vgg_fraction_of_peak"]

@@ -859,7 +859,7 @@ class Seg2Vid(nn.Module):
             refined = self.refiner(filled.flatten(0, 1), seen.flatten(0, 1)).view(b, t, 3, *size)
         out = Seg2VidOutput(first_frame, refined, warped, flow_fwd, flow_bwd, mask_fwd, mask_bwd, z)
         if self.config.object_motion == "rigid":
-            if (forward_mask or self.config.forward_mask) == "geometry":
+            if (forward_mask or self.config.forward_mask) == "geometry" and variant != "no_masks":
                 # the reported occlusion estimate only: the refiner above composited with the
                 # learned mask it was trained with, so the frames are those of "learned"
                 out.mask_fwd = object_visibility
