@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from seg2vid.data.synthetic import SceneConfig, render_clip
 from seg2vid.models import PRESETS, Seg2Vid
 from seg2vid.training.objective import LossConfig, seg2vid_loss
 from seg2vid.training.perceptual import DEFAULT_LAYERS, VGG19_LAYERS, VGGPerceptual, bf16_supported
+from seg2vid.utils import cpu_name
 
 #: The authors' figures in yardstick units (issue 15: side by side on this machine, 1 thread, tcmalloc).
 AUTHORS_STEP_UNITS = 40.8  # one training step, 128x256, 1 + 4 frames, batch 2
@@ -400,16 +400,6 @@ def _allocator() -> str:
     return "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "system malloc"
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -424,7 +414,7 @@ def _child(args: list[str], threads: int) -> dict:
 
 def run_all(rounds: int, repeats: int, steps: int, clips: int, rss_steps: int, threads: int) -> dict:
     """The rounds (fresh processes) and the peak-memory children, alternated; min over rounds."""
-    meta = {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
+    meta = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
             "allocator": _allocator(), "bf16_supported": bf16_supported(), "load_before": _load(),
             "rounds": rounds}
     results, rss = [], {}

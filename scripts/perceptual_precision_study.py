@@ -75,19 +75,6 @@ def random_vgg_file(out: Path) -> Path:
     return path
 
 
-def cpu_name() -> str:
-    """The CPU's model name (bf16 arithmetic differs between CPUs: AVX-512 BF16, AMX), for the record."""
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(variant: str, seed: int, steps: int, batch_size: int, out: Path) -> dict:
     """Train one variant and seed, score it, write ``OUT/VARIANT_sSEED/result.json``."""
     import torch
@@ -98,6 +85,7 @@ def run(variant: str, seed: int, steps: int, batch_size: int, out: Path) -> dict
     from seg2vid.models import PRESETS
     from seg2vid.training.objective import loss_preset
     from seg2vid.training.stage2 import TrainConfig, Trainer
+    from seg2vid.utils import cpu_name
 
     torch.set_num_threads(1)
     amp, precision, channels_last, downsample = VARIANTS[variant]
@@ -120,7 +108,7 @@ def run(variant: str, seed: int, steps: int, batch_size: int, out: Path) -> dict
     data = synthetic_test_set(64, 64, 4, 64, TEST_SEED, style="rich")
     scores = evaluate(trainer.model, data, n_samples=5, seed=0)["metrics"]
     result = {"variant": variant, "seed": seed, "steps": steps, "batch_size": batch_size,
-              "train_seconds": round(seconds, 1), "cpu": cpu_name(),
+              "train_seconds": round(seconds, 1), "cpu": cpu_name(),  # bf16 differs by CPU
               "scores": {k: scores[k]["mean"] for k in SCORES if k in scores}}
     (folder / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

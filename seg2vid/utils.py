@@ -168,3 +168,18 @@ def uses_bf16(precision: str, device: torch.device | str = "cpu") -> bool:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return precision == "bf16" or (precision == "auto" and bf16_supported(device))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; else :func:`platform.processor`), for benchmark
+    records: bf16 arithmetic runs on different units (AVX-512 BF16, AMX) on different CPUs."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
