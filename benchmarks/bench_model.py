@@ -360,12 +360,17 @@ def profile_step() -> None:
     step()
     with profile() as prof:
         step()
+    _print_profile(prof, f"one {PRESET} training step (batch {BATCH}, no VGG)", calls=1, top=15, digits=3)
+
+
+def _print_profile(prof, title: str, calls: int, top: int, digits: int) -> None:
+    """The ``top`` operators of a profile of ``calls`` identical calls, by self time per call."""
     events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    print(f"\nprofile of one {PRESET} training step (batch {BATCH}, no VGG): {total / 1e6:.3f} s")
-    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:15]:
-        share = 100 * e.self_cpu_time_total / total
-        print(f"  {e.key:44s} {e.self_cpu_time_total / 1e6:7.3f} s  {share:5.1f}%  x{e.count}")
+    total = sum(e.self_cpu_time_total for e in events) / calls / 1e6  # seconds per call
+    print(f"\nprofile of {title}: {total:.{digits}f} s" + (" per call" if calls > 1 else ""))
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
+        seconds = e.self_cpu_time_total / calls / 1e6
+        print(f"  {e.key:44s} {seconds:7.{digits}f} s  {100 * seconds / total:5.1f}%  x{e.count // calls}")
 
 
 def profile_generation() -> None:
@@ -384,13 +389,7 @@ def profile_generation() -> None:
         with profile() as prof:
             for _ in range(4):
                 generate()
-        events = prof.key_averages()
-        total = sum(e.self_cpu_time_total for e in events)
-        print(f"\nprofile of generating one {PRESET} clip, batch 1, {precision}: "
-              f"{total / 4e6:.4f} s per clip")
-        for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]:
-            share = 100 * e.self_cpu_time_total / total
-            print(f"  {e.key:44s} {e.self_cpu_time_total / 4e6:7.4f} s  {share:5.1f}%  x{e.count // 4}")
+        _print_profile(prof, f"generating one {PRESET} clip, batch 1, {precision}", calls=4, top=12, digits=4)
 
 
 # ----------------------------------------------------------------------------- report
